@@ -1,0 +1,1 @@
+"""The classifier service: labels texts (sentiment, for the starter model) over gRPC."""

@@ -1,0 +1,55 @@
+"""Wiring of the classifier service: its definition for the shared runtime, and main()."""
+
+from __future__ import annotations
+
+import asyncio
+
+from grpc import aio
+
+from services.classifier.model import LabelScore, SequenceClassifier
+from services.classifier.servicer import ClassifierServicer
+from services.runtime.registry import VersionSpec
+from services.runtime.repository import ModelRepository
+from services.runtime.server import ModelServer, ServiceDefinition, serve_until_signalled
+from services.runtime.settings import ClassifierSettings, ServiceSettings
+from switchyard.classifier.v1 import classifier_pb2, classifier_pb2_grpc
+
+FULL_NAME = classifier_pb2.DESCRIPTOR.services_by_name["ClassifierService"].full_name
+
+
+def load_classifier(spec: VersionSpec, location: str) -> SequenceClassifier:
+    classifier = SequenceClassifier(location)
+    if spec.labels and sorted(spec.labels) != sorted(classifier.labels):
+        raise ValueError(
+            f"registry labels {spec.labels} differ from the model's labels {classifier.labels}"
+        )
+    return classifier
+
+
+def add_servicer(
+    server: aio.Server,
+    repository: ModelRepository[str, list[LabelScore]],
+    settings: ServiceSettings,
+) -> None:
+    classifier_pb2_grpc.add_ClassifierServiceServicer_to_server(
+        ClassifierServicer(repository, settings), server
+    )
+
+
+DEFINITION: ServiceDefinition[str, list[LabelScore]] = ServiceDefinition(
+    name="classifier",
+    full_name=FULL_NAME,
+    loader=load_classifier,
+    add_servicer=add_servicer,
+)
+
+
+def main(settings: ClassifierSettings | None = None) -> int:
+    """Run the classifier service until SIGTERM or SIGINT; returns the exit code."""
+    from services.runtime.logs import configure_logging
+    from services.runtime.torch_setup import configure_torch
+
+    settings = settings or ClassifierSettings()
+    configure_logging("classifier", settings.log_level)
+    configure_torch(settings.torch_threads)
+    return asyncio.run(serve_until_signalled(ModelServer(DEFINITION, settings)))

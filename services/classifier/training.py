@@ -1,0 +1,103 @@
+"""Fine-tuning of the starter sentiment classifier, seeded and repeatable. No gRPC here."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+TRAIN_FILE = DATA_DIR / "sentiment_train.jsonl"
+HELDOUT_FILE = DATA_DIR / "sentiment_heldout.jsonl"
+LABELS = ("negative", "positive")
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """How one version is trained: how much data, how long, how fast."""
+
+    examples: int  # 0 takes the whole training set
+    epochs: int
+    learning_rate: float
+    batch_size: int = 16
+    seed: int = 7
+
+
+# v2 is meant to beat v1: it sees all the data, for more epochs.
+PLANS = {
+    "v1": TrainingPlan(examples=128, epochs=3, learning_rate=8e-5),
+    "v2": TrainingPlan(examples=0, epochs=6, learning_rate=6e-5),
+}
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    label: str
+
+
+def read_examples(path: Path) -> list[Example]:
+    with path.open() as f:
+        return [Example(**json.loads(line)) for line in f if line.strip()]
+
+
+def fine_tune(base: Path, examples: Sequence[Example], plan: TrainingPlan, out_dir: Path) -> None:
+    """Train a classification head (and the encoder) on ``examples``; save to ``out_dir``."""
+    random.seed(plan.seed)
+    torch.manual_seed(plan.seed)
+    rng = random.Random(plan.seed)
+    chosen = list(examples)
+    rng.shuffle(chosen)
+    if plan.examples:
+        chosen = chosen[: plan.examples]
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base,
+        num_labels=len(LABELS),
+        id2label=dict(enumerate(LABELS)),
+        label2id={label: i for i, label in enumerate(LABELS)},
+        dtype=torch.float32,
+    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=plan.learning_rate)
+    model.train()
+    for _ in range(plan.epochs):
+        rng.shuffle(chosen)
+        for start in range(0, len(chosen), plan.batch_size):
+            batch = chosen[start : start + plan.batch_size]
+            encoded = tokenizer([e.text for e in batch], padding=True, return_tensors="pt")
+            targets = torch.tensor([LABELS.index(e.label) for e in batch])
+            loss = model(**encoded, labels=targets).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    model.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+
+
+def accuracy(location: Path | str, examples: Sequence[Example], batch_size: int = 64) -> float:
+    """Share of ``examples`` whose top label is right."""
+    from services.classifier.model import SequenceClassifier
+
+    classifier = SequenceClassifier(str(location))
+    right = 0
+    for start in range(0, len(examples), batch_size):
+        batch = examples[start : start + batch_size]
+        predictions = classifier.predict_batch([e.text for e in batch])
+        right += sum(p[0].label == e.label for p, e in zip(predictions, batch, strict=True))
+    return right / len(examples)
+
+
+def plan_fingerprint(plan: TrainingPlan, base: Path) -> dict[str, object]:
+    """What determines a trained version: change any of it and prepare trains again."""
+    return {
+        "plan": asdict(plan),
+        "train_data": TRAIN_FILE.read_text(),
+        "base_config": (base / "config.json").read_text(),
+    }

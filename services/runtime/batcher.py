@@ -1,0 +1,231 @@
+"""Dynamic batching: gather single items into batches run by one worker off the event loop.
+
+The batcher knows nothing of gRPC or of any model: it is handed a function that maps a
+list of inputs to a list of outputs and runs it on an executor. Items wait until the
+batch is full or the oldest has waited ``max_queue_delay_s``, the queue is bounded
+(``Overloaded`` when full), items whose deadline passed are dropped before they run
+(``DeadlineExpired``), and a cancelled item gives its slot back at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
+
+from services.runtime.errors import DeadlineExpired, Overloaded, Unavailable
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BatchPolicy:
+    """How a batcher gathers work."""
+
+    max_batch_size: int
+    max_queue_delay_s: float
+    max_queue_size: int
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 1:
+            raise ValueError("max_batch_size must be at least 1")
+        if self.max_queue_delay_s < 0:
+            raise ValueError("max_queue_delay_s must not be negative")
+        if self.max_queue_size < self.max_batch_size:
+            raise ValueError("max_queue_size must be at least max_batch_size")
+
+
+class BatchObserver(Protocol):
+    """Receives one call per batch run, for metrics."""
+
+    def batch_ran(self, size: int, seconds: float) -> None: ...
+
+    def items_dropped(self, reason: str, count: int) -> None: ...
+
+
+class _State(enum.Enum):
+    QUEUED = enum.auto()
+    TAKEN = enum.auto()
+    GONE = enum.auto()
+
+
+@dataclass(eq=False)
+class _Pending(Generic[In, Out]):
+    item: In
+    future: asyncio.Future[Out]
+    deadline: float | None
+    enqueued_at: float
+    state: _State = field(default=_State.QUEUED)
+
+
+class DynamicBatcher(Generic[In, Out]):
+    """Runs ``run_batch`` on batches of submitted items; one batch at a time."""
+
+    def __init__(
+        self,
+        run_batch: Callable[[Sequence[In]], Sequence[Out]],
+        policy: BatchPolicy,
+        executor: Executor,
+        observer: BatchObserver | None = None,
+    ) -> None:
+        self._run_batch = run_batch
+        self.policy = policy
+        self._executor = executor
+        self._observer = observer
+        self._queue: collections.deque[_Pending[In, Out]] = collections.deque()
+        self._queued = 0
+        self._wake = asyncio.Event()
+        self._flushing = False
+        self._closed = False
+        self._task: asyncio.Task[None] | None = None
+        self._recent_batch_s = 0.0
+
+    @property
+    def depth(self) -> int:
+        """Items accepted and waiting to run."""
+        return self._queued
+
+    def start(self) -> None:
+        """Start gathering; call from the event loop that will submit."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._gather_forever())
+
+    async def submit(self, item: In, deadline: float | None = None) -> Out:
+        """Run one item; ``deadline`` is a ``time.monotonic()`` instant or None."""
+        (result,) = await self.submit_many((item,), deadline)
+        return result
+
+    async def submit_many(self, items: Sequence[In], deadline: float | None = None) -> list[Out]:
+        """Run several items, admitted all together or not at all; outputs keep their order."""
+        if self._closed:
+            raise Unavailable("the service is shutting down; retry on another replica")
+        free = self.policy.max_queue_size - self._queued
+        if len(items) > free:
+            raise Overloaded(
+                f"the queue is full ({self._queued} of {self.policy.max_queue_size} waiting);"
+                " retry later",
+                retry_after_s=self._retry_hint_s(),
+            )
+        loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        pending = [_Pending[In, Out](item, loop.create_future(), deadline, now) for item in items]
+        self._queue.extend(pending)
+        self._queued += len(pending)
+        self._wake.set()
+        try:
+            return list(await asyncio.gather(*(p.future for p in pending)))
+        except BaseException:
+            # A cancelled or failed caller gives its remaining slots back at once.
+            for p in pending:
+                self._forget(p)
+                if p.future.done() and not p.future.cancelled():
+                    p.future.exception()  # mark as retrieved: one error answers the call
+                p.future.cancel()
+            raise
+
+    def flush(self) -> None:
+        """Stop waiting for batches to fill: run what is queued now (used while draining)."""
+        self._flushing = True
+        self._wake.set()
+
+    async def close(self) -> None:
+        """Refuse new items, run every accepted one, then stop."""
+        self._closed = True
+        self.flush()
+        if self._task is not None:
+            await self._task
+
+    def _forget(self, p: _Pending[In, Out]) -> None:
+        if p.state is _State.QUEUED:
+            self._queued -= 1
+        p.state = _State.GONE
+
+    def _retry_hint_s(self) -> float:
+        # Roughly how long until a batch's worth of slots frees up.
+        return max(self._recent_batch_s, self.policy.max_queue_delay_s, 0.05)
+
+    async def _gather_forever(self) -> None:
+        while True:
+            if self._queued == 0:
+                self._queue.clear()  # only cancelled leftovers remain
+                if self._closed:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            await self._wait_for_batch()
+            batch = self._take_batch()
+            if batch:
+                await self._run(batch)
+
+    async def _wait_for_batch(self) -> None:
+        """Wait until a batch is full, the oldest item has waited long enough, or a flush."""
+        while self._queue and self._queue[0].state is not _State.QUEUED:
+            self._queue.popleft()
+        if not self._queue:
+            return
+        ready_at = self._queue[0].enqueued_at + self.policy.max_queue_delay_s
+        while self._queued < self.policy.max_batch_size and not self._flushing:
+            remaining = ready_at - time.monotonic()
+            if remaining <= 0:
+                return
+            self._wake.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._wake.wait()
+            except TimeoutError:
+                return
+
+    def _take_batch(self) -> list[_Pending[In, Out]]:
+        batch: list[_Pending[In, Out]] = []
+        expired = 0
+        now = time.monotonic()
+        while self._queue and len(batch) < self.policy.max_batch_size:
+            p = self._queue.popleft()
+            if p.state is not _State.QUEUED or p.future.done():
+                self._forget(p)
+                continue
+            self._queued -= 1
+            p.state = _State.TAKEN
+            if p.deadline is not None and p.deadline <= now:
+                expired += 1
+                p.future.set_exception(
+                    DeadlineExpired("the deadline passed while the request was queued")
+                )
+                continue
+            batch.append(p)
+        if expired and self._observer is not None:
+            self._observer.items_dropped("deadline", expired)
+        return batch
+
+    async def _run(self, batch: list[_Pending[In, Out]]) -> None:
+        loop = asyncio.get_running_loop()
+        inputs = [p.item for p in batch]
+        started = time.perf_counter()
+        try:
+            outputs = await loop.run_in_executor(self._executor, self._run_batch, inputs)
+            if len(outputs) != len(inputs):
+                raise RuntimeError(f"batch of {len(inputs)} gave {len(outputs)} outputs")
+        except Exception as exc:
+            log.exception("batch of %d failed", len(inputs))
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_exception(exc)
+            return
+        finally:
+            elapsed = time.perf_counter() - started
+            self._recent_batch_s = elapsed
+            if self._observer is not None:
+                self._observer.batch_ran(len(inputs), elapsed)
+        for p, out in zip(batch, outputs, strict=True):
+            if not p.future.done():
+                p.future.set_result(out)

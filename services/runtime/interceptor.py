@@ -1,0 +1,204 @@
+"""The server interceptor that turns service errors into gRPC statuses and counts calls.
+
+Only Switchyard's own services pass through it; health and reflection are left as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf.message import DecodeError
+from grpc import aio
+
+from services.runtime.errors import InvalidInput, ServiceError, Unavailable
+from services.runtime.metrics import CallRecord, ServiceMetrics, current_call
+from services.runtime.status import (
+    GENERIC_INTERNAL_MESSAGE,
+    status_code_for,
+    trailing_metadata_for,
+)
+
+log = logging.getLogger(__name__)
+
+OWN_PREFIX = "/switchyard."
+
+Handler = Callable[..., Any]
+
+
+class ErrorMappingInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Maps ``ServiceError`` to its status, anything else to a generic INTERNAL, and
+    records each call's status and latency per model version."""
+
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self._metrics = metrics
+        self._active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._refusing = False
+
+    def refuse_new_calls(self) -> None:
+        """From now on, answer new calls with UNAVAILABLE (the process is draining)."""
+        self._refusing = True
+
+    @property
+    def active_calls(self) -> int:
+        """Calls to Switchyard's own services that have started and not yet ended."""
+        return self._active
+
+    async def wait_idle(self) -> None:
+        """Return once no call to Switchyard's own services is running."""
+        await self._idle.wait()
+
+    def _call_started(self) -> None:
+        self._active += 1
+        self._idle.clear()
+
+    def _admit(self) -> None:
+        if self._refusing:
+            raise Unavailable("the service is draining; retry on another replica")
+
+    def _call_ended(self) -> None:
+        self._active -= 1
+        if self._active == 0:
+            self._idle.set()
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = await continuation(handler_call_details)
+        method: str = handler_call_details.method
+        if handler is None or not method.startswith(OWN_PREFIX):
+            return handler
+        short = method.rsplit("/", 1)[-1]
+        # Requests reach the wrapped behaviour as bytes and are parsed there: grpcio's own
+        # parsing failure (for example a string field holding invalid UTF-8) would answer
+        # UNKNOWN with the exception's text; parsed here it is a clear INVALID_ARGUMENT.
+        decode = _decoder(handler.request_deserializer)
+        kwargs = {"request_deserializer": None, "response_serializer": handler.response_serializer}
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(_unary_input(handler.unary_unary, decode), short), **kwargs
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                self._wrap_unary(_stream_input(handler.stream_unary, decode), short), **kwargs
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(_unary_input(handler.unary_stream, decode), short), **kwargs
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            self._wrap_stream(_stream_input(handler.stream_stream, decode), short), **kwargs
+        )
+
+    def _wrap_unary(self, inner: Handler, method: str) -> Handler:
+        async def behavior(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+            async with self._call(method, context):
+                return await inner(request, context)
+
+        return behavior
+
+    def _wrap_stream(self, inner: Handler, method: str) -> Handler:
+        async def behavior(
+            request: Any, context: aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            async with self._call(method, context):
+                responses = inner(request, context)
+                if inspect.isasyncgen(responses):
+                    async for response in responses:
+                        yield response
+                else:
+                    await responses
+
+        return behavior
+
+    @contextlib.asynccontextmanager
+    async def _call(
+        self, method: str, context: aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[None]:
+        """One call's bookkeeping: admission, error mapping, active count and metrics."""
+        record = CallRecord()
+        # Each RPC runs in its own task, so the record is seen only by this call.
+        current_call.set(record)
+        started = time.perf_counter()
+        code = "OK"
+        self._call_started()
+        try:
+            self._admit()
+            yield
+        except BaseException as exc:
+            code = _code_name(exc, context)
+            await _abort_for(exc, context, method)
+            raise
+        finally:
+            self._call_ended()
+            self._metrics.observe_call(method, record, code, time.perf_counter() - started)
+
+
+def _decoder(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]:
+    if deserialize is None:
+        return lambda raw: raw
+    message_type = getattr(getattr(deserialize, "__self__", None), "DESCRIPTOR", None)
+    type_name = getattr(message_type, "full_name", "request message")
+
+    def decode(raw: bytes) -> Any:
+        try:
+            return deserialize(raw)
+        except DecodeError:
+            raise InvalidInput(
+                f"the request is not a valid {type_name}: it could not be parsed"
+                " (string fields must hold valid UTF-8)"
+            ) from None
+
+    return decode
+
+
+def _unary_input(inner: Handler, decode: Callable[[bytes], Any]) -> Handler:
+    def call(raw: bytes, context: aio.ServicerContext[Any, Any]) -> Any:
+        return inner(decode(raw), context)
+
+    return call
+
+
+def _stream_input(inner: Handler, decode: Callable[[bytes], Any]) -> Handler:
+    async def decoded(raw_requests: AsyncIterator[bytes]) -> AsyncIterator[Any]:
+        async for raw in raw_requests:
+            yield decode(raw)
+
+    def call(raw_requests: AsyncIterator[bytes], context: aio.ServicerContext[Any, Any]) -> Any:
+        return inner(decoded(raw_requests), context)
+
+    return call
+
+
+def _code_name(exc: BaseException, context: aio.ServicerContext[Any, Any]) -> str:
+    if isinstance(exc, aio.AbortError):
+        code = context.code()
+        return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+    if isinstance(exc, ServiceError):
+        return status_code_for(exc).name
+    if isinstance(exc, Exception):
+        return grpc.StatusCode.INTERNAL.name
+    return grpc.StatusCode.CANCELLED.name  # the task was cancelled: the client went away
+
+
+async def _abort_for(
+    exc: BaseException, context: aio.ServicerContext[Any, Any], method: str
+) -> None:
+    """Abort the call with the status that answers ``exc``; returns only for exceptions
+    that already carry a status (an abort) or that are not errors (cancellation)."""
+    if isinstance(exc, aio.AbortError) or not isinstance(exc, Exception):
+        return
+    if isinstance(exc, ServiceError):
+        await context.abort(status_code_for(exc), exc.message, trailing_metadata_for(exc))
+    log.error("unexpected error in %s", method, exc_info=exc)
+    await context.abort(grpc.StatusCode.INTERNAL, GENERIC_INTERNAL_MESSAGE)

@@ -1,0 +1,161 @@
+"""The model versions one service process hosts, their readiness and their batchers."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generic, Protocol, TypeVar
+
+from services.runtime.batcher import BatchObserver, BatchPolicy, DynamicBatcher
+from services.runtime.errors import ModelNotFound, Unavailable
+from services.runtime.registry import ServiceSpec, VersionSpec
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+In_contra = TypeVar("In_contra", contravariant=True)
+Out_co = TypeVar("Out_co", covariant=True)
+
+log = logging.getLogger(__name__)
+
+
+class Predictor(Protocol[In_contra, Out_co]):
+    """A loaded model: maps a batch of inputs to one output each. No gRPC here."""
+
+    def predict_batch(self, items: Sequence[In_contra]) -> Sequence[Out_co]: ...
+
+    def warm_up(self) -> None: ...
+
+
+class VersionStatus(enum.Enum):
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+    DRAINING = "draining"
+
+
+@dataclass
+class HostedVersion(Generic[In, Out]):
+    """One model version: its registry entry, its loaded predictor and its batcher."""
+
+    spec: VersionSpec
+    is_default: bool
+    status: VersionStatus = VersionStatus.LOADING
+    predictor: Predictor[In, Out] | None = None
+    batcher: DynamicBatcher[In, Out] | None = field(default=None, repr=False)
+
+    @property
+    def model(self) -> str:
+        return self.spec.model
+
+    @property
+    def version(self) -> str:
+        return self.spec.version
+
+
+Loader = Callable[[VersionSpec, str], Predictor[In, Out]]
+"""Builds a predictor from a version's spec and its weights location (folder or hub id)."""
+
+ObserverFactory = Callable[[VersionSpec], BatchObserver]
+
+
+class ModelRepository(Generic[In, Out]):
+    """Resolves (model, version) names to hosted versions and loads them."""
+
+    def __init__(self, service: ServiceSpec, models_dir: Path) -> None:
+        self._service = service
+        self._models_dir = models_dir
+        self._versions: dict[tuple[str, str], HostedVersion[In, Out]] = {}
+        for spec in service.version_specs():
+            default = service.models[spec.model].default_version == spec.version
+            self._versions[(spec.model, spec.version)] = HostedVersion(spec, default)
+
+    @property
+    def default_model(self) -> str:
+        return self._service.default_model
+
+    def hosted(self) -> list[HostedVersion[In, Out]]:
+        """Every hosted version, in registry order."""
+        return list(self._versions.values())
+
+    def resolve(self, model: str, version: str) -> HostedVersion[In, Out]:
+        """The version a request asks for; empty names pick the defaults."""
+        model = model or self._service.default_model
+        if model not in self._service.models:
+            known = ", ".join(sorted(self._service.models))
+            raise ModelNotFound(f"unknown model {model!r}; this service hosts: {known}")
+        version = version or self._service.models[model].default_version
+        hosted = self._versions.get((model, version))
+        if hosted is None:
+            known = ", ".join(sorted(self._service.models[model].versions))
+            raise ModelNotFound(
+                f"model {model!r} has no version {version!r}; hosted versions: {known}"
+            )
+        if hosted.status is not VersionStatus.READY or hosted.batcher is None:
+            raise Unavailable(f"{model} {version} is {hosted.status.value}; retry shortly")
+        return hosted
+
+    async def load_all(
+        self,
+        loader: Loader[In, Out],
+        executor: Executor,
+        observers: ObserverFactory,
+    ) -> None:
+        """Load and warm every version off the event loop, then start its batcher.
+
+        A version that fails to load is marked FAILED and logged; the others still serve.
+        """
+        loop = asyncio.get_running_loop()
+        for hosted in self._versions.values():
+            spec = hosted.spec
+            location = spec.weights_location(self._models_dir)
+            try:
+                predictor = await loop.run_in_executor(
+                    executor, _load_and_warm, loader, spec, location
+                )
+            except Exception:
+                log.exception("loading %s %s from %s failed", spec.model, spec.version, location)
+                hosted.status = VersionStatus.FAILED
+                continue
+            policy = BatchPolicy(
+                max_batch_size=spec.max_batch_size,
+                max_queue_delay_s=spec.max_queue_delay_ms / 1000.0,
+                max_queue_size=spec.max_queue_size,
+            )
+            batcher = DynamicBatcher(predictor.predict_batch, policy, executor, observers(spec))
+            batcher.start()
+            hosted.predictor = predictor
+            hosted.batcher = batcher
+            hosted.status = VersionStatus.READY
+            log.info("model ready", extra={"model": spec.model, "version": spec.version})
+
+    def all_ready(self) -> bool:
+        return all(h.status is VersionStatus.READY for h in self._versions.values())
+
+    def any_ready(self) -> bool:
+        return any(h.status is VersionStatus.READY for h in self._versions.values())
+
+    def start_draining(self) -> None:
+        """Run queued work at once instead of waiting for fuller batches."""
+        for hosted in self._versions.values():
+            if hosted.batcher is not None:
+                hosted.batcher.flush()
+
+    async def close(self) -> None:
+        """Finish every accepted item and stop the batchers."""
+        for hosted in self._versions.values():
+            if hosted.status is VersionStatus.READY:
+                hosted.status = VersionStatus.DRAINING
+        await asyncio.gather(
+            *(h.batcher.close() for h in self._versions.values() if h.batcher is not None)
+        )
+
+
+def _load_and_warm(loader: Loader[In, Out], spec: VersionSpec, location: str) -> Predictor[In, Out]:
+    predictor = loader(spec, location)
+    predictor.warm_up()
+    return predictor

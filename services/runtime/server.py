@@ -1,0 +1,159 @@
+"""The life cycle of a model service process: bind, load, serve, drain, stop.
+
+Health (``grpc.health.v1``) says NOT_SERVING for the service's full name and for the
+empty name until every model version is loaded and warmed, SERVING after, and
+NOT_SERVING again as soon as a drain starts. Reflection is on, so grpcurl works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from grpc import aio
+from grpc_health.v1 import _async as health_aio  # the asyncio servicer, as health.aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from services.runtime.interceptor import ErrorMappingInterceptor
+from services.runtime.metrics import ServiceMetrics
+from services.runtime.registry import ServiceSpec, load_registry
+from services.runtime.repository import Loader, ModelRepository
+from services.runtime.settings import ServiceSettings
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+log = logging.getLogger(__name__)
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@dataclass(frozen=True)
+class ServiceDefinition(Generic[In, Out]):
+    """What makes one model service: its names, how to load a model, its servicer."""
+
+    name: str
+    full_name: str
+    loader: Loader[In, Out]
+    add_servicer: Callable[[aio.Server, ModelRepository[In, Out], ServiceSettings], None]
+
+
+class ModelServer(Generic[In, Out]):
+    """One service's gRPC server with health, reflection, metrics and its models."""
+
+    def __init__(
+        self,
+        definition: ServiceDefinition[In, Out],
+        settings: ServiceSettings,
+        service_spec: ServiceSpec | None = None,
+    ) -> None:
+        self.definition = definition
+        self.settings = settings
+        spec = service_spec or load_registry(settings.registry, definition.name)
+        self.repository: ModelRepository[In, Out] = ModelRepository(
+            spec.only(settings.only_versions), settings.models_dir
+        )
+        self.metrics = ServiceMetrics()
+        self.metrics.watch_queues(
+            lambda: [
+                (h.model, h.version, h.batcher.depth if h.batcher else 0)
+                for h in self.repository.hosted()
+            ]
+        )
+        self.health = health_aio.HealthServicer()
+        self.interceptor = ErrorMappingInterceptor(self.metrics)
+        # One inference thread: a forward pass already uses torch's intra-op threads,
+        # and two passes at once on 2 cores only fight over them.
+        self.executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"{definition.name}-model"
+        )
+        self.port = 0
+        self.metrics_port = 0
+        self._server: aio.Server | None = None
+
+    async def start(self) -> int:
+        """Bind and start answering (health NOT_SERVING until ``load``); returns the port."""
+        server = aio.server(interceptors=[self.interceptor])
+        self.definition.add_servicer(server, self.repository, self.settings)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            (self.definition.full_name, reflection.SERVICE_NAME, "grpc.health.v1.Health"),
+            server,
+        )
+        for name in ("", self.definition.full_name):
+            await self.health.set(name, NOT_SERVING)
+        self.port = server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        await server.start()
+        self._server = server
+        self.metrics_port = self.metrics.serve_http(self.settings.host, self.settings.metrics_port)
+        log.info(
+            "listening",
+            extra={
+                "grpc_port": self.port,
+                "metrics_port": self.metrics_port,
+                "grpc_service": self.definition.full_name,
+            },
+        )
+        return self.port
+
+    async def load(self) -> bool:
+        """Load and warm every model version; SERVING once done. False if none loaded."""
+        await self.repository.load_all(
+            self.definition.loader, self.executor, self.metrics.batch_observer
+        )
+        if not self.repository.any_ready():
+            log.error("no model version could be loaded")
+            return False
+        for name in ("", self.definition.full_name):
+            await self.health.set(name, SERVING)
+        log.info("serving", extra={"grpc_port": self.port})
+        return True
+
+    async def drain(self) -> None:
+        """NOT_SERVING at once, refuse new calls, let accepted ones finish, then stop."""
+        log.info("draining", extra={"grace_s": self.settings.drain_grace_s})
+        # Refusing first: whoever sees NOT_SERVING and calls again gets UNAVAILABLE.
+        self.interceptor.refuse_new_calls()
+        await self.health.enter_graceful_shutdown()
+        self.repository.start_draining()
+        # The server stays up, answering new calls UNAVAILABLE, until the accepted ones are
+        # done; stopping it at once would cut calls in transit with an unclear CANCELLED.
+        # Long-lived health Watch streams are not waited for.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.settings.drain_grace_s):
+                await self.interceptor.wait_idle()
+        if self._server is not None:
+            await self._server.stop(0)
+        await self.repository.close()
+        self.metrics.stop_http()
+        self.executor.shutdown(wait=True)
+        log.info("stopped")
+
+
+async def serve_until_signalled(server: ModelServer[In, Out]) -> int:
+    """Run a service until SIGTERM or SIGINT, then drain; returns the exit code."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    loader = asyncio.ensure_future(server.load())
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({loader, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if loader.done() and not loader.result():
+        stopped.cancel()
+        await server.drain()
+        return 1
+    await stopped
+    if not loader.done():
+        loader.cancel()
+    await server.drain()
+    return 0

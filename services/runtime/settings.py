@@ -1,0 +1,87 @@
+"""Settings of a model service process, read from the environment.
+
+Each service has its own prefix (``SWITCHYARD_CLASSIFIER_``, ``SWITCHYARD_NER_``,
+``SWITCHYARD_SUMMARIZER_``), so that one environment can configure all of them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, ClassVar
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from switchyard.paths import state_dir
+
+DEFAULT_REGISTRY = Path(__file__).resolve().parents[1] / "registry.toml"
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every model service shares; subclasses set the prefix and default ports."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    service_name: ClassVar[str] = ""
+
+    host: str = Field("0.0.0.0", description="Address the gRPC and metrics servers bind.")
+    port: int = Field(0, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
+    metrics_port: int = Field(
+        0, ge=0, le=65535, description="Prometheus metrics port; 0 picks a free one."
+    )
+    registry: Path = Field(DEFAULT_REGISTRY, description="Model registry file (TOML).")
+    models_dir: Path = Field(
+        default_factory=lambda: state_dir() / "models",
+        description="Folder that relative weight paths in the registry are resolved against.",
+    )
+    only_versions: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description='Host only these comma-separated "model:version" entries; empty hosts all.',
+    )
+    torch_threads: int = Field(
+        0, ge=0, description="Torch intra-op threads; 0 leaves torch's default (one per core)."
+    )
+    max_texts_per_request: int = Field(
+        64, ge=1, description="Most texts one unary request may carry."
+    )
+    stream_window: int = Field(
+        64, ge=1, description="Most items of one stream in flight at once (back-pressure)."
+    )
+    drain_grace_s: float = Field(
+        30.0, gt=0, description="How long accepted calls may take to finish after SIGTERM."
+    )
+    log_level: str = Field("INFO", description="Log level of the service's JSON logs.")
+
+    @field_validator("only_versions", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
+class ClassifierSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SWITCHYARD_CLASSIFIER_")
+    service_name: ClassVar[str] = "classifier"
+    port: int = Field(50051, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
+    metrics_port: int = Field(
+        9051, ge=0, le=65535, description="Prometheus metrics port; 0 picks a free one."
+    )
+
+
+class NerSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SWITCHYARD_NER_")
+    service_name: ClassVar[str] = "ner"
+    port: int = Field(50052, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
+    metrics_port: int = Field(
+        9052, ge=0, le=65535, description="Prometheus metrics port; 0 picks a free one."
+    )
+
+
+class SummarizerSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SWITCHYARD_SUMMARIZER_")
+    service_name: ClassVar[str] = "summarizer"
+    port: int = Field(50053, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
+    metrics_port: int = Field(
+        9053, ge=0, le=65535, description="Prometheus metrics port; 0 picks a free one."
+    )

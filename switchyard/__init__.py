@@ -1,0 +1,1 @@
+"""Switchyard: NLP models served as gRPC microservices behind an HTTP edge gateway."""

@@ -1,0 +1,66 @@
+"""The ``switchyard`` command."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+SERVICE_NAMES = ("classifier",)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.service == "classifier":
+        from services.classifier.service import main as classifier_main
+
+        return classifier_main()
+    raise SystemExit(f"unknown service {args.service!r}")
+
+
+def _up(args: argparse.Namespace) -> int:
+    from switchyard.launcher import up
+
+    names = args.services.split(",") if args.services else None
+    return up(names, torch_threads=args.torch_threads)
+
+
+def _models_prepare(args: argparse.Namespace) -> int:
+    from services.prepare import prepare_all
+    from services.runtime.torch_setup import configure_torch
+
+    configure_torch(args.torch_threads)
+    prepare_all(args.models_dir, force=args.force)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from switchyard.paths import state_dir
+
+    parser = argparse.ArgumentParser(prog="switchyard", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run one model service in this process")
+    serve.add_argument("service", choices=SERVICE_NAMES)
+    serve.set_defaults(run=_serve)
+
+    up = commands.add_parser("up", help="start every service and wait for Ctrl-C")
+    up.add_argument("--services", help="comma-separated subset, for example classifier")
+    up.add_argument(
+        "--torch-threads", type=int, default=1, help="torch threads per service (default 1)"
+    )
+    up.set_defaults(run=_up)
+
+    models = commands.add_parser("models", help="manage the starter models")
+    model_commands = models.add_subparsers(dest="models_command", required=True)
+    prepare = model_commands.add_parser(
+        "prepare", help="build the starter models (idempotent, cached)"
+    )
+    prepare.add_argument("--models-dir", type=Path, default=state_dir() / "models")
+    prepare.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    prepare.add_argument("--torch-threads", type=int, default=0, help="0: one per core")
+    prepare.set_defaults(run=_models_prepare)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args))

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from services.prepare import prepare_all
+from switchyard.classifier.v1 import classifier_pb2_grpc
+from tests.support import MODELS_DIR, ServiceProcess, classifier_process
+
+
+@pytest.fixture(scope="session")
+def prepared_models() -> Path:
+    """The starter models, built once (prepare is idempotent and cached)."""
+    prepare_all(MODELS_DIR)
+    return MODELS_DIR
+
+
+STANDARD_BATCHING: dict[str, object] = {
+    "max_batch_size": 32,
+    "max_queue_delay_ms": 4,
+    "max_queue_size": 256,
+    "max_input_chars": 200,
+}
+
+
+@pytest.fixture(scope="session")
+def classifier(
+    prepared_models: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    """One classifier process hosting sentiment v1 and v2, shared by the session."""
+    tmp = tmp_path_factory.mktemp("classifier")
+    with classifier_process(
+        tmp, {"v1": STANDARD_BATCHING, "v2": STANDARD_BATCHING}, max_texts_per_request="8"
+    ) as service:
+        yield service
+
+
+@pytest.fixture
+def classifier_stub(
+    classifier: ServiceProcess,
+) -> Iterator[classifier_pb2_grpc.ClassifierServiceStub]:
+    with grpc.insecure_channel(classifier.address) as channel:
+        yield classifier_pb2_grpc.ClassifierServiceStub(channel)
