@@ -31,7 +31,9 @@ test: models
 	$(BIN)/python -m pytest
 
 node_modules/.bin/buf: package.json package-lock.json
-	npm ci --no-audit --no-fund
+	# npm ci rejects this lock file (npm 11 leaves the other platforms' optional buf
+	# binaries out of it); install follows the lock all the same.
+	npm install --no-audit --no-fund --no-save
 	touch $@
 
 lint: setup node_modules/.bin/buf proto-check breaking
