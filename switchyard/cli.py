@@ -5,15 +5,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-SERVICE_NAMES = ("classifier",)
+SERVICE_NAMES = ("classifier", "ner", "summarizer")
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # Each service imports only its own model code (and torch) in its own process.
     if args.service == "classifier":
         from services.classifier.service import main as classifier_main
 
         return classifier_main()
-    raise SystemExit(f"unknown service {args.service!r}")
+    if args.service == "ner":
+        from services.ner.service import main as ner_main
+
+        return ner_main()
+    from services.summarizer.service import main as summarizer_main
+
+    return summarizer_main()
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -43,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     up = commands.add_parser("up", help="start every service and wait for Ctrl-C")
-    up.add_argument("--services", help="comma-separated subset, for example classifier")
+    up.add_argument("--services", help="comma-separated subset, for example classifier,ner")
     up.add_argument(
         "--torch-threads", type=int, default=1, help="torch threads per service (default 1)"
     )

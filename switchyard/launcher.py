@@ -36,6 +36,14 @@ SERVICES = (
         50051,
         9051,
     ),
+    ServiceLaunch("ner", "switchyard.ner.v1.NerService", "SWITCHYARD_NER_", 50052, 9052),
+    ServiceLaunch(
+        "summarizer",
+        "switchyard.summarizer.v1.SummarizerService",
+        "SWITCHYARD_SUMMARIZER_",
+        50053,
+        9053,
+    ),
 )
 
 

@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
-import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from prometheus_client.parser import text_string_to_metric_families
 
 from switchyard.paths import state_dir
+from switchyard.processes import (
+    CLASSIFIER,
+    FULL_NAMES,
+    NER,
+    SUMMARIZER,
+    ServiceProcess,
+    free_port,
+    service_process,
+    write_classifier_registry,
+)
 
-REPO = Path(__file__).resolve().parent.parent
+__all__ = [
+    "CLASSIFIER",
+    "FULL_NAMES",
+    "NER",
+    "SUMMARIZER",
+    "ServiceProcess",
+    "free_port",
+    "service_process",
+]
+
 MODELS_DIR = state_dir() / "models"
-CLASSIFIER = "switchyard.classifier.v1.ClassifierService"
-STARTUP_TIMEOUT_S = 240.0
 
 
 def details(error: grpc.RpcError) -> str:
@@ -32,141 +38,16 @@ def details(error: grpc.RpcError) -> str:
     return str(error.details())
 
 
-def free_port() -> int:
-    """A port nothing listens on now (for processes that must be told their port)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def write_registry(path: Path, versions: Mapping[str, Mapping[str, object]]) -> Path:
-    """A classifier registry hosting the given sentiment versions with given batch settings."""
-    lines = [
-        "[classifier]",
-        'default_model = "sentiment"',
-        "",
-        "[classifier.models.sentiment]",
-        f'default_version = "{min(versions)}"',
-        "",
-    ]
-    for version, options in versions.items():
-        lines.append(f"[classifier.models.sentiment.versions.{version}]")
-        lines.append(f'weights = "{MODELS_DIR / "sentiment" / version}"')
-        lines.append('labels = ["negative", "positive"]')
-        for key, value in options.items():
-            lines.append(f"{key} = {json.dumps(value)}")
-        lines.append("")
-    path.write_text("\n".join(lines))
-    return path
-
-
-class ServiceProcess:
-    """A model service started as its own process, as ``switchyard serve`` runs it."""
-
-    def __init__(self, service: str, env: dict[str, str]) -> None:
-        self.service = service
-        self.logs: list[dict[str, object]] = []
-        self._listening = threading.Event()
-        self.port = 0
-        self.metrics_port = 0
-        full_env = {**os.environ, **env}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "switchyard", "serve", service],
-            env=full_env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self._reader = threading.Thread(target=self._read_logs, daemon=True)
-        self._reader.start()
-
-    def _read_logs(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                record = {"message": line.rstrip()}
-            self.logs.append(record)
-            if record.get("message") == "listening":
-                self.port = int(record["grpc_port"])
-                self.metrics_port = int(record["metrics_port"])
-                self._listening.set()
-        self._listening.set()  # the process ended: wake any waiter
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def wait_listening(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
-        if not self._listening.wait(timeout_s) or self.port == 0:
-            raise RuntimeError(f"{self.service} did not start: {self.logs[-20:]}")
-
-    def wait_serving(self, full_name: str, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
-        """Block on the health Watch stream until SERVING."""
-        self.wait_listening(timeout_s)
-        with grpc.insecure_channel(self.address) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            request = health_pb2.HealthCheckRequest(service=full_name)
-            for reply in stub.Watch(request, timeout=timeout_s):
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-        raise RuntimeError(f"{self.service} never became SERVING: {self.logs[-20:]}")
-
-    def metric(self, name: str, labels: dict[str, str]) -> float:
-        """The current value of one sample on the service's /metrics page (0 if absent)."""
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=10) as reply:
-            text = reply.read().decode()
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == name and all(
-                    sample.labels.get(k) == v for k, v in labels.items()
-                ):
-                    return float(sample.value)
-        return 0.0
-
-    def wait_metric(
-        self, name: str, labels: dict[str, str], value: float, timeout_s: float = 60.0
-    ) -> None:
-        """Wait until a metric reaches ``value`` (a state the test is waiting on)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.metric(name, labels) == value:
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"{name}{labels} never reached {value}: {self.metric(name, labels)}")
-
-    def terminate(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            code = self.process.wait()
-        self._reader.join(timeout=10)
-        if self.process.stderr is not None:
-            self.process.stderr.close()
-        return code
+    """A classifier registry hosting the given prepared sentiment versions."""
+    return write_classifier_registry(path, MODELS_DIR, versions)
 
 
 @contextmanager
 def classifier_process(
     tmp: Path, versions: Mapping[str, Mapping[str, object]], **settings: str
 ) -> Iterator[ServiceProcess]:
-    """A classifier process on free ports serving ``versions``, stopped afterwards."""
-    env = {
-        "SWITCHYARD_CLASSIFIER_PORT": "0",
-        "SWITCHYARD_CLASSIFIER_METRICS_PORT": "0",
-        "SWITCHYARD_CLASSIFIER_HOST": "127.0.0.1",
-        "SWITCHYARD_CLASSIFIER_TORCH_THREADS": "1",
-        "SWITCHYARD_CLASSIFIER_REGISTRY": str(write_registry(tmp / "registry.toml", versions)),
-        **{f"SWITCHYARD_CLASSIFIER_{k.upper()}": v for k, v in settings.items()},
-    }
-    service = ServiceProcess("classifier", env)
-    try:
-        service.wait_serving(CLASSIFIER)
+    """A classifier process serving the given sentiment ``versions``."""
+    registry = write_registry(tmp / "registry.toml", versions)
+    with service_process("classifier", registry, **settings) as service:
         yield service
-    finally:
-        service.terminate()

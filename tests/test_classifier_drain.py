@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import signal
 from pathlib import Path
@@ -12,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from switchyard.classifier.v1 import classifier_pb2 as pb
 from switchyard.classifier.v1 import classifier_pb2_grpc
-from tests.support import CLASSIFIER, classifier_process, details
+from tests.support import CLASSIFIER, ServiceProcess, classifier_process, details
 
 # Batches would wait an hour to fill: the accepted calls are still queued at SIGTERM.
 HOLDING: dict[str, object] = {
@@ -24,8 +25,16 @@ CALLS = 12
 FAST: dict[str, object] = {"max_batch_size": 8, "max_queue_delay_ms": 1, "max_queue_size": 8}
 
 
-def test_sigterm_turns_not_serving_and_answers_every_accepted_call(
-    prepared_models: Path, tmp_path: Path
+def signal_service(service: ServiceProcess, how: str) -> None:
+    if how == "SIGTERM to the service":
+        service.process.send_signal(signal.SIGTERM)
+    else:  # Ctrl-C in a terminal: every process of the group, model workers included
+        os.killpg(service.process.pid, signal.SIGINT)
+
+
+@pytest.mark.parametrize("how", ["SIGTERM to the service", "SIGINT to the process group"])
+def test_a_signal_turns_not_serving_and_every_accepted_call_is_answered(
+    prepared_models: Path, tmp_path: Path, how: str
 ) -> None:
     with classifier_process(tmp_path, {"v1": HOLDING}) as service:
         with grpc.insecure_channel(service.address) as channel:
@@ -43,7 +52,7 @@ def test_sigterm_turns_not_serving_and_answers_every_accepted_call(
             service.wait_metric(
                 "switchyard_queue_depth", {"model": "sentiment", "version": "v1"}, CALLS
             )
-            service.process.send_signal(signal.SIGTERM)
+            signal_service(service, how)
 
             # Health turns NOT_SERVING while the accepted calls are still being answered.
             assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING

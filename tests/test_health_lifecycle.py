@@ -44,6 +44,7 @@ async def test_health_turns_serving_only_after_loading_and_back_on_drain(
         metrics_port=0,
         registry=write_registry(tmp_path / "registry.toml", {"v1": {}}),
         drain_grace_s=10,
+        model_worker="thread",  # the gated loader is a closure: it stays in this process
     )
     server = ModelServer(definition, settings)
     port = await server.start()

@@ -1,4 +1,4 @@
-"""``switchyard up`` starts the services, waits for SERVING, and stops them on Ctrl-C."""
+"""``switchyard up`` starts every service, waits for SERVING, and stops them on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -8,23 +8,22 @@ import subprocess
 import sys
 from pathlib import Path
 
-import grpc
-
-from switchyard.classifier.v1 import classifier_pb2 as pb
-from switchyard.classifier.v1 import classifier_pb2_grpc
-from tests.support import free_port
+from switchyard.client import ClassifierClient, NerClient, SummarizerClient
+from tests.support import FULL_NAMES, free_port
 
 
-def test_up_serves_the_classifier_and_stops_cleanly_on_ctrl_c(prepared_models: Path) -> None:
-    port, metrics_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "SWITCHYARD_CLASSIFIER_PORT": str(port),
-        "SWITCHYARD_CLASSIFIER_METRICS_PORT": str(metrics_port),
-        "SWITCHYARD_CLASSIFIER_HOST": "127.0.0.1",
-    }
+def test_up_serves_every_service_and_stops_cleanly_on_ctrl_c(prepared_models: Path) -> None:
+    ports = {name: (free_port(), free_port()) for name in FULL_NAMES}
+    env = dict(os.environ)
+    for name, (port, metrics_port) in ports.items():
+        prefix = f"SWITCHYARD_{name.upper()}_"
+        env |= {
+            f"{prefix}PORT": str(port),
+            f"{prefix}METRICS_PORT": str(metrics_port),
+            f"{prefix}HOST": "127.0.0.1",
+        }
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "switchyard", "up", "--services", "classifier"],
+        [sys.executable, "-m", "switchyard", "up"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -39,13 +38,17 @@ def test_up_serves_the_classifier_and_stops_cleanly_on_ctrl_c(prepared_models: P
                 break
         text = "".join(banner)
         assert "Switchyard is up" in text, text
-        assert f"127.0.0.1:{port}" in text
-        assert "switchyard.classifier.v1.ClassifierService" in text
+        for name, full_name in FULL_NAMES.items():
+            assert f"127.0.0.1:{ports[name][0]} ({full_name})" in text
 
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = classifier_pb2_grpc.ClassifierServiceStub(channel)
-            reply = stub.Classify(pb.ClassifyRequest(texts=["I love this"]), timeout=60)
+        with ClassifierClient(f"127.0.0.1:{ports['classifier'][0]}", timeout_s=60) as classifier:
+            reply = classifier.classify(["I love this"])
             assert reply.results[0].labels[0].label == "positive"
+        with NerClient(f"127.0.0.1:{ports['ner'][0]}", timeout_s=60) as ner:
+            found = ner.extract_entities(["Ingrid Halvorsen moved to Lisbon."])
+            assert "Lisbon" in {e.text for e in found.results[0].entities}
+        with SummarizerClient(f"127.0.0.1:{ports['summarizer'][0]}") as summarizer:
+            assert summarizer.summarize("Paris is in France.", max_new_tokens=8).summary
 
         launcher.send_signal(signal.SIGINT)
         assert launcher.wait(timeout=120) == 0

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from grpc import aio
 
 from services.classifier.model import LabelScore, SequenceClassifier
 from services.classifier.servicer import ClassifierServicer
+from services.runtime.metrics import ServiceMetrics
 from services.runtime.registry import VersionSpec
 from services.runtime.repository import ModelRepository
-from services.runtime.server import ModelServer, ServiceDefinition, serve_until_signalled
+from services.runtime.server import ServiceDefinition, run_service
 from services.runtime.settings import ClassifierSettings, ServiceSettings
 from switchyard.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 
@@ -30,6 +29,7 @@ def add_servicer(
     server: aio.Server,
     repository: ModelRepository[str, list[LabelScore]],
     settings: ServiceSettings,
+    metrics: ServiceMetrics,
 ) -> None:
     classifier_pb2_grpc.add_ClassifierServiceServicer_to_server(
         ClassifierServicer(repository, settings), server
@@ -46,10 +46,4 @@ DEFINITION: ServiceDefinition[str, list[LabelScore]] = ServiceDefinition(
 
 def main(settings: ClassifierSettings | None = None) -> int:
     """Run the classifier service until SIGTERM or SIGINT; returns the exit code."""
-    from services.runtime.logs import configure_logging
-    from services.runtime.torch_setup import configure_torch
-
-    settings = settings or ClassifierSettings()
-    configure_logging("classifier", settings.log_level)
-    configure_torch(settings.torch_threads)
-    return asyncio.run(serve_until_signalled(ModelServer(DEFINITION, settings)))
+    return run_service(DEFINITION, settings or ClassifierSettings())

@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from services.fine_tuning import train_and_save
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
 TRAIN_FILE = DATA_DIR / "sentiment_train.jsonl"
 HELDOUT_FILE = DATA_DIR / "sentiment_heldout.jsonl"
@@ -63,22 +65,22 @@ def fine_tune(base: Path, examples: Sequence[Example], plan: TrainingPlan, out_d
         label2id={label: i for i, label in enumerate(LABELS)},
         dtype=torch.float32,
     )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=plan.learning_rate)
-    model.train()
-    for _ in range(plan.epochs):
-        rng.shuffle(chosen)
-        for start in range(0, len(chosen), plan.batch_size):
-            batch = chosen[start : start + plan.batch_size]
-            encoded = tokenizer([e.text for e in batch], padding=True, return_tensors="pt")
-            targets = torch.tensor([LABELS.index(e.label) for e in batch])
-            loss = model(**encoded, labels=targets).loss
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-    model.eval()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+
+    def encode(batch: Sequence[Example]) -> dict[str, torch.Tensor]:
+        encoded = tokenizer([e.text for e in batch], padding=True, return_tensors="pt")
+        return {**encoded, "labels": torch.tensor([LABELS.index(e.label) for e in batch])}
+
+    train_and_save(
+        model,
+        tokenizer,
+        chosen,
+        encode,
+        epochs=plan.epochs,
+        learning_rate=plan.learning_rate,
+        batch_size=plan.batch_size,
+        rng=rng,
+        out_dir=out_dir,
+    )
 
 
 def accuracy(location: Path | str, examples: Sequence[Example], batch_size: int = 64) -> float:

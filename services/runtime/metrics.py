@@ -6,6 +6,7 @@ import contextvars
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
@@ -37,6 +38,15 @@ def note_model(model: str, version: str) -> None:
     if record is not None:
         record.model = model
         record.version = version
+
+
+class GenerationUsage(Protocol):
+    """The figures of one finished generation that the metrics record."""
+
+    generated_tokens: int
+    finish_reason: str
+    tokens_after_cancel: int
+    time_to_first_token_s: float
 
 
 QueueDepths = Callable[[], Iterable[tuple[str, str, int]]]
@@ -95,11 +105,44 @@ class ServiceMetrics:
             ["model", "version", "reason"],
             registry=self.registry,
         )
+        self.generated_tokens = Counter(
+            "switchyard_generated_tokens",
+            "Tokens generated, per model version.",
+            ["model", "version"],
+            registry=self.registry,
+        )
+        self.generations = Counter(
+            "switchyard_generations",
+            "Generations ended, by finish reason (stop, length, cancelled).",
+            ["model", "version", "finish_reason"],
+            registry=self.registry,
+        )
+        self.tokens_after_cancel = Counter(
+            "switchyard_tokens_after_cancel",
+            "Tokens generated after the generation's call was cancelled (ideally 0 or 1).",
+            ["model", "version"],
+            registry=self.registry,
+        )
+        self.time_to_first_token = Histogram(
+            "switchyard_time_to_first_token_seconds",
+            "Time from the start of a generation to its first token.",
+            ["model", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self._http: tuple[WSGIServer, threading.Thread] | None = None
 
     def observe_call(self, method: str, record: CallRecord, code: str, seconds: float) -> None:
         self.requests.labels(method, record.model, record.version, code).inc()
         self.latency.labels(method, record.model, record.version).observe(seconds)
+
+    def generation_finished(self, model: str, version: str, usage: GenerationUsage) -> None:
+        """Record one generation's figures; called from the worker thread."""
+        self.generated_tokens.labels(model, version).inc(usage.generated_tokens)
+        self.generations.labels(model, version, usage.finish_reason).inc()
+        self.tokens_after_cancel.labels(model, version).inc(usage.tokens_after_cancel)
+        if usage.generated_tokens:
+            self.time_to_first_token.labels(model, version).observe(usage.time_to_first_token_s)
 
     def watch_queues(self, depths: QueueDepths) -> None:
         self.registry.register(_QueueDepthCollector(depths))

@@ -23,6 +23,8 @@ class VersionSpec(BaseModel):
     max_batch_size: int = Field(32, ge=1)
     max_queue_delay_ms: float = Field(4.0, ge=0)
     max_queue_size: int = Field(256, ge=1)
+    default_max_new_tokens: int = Field(96, ge=1, description="Generators: when a call sets none.")
+    max_new_tokens_cap: int = Field(512, ge=1, description="Generators: most a call may ask.")
     description: str = ""
 
     @model_validator(mode="after")

@@ -6,11 +6,12 @@ import asyncio
 import enum
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
+from services.runtime import model_worker
 from services.runtime.batcher import BatchObserver, BatchPolicy, DynamicBatcher
 from services.runtime.errors import ModelNotFound, Unavailable
 from services.runtime.registry import ServiceSpec, VersionSpec
@@ -47,6 +48,7 @@ class HostedVersion(Generic[In, Out]):
     status: VersionStatus = VersionStatus.LOADING
     predictor: Predictor[In, Out] | None = None
     batcher: DynamicBatcher[In, Out] | None = field(default=None, repr=False)
+    worker: ProcessPoolExecutor | None = field(default=None, repr=False)
 
     @property
     def model(self) -> str:
@@ -61,6 +63,8 @@ Loader = Callable[[VersionSpec, str], Predictor[In, Out]]
 """Builds a predictor from a version's spec and its weights location (folder or hub id)."""
 
 ObserverFactory = Callable[[VersionSpec], BatchObserver]
+WorkerFactory = Callable[[VersionSpec, str], ProcessPoolExecutor]
+"""Starts a model worker process for a version's spec and weights location."""
 
 
 class ModelRepository(Generic[In, Out]):
@@ -104,8 +108,10 @@ class ModelRepository(Generic[In, Out]):
         loader: Loader[In, Out],
         executor: Executor,
         observers: ObserverFactory,
+        workers: WorkerFactory | None = None,
     ) -> None:
-        """Load and warm every version off the event loop, then start its batcher.
+        """Load and warm every version, then start its batcher. With ``workers``, each
+        version runs in a process of its own; otherwise on ``executor``'s thread.
 
         A version that fails to load is marked FAILED and logged; the others still serve.
         """
@@ -114,9 +120,18 @@ class ModelRepository(Generic[In, Out]):
             spec = hosted.spec
             location = spec.weights_location(self._models_dir)
             try:
-                predictor = await loop.run_in_executor(
-                    executor, _load_and_warm, loader, spec, location
-                )
+                if workers is not None:
+                    pool = workers(spec, location)
+                    hosted.worker = pool
+                    await loop.run_in_executor(pool, model_worker.ready)
+                    run_batch: Callable[[Sequence[In]], Sequence[Out]] = model_worker.predict_batch
+                    runner: Executor = pool
+                else:
+                    predictor = await loop.run_in_executor(
+                        executor, _load_and_warm, loader, spec, location
+                    )
+                    hosted.predictor = predictor
+                    run_batch, runner = predictor.predict_batch, executor
             except Exception:
                 log.exception("loading %s %s from %s failed", spec.model, spec.version, location)
                 hosted.status = VersionStatus.FAILED
@@ -126,9 +141,8 @@ class ModelRepository(Generic[In, Out]):
                 max_queue_delay_s=spec.max_queue_delay_ms / 1000.0,
                 max_queue_size=spec.max_queue_size,
             )
-            batcher = DynamicBatcher(predictor.predict_batch, policy, executor, observers(spec))
+            batcher = DynamicBatcher(run_batch, policy, runner, observers(spec))
             batcher.start()
-            hosted.predictor = predictor
             hosted.batcher = batcher
             hosted.status = VersionStatus.READY
             log.info("model ready", extra={"model": spec.model, "version": spec.version})
@@ -153,6 +167,9 @@ class ModelRepository(Generic[In, Out]):
         await asyncio.gather(
             *(h.batcher.close() for h in self._versions.values() if h.batcher is not None)
         )
+        for hosted in self._versions.values():
+            if hosted.worker is not None:
+                hosted.worker.shutdown(wait=True)
 
 
 def _load_and_warm(loader: Loader[In, Out], spec: VersionSpec, location: str) -> Predictor[In, Out]:

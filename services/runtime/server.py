@@ -12,7 +12,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -23,7 +23,8 @@ from grpc_reflection.v1alpha import reflection
 
 from services.runtime.interceptor import ErrorMappingInterceptor
 from services.runtime.metrics import ServiceMetrics
-from services.runtime.registry import ServiceSpec, load_registry
+from services.runtime.model_worker import worker_pool
+from services.runtime.registry import ServiceSpec, VersionSpec, load_registry
 from services.runtime.repository import Loader, ModelRepository
 from services.runtime.settings import ServiceSettings
 
@@ -43,7 +44,11 @@ class ServiceDefinition(Generic[In, Out]):
     name: str
     full_name: str
     loader: Loader[In, Out]
-    add_servicer: Callable[[aio.Server, ModelRepository[In, Out], ServiceSettings], None]
+    add_servicer: Callable[
+        [aio.Server, ModelRepository[In, Out], ServiceSettings, ServiceMetrics], None
+    ]
+    # A model whose calls hand back callbacks (streaming generation) stays in-process.
+    process_worker_ok: bool = True
 
 
 class ModelServer(Generic[In, Out]):
@@ -82,7 +87,7 @@ class ModelServer(Generic[In, Out]):
     async def start(self) -> int:
         """Bind and start answering (health NOT_SERVING until ``load``); returns the port."""
         server = aio.server(interceptors=[self.interceptor])
-        self.definition.add_servicer(server, self.repository, self.settings)
+        self.definition.add_servicer(server, self.repository, self.settings, self.metrics)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (self.definition.full_name, reflection.SERVICE_NAME, "grpc.health.v1.Health"),
@@ -106,8 +111,15 @@ class ModelServer(Generic[In, Out]):
 
     async def load(self) -> bool:
         """Load and warm every model version; SERVING once done. False if none loaded."""
+        workers = None
+        if self.settings.model_worker == "process" and self.definition.process_worker_ok:
+            definition, threads = self.definition, self.settings.torch_threads
+
+            def workers(spec: VersionSpec, location: str) -> ProcessPoolExecutor:
+                return worker_pool(definition.loader, spec, location, threads, definition.name)
+
         await self.repository.load_all(
-            self.definition.loader, self.executor, self.metrics.batch_observer
+            self.definition.loader, self.executor, self.metrics.batch_observer, workers
         )
         if not self.repository.any_ready():
             log.error("no model version could be loaded")
@@ -157,3 +169,13 @@ async def serve_until_signalled(server: ModelServer[In, Out]) -> int:
         loader.cancel()
     await server.drain()
     return 0
+
+
+def run_service(definition: ServiceDefinition[In, Out], settings: ServiceSettings) -> int:
+    """A service process's main: logs, torch threads, serve until signalled, drain."""
+    from services.runtime.logs import configure_logging
+    from services.runtime.torch_setup import configure_torch
+
+    configure_logging(definition.name, settings.log_level)
+    configure_torch(settings.torch_threads)
+    return asyncio.run(serve_until_signalled(ModelServer(definition, settings)))

@@ -7,7 +7,7 @@ Each service has its own prefix (``SWITCHYARD_CLASSIFIER_``, ``SWITCHYARD_NER_``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -37,6 +37,11 @@ class ServiceSettings(BaseSettings):
     only_versions: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description='Host only these comma-separated "model:version" entries; empty hosts all.',
+    )
+    model_worker: Literal["process", "thread"] = Field(
+        "process",
+        description="Run each model version in a process of its own, or on a thread of the"
+        " gRPC process (the summarizer always uses a thread: it streams from the model).",
     )
     torch_threads: int = Field(
         0, ge=0, description="Torch intra-op threads; 0 leaves torch's default (one per core)."

@@ -1,0 +1,1 @@
+"""Switchyard's benchmarks: served versus raw model speed, measured within one run."""

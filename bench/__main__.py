@@ -1,0 +1,49 @@
+"""``python -m bench`` (or ``make bench``): run the benchmarks and print their figures.
+
+The load generator runs in this process and shares the machine's cores with the service
+under test; every ratio compares two figures measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+
+from services.runtime.torch_setup import configure_torch
+from switchyard.paths import state_dir
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="shorter runs (noisier)")
+    parser.add_argument("--only", choices=("classifier", "summarizer"))
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+    models_dir = state_dir() / "models"
+    # The model under test gets one torch thread, in this process and in the service alike,
+    # leaving the other core to gRPC, the event loop and the load generator.
+    threads = 1
+    configure_torch(threads)
+    results: dict[str, object] = {
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+        "torch_threads": threads,
+    }
+    if args.only in (None, "classifier"):
+        from bench import classifier
+
+        results["classifier"] = classifier.run(models_dir, args.quick)
+    if args.only in (None, "summarizer"):
+        from bench import summarizer
+
+        results["summarizer"] = summarizer.run(models_dir, args.quick, threads)
+    print(json.dumps(results, indent=2))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The NER service: finds people, organisations and places in texts over gRPC."""

@@ -1,0 +1,126 @@
+"""A token-classification NER model loaded with transformers; no gRPC here.
+
+Entities are built from word-level predictions (each word takes its first piece's label,
+BIO tags merged into spans), and their text is sliced from the original string by the
+tokenizer's offsets, which count code points: an uncased model still returns "Paris",
+not "paris".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+WARM_UP_TEXT = "Ada Lovelace met Charles Babbage in London."
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One entity: its type, confidence, and code-point span in the original text."""
+
+    label: str
+    score: float
+    start: int
+    end: int
+    text: str
+
+
+@dataclass
+class _Word:
+    tag: str
+    score: float
+    start: int
+    end: int
+
+
+class TokenClassifierNer:
+    """Any Hugging Face token-classification model with BIO labels and a fast tokenizer."""
+
+    def __init__(self, location: str, max_tokens: int = 256) -> None:
+        self.tokenizer = AutoTokenizer.from_pretrained(location)
+        if not self.tokenizer.is_fast:
+            raise ValueError("NER needs a fast tokenizer: offsets map entities to the text")
+        self.model = AutoModelForTokenClassification.from_pretrained(location, dtype=torch.float32)
+        self.model.eval()
+        self.max_tokens = max_tokens
+        id2label: dict[int, str] = self.model.config.id2label
+        self.tags = [id2label[i] for i in range(len(id2label))]
+        self.labels = sorted({t.split("-", 1)[1] for t in self.tags if "-" in t})
+
+    def predict_batch(self, texts: Sequence[str]) -> list[list[Entity]]:
+        """The entities of each text, in text order."""
+        encoded = self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_tokens,
+            return_offsets_mapping=True,
+            return_tensors="pt",
+        )
+        offsets = encoded.pop("offset_mapping").tolist()
+        with torch.inference_mode():
+            probabilities = self.model(**encoded).logits.softmax(dim=-1)
+        scores, best = probabilities.max(dim=-1)
+        results = []
+        for row, text in enumerate(texts):
+            words = self._words(
+                encoded.word_ids(row), best[row].tolist(), scores[row].tolist(), offsets[row]
+            )
+            results.append(_merge(words, text))
+        return results
+
+    def _words(
+        self,
+        word_ids: list[int | None],
+        best: list[int],
+        scores: list[float],
+        offsets: list[list[int]],
+    ) -> list[_Word]:
+        words: dict[int, _Word] = {}
+        for position, word in enumerate(word_ids):
+            if word is None:
+                continue
+            start, end = offsets[position]
+            if word not in words:
+                words[word] = _Word(self.tags[best[position]], scores[position], start, end)
+            else:
+                words[word].end = end  # later pieces extend the word, the first one labels it
+        return [words[w] for w in sorted(words)]
+
+    def warm_up(self) -> None:
+        self.predict_batch([WARM_UP_TEXT])
+
+
+def _merge(words: list[_Word], text: str) -> list[Entity]:
+    """BIO word tags to entity spans; an I- tag that continues nothing starts an entity."""
+    entities: list[Entity] = []
+    current: tuple[str, int, int, list[float]] | None = None
+
+    def close() -> None:
+        # A span with no letter or digit (an emoji read as an unknown token) is no entity.
+        if current is not None and any(ch.isalnum() for ch in text[current[1] : current[2]]):
+            label, start, end, word_scores = current
+            entities.append(
+                Entity(label, sum(word_scores) / len(word_scores), start, end, text[start:end])
+            )
+
+    for word in words:
+        prefix, _, label = word.tag.partition("-")
+        # A B- tag right after an entity of the same type, one space apart, continues it:
+        # two entities of one type are almost never written with nothing between them, while
+        # a small model often tags each word of an unfamiliar name B-PER.
+        continues = (
+            current is not None
+            and current[0] == label
+            and (prefix == "I" or (prefix == "B" and text[current[2] : word.start] == " "))
+        )
+        if continues and current is not None:
+            current = (label, current[1], word.end, [*current[3], word.score])
+            continue
+        close()
+        current = (label, word.start, word.end, [word.score]) if label else None
+    close()
+    return entities

@@ -1,0 +1,67 @@
+"""A model version served from a process of its own.
+
+A forward pass of a small transformer is mostly short Python between short kernels, so
+it holds the GIL most of the time; in the gRPC process it and the event loop would take
+turns on one core. In its own process (spawned, never forked) the model has the GIL to
+itself and the event loop keeps the other core. Texts go in and results come back
+pickled, which costs little next to a forward pass.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from services.runtime.registry import VersionSpec
+
+if TYPE_CHECKING:  # the repository imports this module
+    from services.runtime.repository import Loader, Predictor
+
+# The worker process's model, set once by its initializer (one model per worker process);
+# the gRPC process never sets it.
+_predictor: Predictor[Any, Any] | None = None
+
+
+def _start(
+    loader: Loader[Any, Any], spec: VersionSpec, location: str, torch_threads: int, service: str
+) -> None:
+    from services.runtime.logs import configure_logging
+    from services.runtime.torch_setup import configure_torch
+
+    global _predictor
+    # The service stops its workers itself once accepted work is done; a Ctrl-C sent to
+    # the whole process group (or a stray SIGTERM) must not kill them under a drain.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    configure_logging(f"{service}-worker")
+    configure_torch(torch_threads)
+    predictor = loader(spec, location)
+    predictor.warm_up()
+    _predictor = predictor
+
+
+def ready() -> bool:
+    """True once the worker has loaded and warmed its model (run in the worker)."""
+    return _predictor is not None
+
+
+def predict_batch(items: Sequence[Any]) -> list[Any]:
+    """Run one batch on the worker's model (run in the worker)."""
+    if _predictor is None:
+        raise RuntimeError("the model worker has no model")
+    return list(_predictor.predict_batch(items))
+
+
+def worker_pool(
+    loader: Loader[Any, Any], spec: VersionSpec, location: str, torch_threads: int, service: str
+) -> ProcessPoolExecutor:
+    """A one-process pool that loads ``spec`` when it starts."""
+    return ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start,
+        initargs=(loader, spec, location, torch_threads, service),
+    )

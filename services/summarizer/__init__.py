@@ -1,0 +1,1 @@
+"""The summarizer service: writes summaries with a generative model and streams them."""

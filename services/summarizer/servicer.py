@@ -1,0 +1,116 @@
+"""The SummarizerService RPCs: one generation per call, its pieces streamed as they come."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from grpc import aio
+
+from services.runtime.catalogue import catalogue
+from services.runtime.inputs import check_text, deadline_of
+from services.runtime.metrics import ServiceMetrics, note_model
+from services.runtime.repository import HostedVersion, ModelRepository
+from services.summarizer.convert import usage_to_pb
+from services.summarizer.model import GenerationJob, Usage
+from services.summarizer.options import check_options
+from switchyard.summarizer.v1 import summarizer_pb2 as pb
+from switchyard.summarizer.v1 import summarizer_pb2_grpc as pb_grpc
+
+Context = aio.ServicerContext[Any, Any]
+Repository = ModelRepository[GenerationJob, Usage]
+
+
+@dataclass(frozen=True)
+class _End:
+    usage: Usage
+
+
+class SummarizerServicer(pb_grpc.SummarizerServiceServicer):
+    def __init__(self, repository: Repository, metrics: ServiceMetrics) -> None:
+        self._repository = repository
+        self._metrics = metrics
+
+    async def Summarize(
+        self, request: pb.SummarizeRequest, context: Context
+    ) -> pb.SummarizeResponse:
+        hosted = self._resolve(request.model, request.version)
+        pieces: list[str] = []
+        usage = Usage()
+        async for item in self._generate(hosted, request.text, request.options, context):
+            if isinstance(item, _End):
+                usage = item.usage
+            else:
+                pieces.append(item)
+        return pb.SummarizeResponse(
+            model=hosted.model,
+            version=hosted.version,
+            request_id=request.request_id,
+            summary="".join(pieces),
+            usage=usage_to_pb(usage),
+        )
+
+    async def SummarizeStream(
+        self, request: pb.SummarizeStreamRequest, context: Context
+    ) -> AsyncIterator[pb.SummarizeStreamResponse]:
+        hosted = self._resolve(request.model, request.version)
+        index = 0
+        async for item in self._generate(hosted, request.text, request.options, context):
+            message = pb.SummarizeStreamResponse(
+                model=hosted.model, version=hosted.version, index=index
+            )
+            if isinstance(item, _End):
+                message.usage.CopyFrom(usage_to_pb(item.usage))
+            else:
+                message.text = item
+            yield message
+            index += 1
+
+    async def ListModels(
+        self, request: pb.ListModelsRequest, context: Context
+    ) -> pb.ListModelsResponse:
+        return pb.ListModelsResponse(models=catalogue(self._repository))
+
+    def _resolve(self, model: str, version: str) -> HostedVersion[GenerationJob, Usage]:
+        hosted = self._repository.resolve(model, version)
+        note_model(hosted.model, hosted.version)
+        return hosted
+
+    async def _generate(
+        self,
+        hosted: HostedVersion[GenerationJob, Usage],
+        text: str,
+        options: pb.GenerationOptions,
+        context: Context,
+    ) -> AsyncIterator[str | _End]:
+        """Each generated piece as it comes, then the usage. Leaving early (the caller
+        went away, or its deadline passed) cancels the generation."""
+        checked = check_options(options, hosted.spec)
+        text = check_text(text, hosted.spec.max_input_chars)
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[str | None] = asyncio.Queue()
+        model, version = hosted.model, hosted.version
+
+        def on_piece(piece: str) -> None:  # called on the worker thread
+            loop.call_soon_threadsafe(pieces.put_nowait, piece)
+
+        job = GenerationJob(
+            text,
+            checked,
+            on_piece=on_piece,
+            on_finished=lambda usage: self._metrics.generation_finished(model, version, usage),
+        )
+        assert hosted.batcher is not None
+        run = asyncio.ensure_future(hosted.batcher.submit(job, deadline_of(context)))
+        # Pieces are queued on the loop before the run's result, so None comes last.
+        run.add_done_callback(lambda _: pieces.put_nowait(None))
+        try:
+            while (piece := await pieces.get()) is not None:
+                yield piece
+            yield _End(await run)
+        finally:
+            job.cancelled.set()  # no effect once finished; stops a generation still running
+            if not run.done():
+                run.cancel()

@@ -1,0 +1,212 @@
+"""asyncio clients, one per model service (grpc.aio channels)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from types import TracebackType
+from typing import Any
+
+from grpc import aio
+
+from switchyard.classifier.v1 import classifier_pb2, classifier_pb2_grpc
+from switchyard.client.config import (
+    CLASSIFIER,
+    DEFAULT_STREAM_TIMEOUT_S,
+    DEFAULT_TIMEOUT_S,
+    NER,
+    SUMMARIZER,
+    channel_options,
+)
+from switchyard.client.requests import (
+    TextItem,
+    classify_stream_requests,
+    generation_options,
+    ner_stream_requests,
+)
+from switchyard.common.v1 import models_pb2
+from switchyard.ner.v1 import ner_pb2, ner_pb2_grpc
+from switchyard.summarizer.v1 import summarizer_pb2, summarizer_pb2_grpc
+
+
+class _AsyncClient:
+    service = ""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        stream_timeout_s: float = DEFAULT_STREAM_TIMEOUT_S,
+    ) -> None:
+        self.channel = aio.insecure_channel(target, options=channel_options(self.service))
+        self.timeout_s = timeout_s
+        self.stream_timeout_s = stream_timeout_s
+
+    async def close(self) -> None:
+        await self.channel.close(None)
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class AsyncClassifierClient(_AsyncClient):
+    service = CLASSIFIER
+
+    def __init__(self, target: str = "localhost:50051", **kwargs: float) -> None:
+        super().__init__(target, **kwargs)
+        self.stub = classifier_pb2_grpc.ClassifierServiceStub(self.channel)
+
+    async def __aenter__(self) -> AsyncClassifierClient:
+        return self
+
+    async def classify(
+        self,
+        texts: Sequence[str],
+        *,
+        model: str = "",
+        version: str = "",
+        top_k: int = 0,
+        request_id: str = "",
+        timeout_s: float | None = None,
+    ) -> classifier_pb2.ClassifyResponse:
+        request = classifier_pb2.ClassifyRequest(
+            texts=texts, model=model, version=version, top_k=top_k, request_id=request_id
+        )
+        return await self.stub.Classify(request, timeout=timeout_s or self.timeout_s)
+
+    async def classify_stream(
+        self,
+        items: Iterable[TextItem],
+        *,
+        model: str = "",
+        version: str = "",
+        top_k: int = 0,
+        timeout_s: float | None = None,
+    ) -> AsyncIterator[classifier_pb2.ClassifyStreamResponse]:
+        """Send many texts, receive each result as soon as it is ready (tagged by id)."""
+        call = self.stub.ClassifyStream(
+            classify_stream_requests(items, model, version, top_k),
+            timeout=timeout_s or self.stream_timeout_s,
+        )
+        async for response in call:
+            yield response
+
+    async def list_models(self) -> list[models_pb2.ModelInfo]:
+        request = classifier_pb2.ListModelsRequest()
+        return list((await self.stub.ListModels(request, timeout=self.timeout_s)).models)
+
+
+class AsyncNerClient(_AsyncClient):
+    service = NER
+
+    def __init__(self, target: str = "localhost:50052", **kwargs: float) -> None:
+        super().__init__(target, **kwargs)
+        self.stub = ner_pb2_grpc.NerServiceStub(self.channel)
+
+    async def __aenter__(self) -> AsyncNerClient:
+        return self
+
+    async def extract_entities(
+        self,
+        texts: Sequence[str],
+        *,
+        model: str = "",
+        version: str = "",
+        request_id: str = "",
+        timeout_s: float | None = None,
+    ) -> ner_pb2.ExtractEntitiesResponse:
+        request = ner_pb2.ExtractEntitiesRequest(
+            texts=texts, model=model, version=version, request_id=request_id
+        )
+        return await self.stub.ExtractEntities(request, timeout=timeout_s or self.timeout_s)
+
+    async def extract_entities_stream(
+        self,
+        items: Iterable[TextItem],
+        *,
+        model: str = "",
+        version: str = "",
+        timeout_s: float | None = None,
+    ) -> AsyncIterator[ner_pb2.ExtractEntitiesStreamResponse]:
+        call = self.stub.ExtractEntitiesStream(
+            ner_stream_requests(items, model, version), timeout=timeout_s or self.stream_timeout_s
+        )
+        async for response in call:
+            yield response
+
+    async def list_models(self) -> list[models_pb2.ModelInfo]:
+        request = ner_pb2.ListModelsRequest()
+        return list((await self.stub.ListModels(request, timeout=self.timeout_s)).models)
+
+
+class AsyncSummarizerClient(_AsyncClient):
+    service = SUMMARIZER
+
+    def __init__(self, target: str = "localhost:50053", **kwargs: float) -> None:
+        super().__init__(target, **kwargs)
+        self.stub = summarizer_pb2_grpc.SummarizerServiceStub(self.channel)
+
+    async def __aenter__(self) -> AsyncSummarizerClient:
+        return self
+
+    async def summarize(
+        self,
+        text: str,
+        *,
+        max_new_tokens: int = 0,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+        model: str = "",
+        version: str = "",
+        request_id: str = "",
+        timeout_s: float | None = None,
+    ) -> summarizer_pb2.SummarizeResponse:
+        request = summarizer_pb2.SummarizeRequest(
+            text=text,
+            model=model,
+            version=version,
+            request_id=request_id,
+            options=generation_options(max_new_tokens, temperature, top_p, seed),
+        )
+        return await self.stub.Summarize(request, timeout=timeout_s or self.stream_timeout_s)
+
+    async def summarize_stream(
+        self,
+        text: str,
+        *,
+        max_new_tokens: int = 0,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+        model: str = "",
+        version: str = "",
+        request_id: str = "",
+        timeout_s: float | None = None,
+    ) -> AsyncIterator[summarizer_pb2.SummarizeStreamResponse]:
+        """Every message of the stream: pieces of text, then the usage. Leaving the loop
+        early cancels the call, and the service stops generating."""
+        request = summarizer_pb2.SummarizeStreamRequest(
+            text=text,
+            model=model,
+            version=version,
+            request_id=request_id,
+            options=generation_options(max_new_tokens, temperature, top_p, seed),
+        )
+        call = self.stub.SummarizeStream(request, timeout=timeout_s or self.stream_timeout_s)
+        try:
+            async for message in call:
+                yield message
+        finally:
+            call.cancel()
+
+    async def summary_pieces(self, text: str, **options: Any) -> AsyncIterator[str]:
+        """Just the pieces of the summary, as they are generated (options as above)."""
+        async for message in self.summarize_stream(text, **options):
+            if message.text:
+                yield message.text

@@ -1,0 +1,50 @@
+"""Channel settings the clients share: the retry policy and load balancing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_STREAM_TIMEOUT_S = 300.0
+
+CLASSIFIER = "switchyard.classifier.v1.ClassifierService"
+NER = "switchyard.ner.v1.NerService"
+SUMMARIZER = "switchyard.summarizer.v1.SummarizerService"
+
+# Unary calls only: a stream that failed half way cannot be replayed safely.
+UNARY_METHODS: dict[str, tuple[str, ...]] = {
+    CLASSIFIER: ("Classify", "ListModels"),
+    NER: ("ExtractEntities", "ListModels"),
+    SUMMARIZER: ("Summarize", "ListModels"),
+}
+
+
+def service_config(service: str, max_attempts: int = 4) -> str:
+    """gRPC service config: retry UNAVAILABLE on unary calls, round robin over addresses."""
+    return json.dumps(
+        {
+            "loadBalancingConfig": [{"round_robin": {}}],
+            "methodConfig": [
+                {
+                    "name": [{"service": service, "method": m} for m in UNARY_METHODS[service]],
+                    "retryPolicy": {
+                        "maxAttempts": max_attempts,
+                        "initialBackoff": "0.1s",
+                        "maxBackoff": "2s",
+                        "backoffMultiplier": 2,
+                        "retryableStatusCodes": ["UNAVAILABLE"],
+                    },
+                }
+            ],
+        }
+    )
+
+
+def channel_options(service: str) -> Sequence[tuple[str, object]]:
+    return (
+        ("grpc.service_config", service_config(service)),
+        ("grpc.enable_retries", 1),
+        # Notice a dead peer on an idle long-lived connection.
+        ("grpc.keepalive_time_ms", 30_000),
+    )
