@@ -54,7 +54,7 @@ proto-check: setup
 # Compare the protos with the previous commit, when the history has one with protos.
 breaking: node_modules/.bin/buf
 	@if git rev-parse --verify --quiet HEAD~1 >/dev/null && git cat-file -e HEAD~1:buf.yaml 2>/dev/null; then \
-		node_modules/.bin/buf breaking --against '.git#ref=HEAD~1'; \
+		node_modules/.bin/buf breaking --against '.git#ref=HEAD~1' && echo "buf breaking: no breaking change against HEAD~1"; \
 	else \
 		echo "buf breaking: no previous commit with protos to compare against"; \
 	fi

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -166,3 +168,19 @@ def test_invalid_utf8_is_an_invalid_argument(classifier: ServiceProcess) -> None
         # The service is unharmed.
         reply = Stub(channel).Classify(pb.ClassifyRequest(texts=["I love this"]), timeout=30)
         assert top_label(reply.results[0]) == "positive"
+
+
+def test_a_stream_abandoned_half_way_leaves_the_service_whole(
+    classifier: ServiceProcess, classifier_stub: Stub
+) -> None:
+    outbox: queue.Queue[pb.ClassifyStreamRequest | None] = queue.Queue()
+    call = classifier_stub.ClassifyStream(iter(outbox.get, None), timeout=60)
+    responses = iter(call)
+    for i in range(3):
+        outbox.put(pb.ClassifyStreamRequest(id=str(i), text="I love this"))
+    assert next(responses).WhichOneof("outcome") == "result"
+    call.cancel()  # type: ignore[no-untyped-call]
+    outbox.put(None)
+    classifier.wait_metric("switchyard_queue_depth", {"model": "sentiment", "version": "v1"}, 0)
+    reply = classifier_stub.Classify(pb.ClassifyRequest(texts=["I hate this"]), timeout=30)
+    assert top_label(reply.results[0]) == "negative"

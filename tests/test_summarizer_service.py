@@ -7,10 +7,11 @@ from pathlib import Path
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from switchyard.summarizer.v1 import summarizer_pb2 as pb
 from switchyard.summarizer.v1 import summarizer_pb2_grpc
-from tests.support import ServiceProcess, details, service_process
+from tests.support import SUMMARIZER, ServiceProcess, details, service_process
 
 Stub = summarizer_pb2_grpc.SummarizerServiceStub
 V1 = {"model": "summarizer", "version": "v1"}
@@ -152,3 +153,22 @@ def test_a_flood_beyond_the_queue_is_refused_while_accepted_work_finishes(
         assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         running.cancel()  # type: ignore[no-untyped-call]
         assert queued.result().usage.generated_tokens == 3
+
+
+def test_health_and_listing_answer_while_a_generation_runs(
+    summarizer: ServiceProcess, stub: Stub
+) -> None:
+    call = stub.SummarizeStream(
+        pb.SummarizeStreamRequest(text=EIFFEL, options=pb.GenerationOptions(max_new_tokens=300)),
+        timeout=120,
+    )
+    stream = iter(call)
+    next(stream)  # the worker thread is generating now
+    with grpc.insecure_channel(summarizer.address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        reply = health.Check(health_pb2.HealthCheckRequest(service=SUMMARIZER), timeout=30)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        listed = Stub(channel).ListModels(pb.ListModelsRequest(), timeout=30)
+        assert [m.name for m in listed.models] == ["summarizer"]
+    assert next(stream).text  # and the generation went on meanwhile
+    call.cancel()  # type: ignore[no-untyped-call]
