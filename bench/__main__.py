@@ -20,11 +20,14 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="shorter runs (noisier)")
     parser.add_argument("--only", choices=("classifier", "summarizer"))
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument(
+        "--torch-threads", type=int, default=1, help="torch threads of the model under test"
+    )
     args = parser.parse_args()
     models_dir = state_dir() / "models"
-    # The model under test gets one torch thread, in this process and in the service alike,
-    # leaving the other core to gRPC, the event loop and the load generator.
-    threads = 1
+    # The model under test gets the same torch threads in this process and in the service;
+    # with one, the other core is left to gRPC, the event loop and the load generator.
+    threads = args.torch_threads
     configure_torch(threads)
     results: dict[str, object] = {
         "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
@@ -33,7 +36,7 @@ def main() -> int:
     if args.only in (None, "classifier"):
         from bench import classifier
 
-        results["classifier"] = classifier.run(models_dir, args.quick)
+        results["classifier"] = classifier.run(models_dir, args.quick, threads)
     if args.only in (None, "summarizer"):
         from bench import summarizer
 

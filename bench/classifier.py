@@ -128,7 +128,7 @@ def paired(
     }
 
 
-def run(models_dir: Path, quick: bool) -> dict[str, object]:
+def run(models_dir: Path, quick: bool, torch_threads: int) -> dict[str, object]:
     rounds = 3 if quick else 5
     classifier = SequenceClassifier(str(models_dir / "sentiment" / "v1"))
     classifier.warm_up()
@@ -139,15 +139,15 @@ def run(models_dir: Path, quick: bool) -> dict[str, object]:
             Path(scratch) / "on.toml", models_dir, {"v1": shipped_batching()}
         )
         off = write_classifier_registry(Path(scratch) / "off.toml", models_dir, {"v1": NO_BATCHING})
-        with service_process("classifier", on, torch_threads="1") as service:
+        with service_process("classifier", on, torch_threads=str(torch_threads)) as service:
             for concurrency, total in ((1, 150), (8, 400), (32, 1000)):
                 figures[f"served_c{concurrency}"] = paired(
                     classifier, best, service, concurrency, total, rounds
                 )
         speedups = []
         with (
-            service_process("classifier", on, torch_threads="1") as batched,
-            service_process("classifier", off, torch_threads="1") as unbatched,
+            service_process("classifier", on, torch_threads=str(torch_threads)) as batched,
+            service_process("classifier", off, torch_threads=str(torch_threads)) as unbatched,
         ):
             for _ in range(rounds):
                 with_batching = asyncio.run(served(batched, 32, 600)).per_second

@@ -3,6 +3,7 @@ SERVING, print where each listens, and on Ctrl-C or SIGTERM drain and stop them 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -67,7 +68,12 @@ def start(launch: ServiceLaunch, torch_threads: int) -> Running:
     env.setdefault(f"{launch.env_prefix}METRICS_PORT", str(launch.default_metrics_port))
     # A new interpreter (fork and exec), never a fork of this one: no torch or grpc state
     # is inherited.
-    process = subprocess.Popen([sys.executable, "-m", "switchyard", "serve", launch.name], env=env)
+    # Its own process group, so that a stuck service is killed with its model workers.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "switchyard", "serve", launch.name],
+        env=env,
+        start_new_session=True,
+    )
     return Running(
         launch,
         process,
@@ -105,7 +111,8 @@ def stop_all(running: list[Running]) -> int:
         try:
             code = r.process.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            r.process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(r.process.pid, signal.SIGKILL)
             code = r.process.wait()
         worst = worst or code
     return worst
@@ -121,8 +128,10 @@ def up(names: list[str] | None = None, torch_threads: int = 1) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     chosen = [s for s in SERVICES if names is None or s.name in names]
-    running = [start(launch, torch_threads) for launch in chosen]
+    running: list[Running] = []
     try:
+        for launch in chosen:
+            running.append(start(launch, torch_threads))
         for r in running:
             if not wait_serving(r, stop, STARTUP_TIMEOUT_S):
                 if not stop.is_set():

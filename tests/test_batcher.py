@@ -7,11 +7,12 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 
 from services.runtime.batcher import BatchPolicy, DynamicBatcher
-from services.runtime.errors import DeadlineExpired, Overloaded, Unavailable
+from services.runtime.errors import DeadlineExpired, InvalidInput, Overloaded, Unavailable
 
 LONG = 3600.0  # a queue delay no test waits out: batches form by size, flush or close
 
@@ -167,3 +168,43 @@ def test_a_policy_must_make_sense() -> None:
         BatchPolicy(max_batch_size=8, max_queue_delay_s=0, max_queue_size=4)
     with pytest.raises(ValueError, match="max_batch_size"):
         BatchPolicy(max_batch_size=0, max_queue_delay_s=0, max_queue_size=4)
+
+
+async def test_a_request_larger_than_the_queue_is_invalid_not_overload(
+    executor: ThreadPoolExecutor,
+) -> None:
+    b = batcher(Recorder(), executor, size=4, queue=4)
+    with pytest.raises(InvalidInput, match="max_queue_size"):
+        await b.submit_many([1, 2, 3, 4, 5])
+    await b.close()
+
+
+async def test_queued_items_can_be_refused_with_a_retryable_error(
+    executor: ThreadPoolExecutor,
+) -> None:
+    b = batcher(Recorder(), executor, size=4, queue=4)
+    waiting = asyncio.ensure_future(b.submit_many([1, 2]))
+    await wait_depth(b, 2)
+    assert b.reject_queued(Unavailable("stopping")) == 2
+    with pytest.raises(Unavailable):
+        await waiting
+    assert b.depth == 0
+    await b.close()
+
+
+async def test_a_dead_worker_breaks_the_batcher_and_says_so() -> None:
+    def crash(items: Sequence[int]) -> list[int]:
+        raise BrokenProcessPool("worker died")
+
+    broken: list[bool] = []
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        b = DynamicBatcher(
+            crash, BatchPolicy(2, LONG, 4), pool, on_broken=lambda: broken.append(True)
+        )
+        b.start()
+        outcomes = await asyncio.gather(b.submit(1), b.submit(2), return_exceptions=True)
+        assert all(isinstance(o, Unavailable) for o in outcomes)
+        assert broken == [True] and b.broken
+        with pytest.raises(Unavailable, match="worker stopped"):
+            await b.submit(3)
+        await b.close()

@@ -7,6 +7,8 @@ purpose, never by racing the model.
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import cast
@@ -100,3 +102,41 @@ def test_an_expired_deadline_is_dropped_before_it_runs(holding_classifier: Servi
         assert expired.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         service.wait_metric("switchyard_queue_depth", V1, 0)
         assert service.metric("switchyard_batch_size_count", V1) == ran_before
+
+
+def test_a_dead_model_worker_turns_the_service_not_serving(
+    prepared_models: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    fast = {"max_batch_size": 8, "max_queue_delay_ms": 1, "max_queue_size": 8}
+    with classifier_process(tmp_path_factory.mktemp("crash"), {"v1": fast}) as service:
+        (worker,) = child_pids(service.process.pid)
+        os.kill(worker, signal.SIGKILL)  # as the kernel's OOM killer would
+        with grpc.insecure_channel(service.address) as channel:
+            stub = classifier_pb2_grpc.ClassifierServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as failed:
+                stub.Classify(pb.ClassifyRequest(texts=["I love this"]), timeout=60)
+            assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+            health = health_pb2_grpc.HealthStub(channel)
+            watch = health.Watch(health_pb2.HealthCheckRequest(service=CLASSIFIER), timeout=60)
+            for reply in watch:
+                if reply.status == health_pb2.HealthCheckResponse.NOT_SERVING:
+                    break
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.Classify(pb.ClassifyRequest(texts=["again"]), timeout=60)
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def child_pids(pid: int) -> list[int]:
+    """The model worker processes of a service (its children, without helper processes)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (entry / "cmdline").read_bytes()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(stat[1]) == pid and b"resource_tracker" not in cmdline:
+            children.append(int(entry.name))
+    return children

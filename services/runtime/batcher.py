@@ -15,11 +15,11 @@ import enum
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import BrokenExecutor, Executor
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
-from services.runtime.errors import DeadlineExpired, Overloaded, Unavailable
+from services.runtime.errors import DeadlineExpired, InvalidInput, Overloaded, Unavailable
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -76,8 +76,10 @@ class DynamicBatcher(Generic[In, Out]):
         policy: BatchPolicy,
         executor: Executor,
         observer: BatchObserver | None = None,
+        on_broken: Callable[[], None] | None = None,
     ) -> None:
         self._run_batch = run_batch
+        self._on_broken = on_broken
         self.policy = policy
         self._executor = executor
         self._observer = observer
@@ -88,6 +90,8 @@ class DynamicBatcher(Generic[In, Out]):
         self._closed = False
         self._task: asyncio.Task[None] | None = None
         self._recent_batch_s = 0.0
+        self.broken = False
+        """True once batches can no longer run (the model worker process died)."""
 
     @property
     def depth(self) -> int:
@@ -108,6 +112,14 @@ class DynamicBatcher(Generic[In, Out]):
         """Run several items, admitted all together or not at all; outputs keep their order."""
         if self._closed:
             raise Unavailable("the service is shutting down; retry on another replica")
+        if self.broken:
+            raise Unavailable("the model worker stopped; retry on another replica")
+        if len(items) > self.policy.max_queue_size:
+            # Could never fit, however long the caller waited: not an overload.
+            raise InvalidInput(
+                f"{len(items)} items in one request; this model's queue holds at most"
+                f" {self.policy.max_queue_size} (max_queue_size)"
+            )
         free = self.policy.max_queue_size - self._queued
         if len(items) > free:
             raise Overloaded(
@@ -153,7 +165,27 @@ class DynamicBatcher(Generic[In, Out]):
         # Roughly how long until a batch's worth of slots frees up.
         return max(self._recent_batch_s, self.policy.max_queue_delay_s, 0.05)
 
+    def reject_queued(self, error: Exception) -> int:
+        """Fail every item still waiting (not yet running) with ``error``; returns how many."""
+        rejected = 0
+        while self._queue:
+            p = self._queue.popleft()
+            if p.state is _State.QUEUED and not p.future.done():
+                p.future.set_exception(error)
+                rejected += 1
+            self._forget(p)
+        return rejected
+
     async def _gather_forever(self) -> None:
+        try:
+            await self._gather()
+        except Exception:
+            # Nothing more would ever run: fail what waits rather than leave it hanging.
+            log.exception("the batcher stopped")
+            self.broken = True
+            self.reject_queued(Unavailable("the model is unavailable; retry on another replica"))
+
+    async def _gather(self) -> None:
         while True:
             if self._queued == 0:
                 self._queue.clear()  # only cancelled leftovers remain
@@ -215,6 +247,17 @@ class DynamicBatcher(Generic[In, Out]):
             outputs = await loop.run_in_executor(self._executor, self._run_batch, inputs)
             if len(outputs) != len(inputs):
                 raise RuntimeError(f"batch of {len(inputs)} gave {len(outputs)} outputs")
+        except BrokenExecutor:
+            log.exception("the model worker died running a batch of %d", len(inputs))
+            self.broken = True
+            error = Unavailable("the model worker stopped; retry on another replica")
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_exception(error)
+            self.reject_queued(error)
+            if self._on_broken is not None:
+                self._on_broken()
+            return
         except Exception as exc:
             log.exception("batch of %d failed", len(inputs))
             for p in batch:

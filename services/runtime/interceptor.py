@@ -114,8 +114,11 @@ class ErrorMappingInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
             async with self._call(method, context):
                 responses = inner(request, context)
                 if inspect.isasyncgen(responses):
-                    async for response in responses:
-                        yield response
+                    # Closed here, not whenever the collector finds it: its clean-up
+                    # cancels work and frees queue slots.
+                    async with contextlib.aclosing(responses):
+                        async for response in responses:
+                            yield response
                 else:
                     await responses
 

@@ -10,7 +10,9 @@ pickled, which costs little next to a forward pass.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -36,11 +38,26 @@ def _start(
     # the whole process group (or a stray SIGTERM) must not kill them under a drain.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _exit_with_parent()
     configure_logging(f"{service}-worker")
     configure_torch(torch_threads)
     predictor = loader(spec, location)
     predictor.warm_up()
     _predictor = predictor
+
+
+def _exit_with_parent() -> None:
+    """End this worker when the service process dies, however it died (even SIGKILL):
+    a pool worker otherwise waits on its task queue forever, holding the model."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def ready() -> bool:

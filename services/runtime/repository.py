@@ -74,6 +74,8 @@ class ModelRepository(Generic[In, Out]):
         self._service = service
         self._models_dir = models_dir
         self._versions: dict[tuple[str, str], HostedVersion[In, Out]] = {}
+        self.draining = asyncio.Event()
+        """Set when the process starts to drain: open streams stop reading requests."""
         for spec in service.version_specs():
             default = service.models[spec.model].default_version == spec.version
             self._versions[(spec.model, spec.version)] = HostedVersion(spec, default)
@@ -109,6 +111,7 @@ class ModelRepository(Generic[In, Out]):
         executor: Executor,
         observers: ObserverFactory,
         workers: WorkerFactory | None = None,
+        on_broken: Callable[[HostedVersion[In, Out]], None] | None = None,
     ) -> None:
         """Load and warm every version, then start its batcher. With ``workers``, each
         version runs in a process of its own; otherwise on ``executor``'s thread.
@@ -141,11 +144,29 @@ class ModelRepository(Generic[In, Out]):
                 max_queue_delay_s=spec.max_queue_delay_ms / 1000.0,
                 max_queue_size=spec.max_queue_size,
             )
-            batcher = DynamicBatcher(run_batch, policy, runner, observers(spec))
+            batcher = DynamicBatcher(
+                run_batch, policy, runner, observers(spec), self._broken_callback(hosted, on_broken)
+            )
             batcher.start()
             hosted.batcher = batcher
             hosted.status = VersionStatus.READY
             log.info("model ready", extra={"model": spec.model, "version": spec.version})
+
+    @staticmethod
+    def _broken_callback(
+        hosted: HostedVersion[In, Out], notify: Callable[[HostedVersion[In, Out]], None] | None
+    ) -> Callable[[], None]:
+        def broken() -> None:
+            log.error("%s %s can no longer run", hosted.model, hosted.version)
+            hosted.status = VersionStatus.FAILED
+            if notify is not None:
+                notify(hosted)
+
+        return broken
+
+    def reject_queued(self, error: Exception) -> int:
+        """Fail every queued (not yet running) item of every version with ``error``."""
+        return sum(h.batcher.reject_queued(error) for h in self._versions.values() if h.batcher)
 
     def all_ready(self) -> bool:
         return all(h.status is VersionStatus.READY for h in self._versions.values())
@@ -154,7 +175,9 @@ class ModelRepository(Generic[In, Out]):
         return any(h.status is VersionStatus.READY for h in self._versions.values())
 
     def start_draining(self) -> None:
-        """Run queued work at once instead of waiting for fuller batches."""
+        """Run queued work at once instead of waiting for fuller batches, and tell open
+        streams to stop reading."""
+        self.draining.set()
         for hosted in self._versions.values():
             if hosted.batcher is not None:
                 hosted.batcher.flush()
@@ -169,7 +192,8 @@ class ModelRepository(Generic[In, Out]):
         )
         for hosted in self._versions.values():
             if hosted.worker is not None:
-                hosted.worker.shutdown(wait=True)
+                # Off the loop: a worker still loading its model may take a while to stop.
+                await asyncio.to_thread(hosted.worker.shutdown, wait=True, cancel_futures=True)
 
 
 def _load_and_warm(loader: Loader[In, Out], spec: VersionSpec, location: str) -> Predictor[In, Out]:

@@ -21,17 +21,24 @@ from grpc_health.v1 import _async as health_aio  # the asyncio servicer, as heal
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from services.runtime.errors import Unavailable
 from services.runtime.interceptor import ErrorMappingInterceptor
 from services.runtime.metrics import ServiceMetrics
 from services.runtime.model_worker import worker_pool
 from services.runtime.registry import ServiceSpec, VersionSpec, load_registry
-from services.runtime.repository import Loader, ModelRepository
+from services.runtime.repository import HostedVersion, Loader, ModelRepository
 from services.runtime.settings import ServiceSettings
 
 In = TypeVar("In")
 Out = TypeVar("Out")
 
 log = logging.getLogger(__name__)
+
+REFUSAL_SEND_S = 2.0
+"""After the drain grace, how long refused calls get to send their answers."""
+LAST_STATUS_GRACE_S = 1.0
+"""Once no model call is left, how long the server still runs so that the last statuses
+reach their callers; open health Watch streams are ended after it."""
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -82,6 +89,7 @@ class ModelServer(Generic[In, Out]):
         )
         self.port = 0
         self.metrics_port = 0
+        self._background: set[asyncio.Future[None]] = set()
         self._server: aio.Server | None = None
 
     async def start(self) -> int:
@@ -93,8 +101,7 @@ class ModelServer(Generic[In, Out]):
             (self.definition.full_name, reflection.SERVICE_NAME, "grpc.health.v1.Health"),
             server,
         )
-        for name in ("", self.definition.full_name):
-            await self.health.set(name, NOT_SERVING)
+        await self._set_health(NOT_SERVING)
         self.port = server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
         await server.start()
         self._server = server
@@ -119,34 +126,60 @@ class ModelServer(Generic[In, Out]):
                 return worker_pool(definition.loader, spec, location, threads, definition.name)
 
         await self.repository.load_all(
-            self.definition.loader, self.executor, self.metrics.batch_observer, workers
+            self.definition.loader,
+            self.executor,
+            self.metrics.batch_observer,
+            workers,
+            on_broken=self._version_broken,
         )
         if not self.repository.any_ready():
             log.error("no model version could be loaded")
             return False
-        for name in ("", self.definition.full_name):
-            await self.health.set(name, SERVING)
+        await self._set_health(SERVING)
         log.info("serving", extra={"grpc_port": self.port})
         return True
+
+    def _version_broken(self, hosted: HostedVersion[In, Out]) -> None:
+        # A model worker died: this process cannot serve as configured. NOT_SERVING lets
+        # the orchestrator (or the balancer's health checks) take it out and restart it.
+        log.error("not serving: %s %s lost its model worker", hosted.model, hosted.version)
+        task = asyncio.ensure_future(self._set_health(NOT_SERVING))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
+        for name in ("", self.definition.full_name):
+            await self.health.set(name, status)
 
     async def drain(self) -> None:
         """NOT_SERVING at once, refuse new calls, let accepted ones finish, then stop."""
         log.info("draining", extra={"grace_s": self.settings.drain_grace_s})
-        # Refusing first: whoever sees NOT_SERVING and calls again gets UNAVAILABLE.
+        # Refusing first: whoever sees NOT_SERVING and calls again gets UNAVAILABLE, and
+        # open streams read nothing more.
         self.interceptor.refuse_new_calls()
-        await self.health.enter_graceful_shutdown()
         self.repository.start_draining()
+        await self.health.enter_graceful_shutdown()
         # The server stays up, answering new calls UNAVAILABLE, until the accepted ones are
         # done; stopping it at once would cut calls in transit with an unclear CANCELLED.
         # Long-lived health Watch streams are not waited for.
-        with contextlib.suppress(TimeoutError):
+        try:
             async with asyncio.timeout(self.settings.drain_grace_s):
                 await self.interceptor.wait_idle()
+        except TimeoutError:
+            # Out of grace: what still waits in a queue is refused with a status the caller
+            # can retry on, rather than cut off; work already running is cancelled.
+            refused = self.repository.reject_queued(
+                Unavailable("the service stopped before this request ran; retry elsewhere")
+            )
+            log.warning("drain grace ran out", extra={"refused_queued": refused})
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(REFUSAL_SEND_S):
+                    await self.interceptor.wait_idle()
         if self._server is not None:
-            await self._server.stop(0)
+            await self._server.stop(LAST_STATUS_GRACE_S)
         await self.repository.close()
         self.metrics.stop_http()
-        self.executor.shutdown(wait=True)
+        await asyncio.to_thread(self.executor.shutdown, wait=True)
         log.info("stopped")
 
 

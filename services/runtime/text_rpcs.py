@@ -6,6 +6,7 @@ texts, batching, and turning a failed stream item into an item error are the sam
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
@@ -88,8 +89,12 @@ class TextRpcs(Generic[Out]):
                 return refuse(request, error)
             return answer(request, hosted, result)
 
-        async for response in answer_as_ready(requests, one, self._settings.stream_window):
-            yield response
+        responses = answer_as_ready(
+            requests, one, self._settings.stream_window, self._repository.draining
+        )
+        async with contextlib.aclosing(responses):
+            async for response in responses:
+                yield response
 
     def _resolve(self, model: str, version: str) -> HostedVersion[str, Out]:
         hosted = self._repository.resolve(model, version)

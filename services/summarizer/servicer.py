@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,11 +40,13 @@ class SummarizerServicer(pb_grpc.SummarizerServiceServicer):
         hosted = self._resolve(request.model, request.version)
         pieces: list[str] = []
         usage = Usage()
-        async for item in self._generate(hosted, request.text, request.options, context):
-            if isinstance(item, _End):
-                usage = item.usage
-            else:
-                pieces.append(item)
+        generation = self._generate(hosted, request.text, request.options, context)
+        async with contextlib.aclosing(generation):
+            async for item in generation:
+                if isinstance(item, _End):
+                    usage = item.usage
+                else:
+                    pieces.append(item)
         return pb.SummarizeResponse(
             model=hosted.model,
             version=hosted.version,
@@ -57,16 +60,18 @@ class SummarizerServicer(pb_grpc.SummarizerServiceServicer):
     ) -> AsyncIterator[pb.SummarizeStreamResponse]:
         hosted = self._resolve(request.model, request.version)
         index = 0
-        async for item in self._generate(hosted, request.text, request.options, context):
-            message = pb.SummarizeStreamResponse(
-                model=hosted.model, version=hosted.version, index=index
-            )
-            if isinstance(item, _End):
-                message.usage.CopyFrom(usage_to_pb(item.usage))
-            else:
-                message.text = item
-            yield message
-            index += 1
+        generation = self._generate(hosted, request.text, request.options, context)
+        async with contextlib.aclosing(generation):
+            async for item in generation:
+                message = pb.SummarizeStreamResponse(
+                    model=hosted.model, version=hosted.version, index=index
+                )
+                if isinstance(item, _End):
+                    message.usage.CopyFrom(usage_to_pb(item.usage))
+                else:
+                    message.text = item
+                yield message
+                index += 1
 
     async def ListModels(
         self, request: pb.ListModelsRequest, context: Context
@@ -84,7 +89,7 @@ class SummarizerServicer(pb_grpc.SummarizerServiceServicer):
         text: str,
         options: pb.GenerationOptions,
         context: Context,
-    ) -> AsyncIterator[str | _End]:
+    ) -> AsyncGenerator[str | _End, None]:
         """Each generated piece as it comes, then the usage. Leaving early (the caller
         went away, or its deadline passed) cancels the generation."""
         checked = check_options(options, hosted.spec)
@@ -114,3 +119,5 @@ class SummarizerServicer(pb_grpc.SummarizerServiceServicer):
             job.cancelled.set()  # no effect once finished; stops a generation still running
             if not run.done():
                 run.cancel()
+            elif not run.cancelled():
+                run.exception()  # already failed (overload, deadline): seen, not logged

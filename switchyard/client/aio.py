@@ -93,8 +93,11 @@ class AsyncClassifierClient(_AsyncClient):
             classify_stream_requests(items, model, version, top_k),
             timeout=timeout_s or self.stream_timeout_s,
         )
-        async for response in call:
-            yield response
+        try:
+            async for response in call:
+                yield response
+        finally:
+            call.cancel()  # leaving early stops the service's work on the rest
 
     async def list_models(self) -> list[models_pb2.ModelInfo]:
         request = classifier_pb2.ListModelsRequest()
@@ -136,8 +139,11 @@ class AsyncNerClient(_AsyncClient):
         call = self.stub.ExtractEntitiesStream(
             ner_stream_requests(items, model, version), timeout=timeout_s or self.stream_timeout_s
         )
-        async for response in call:
-            yield response
+        try:
+            async for response in call:
+                yield response
+        finally:
+            call.cancel()  # leaving early stops the service's work on the rest
 
     async def list_models(self) -> list[models_pb2.ModelInfo]:
         request = ner_pb2.ListModelsRequest()

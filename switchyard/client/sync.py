@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -26,6 +26,17 @@ from switchyard.client.requests import (
 from switchyard.common.v1 import models_pb2
 from switchyard.ner.v1 import ner_pb2, ner_pb2_grpc
 from switchyard.summarizer.v1 import summarizer_pb2, summarizer_pb2_grpc
+
+T = TypeVar("T")
+
+
+def _cancelled_on_exit(call: Any) -> Iterator[T]:
+    """The call's messages; leaving the loop early cancels the call, so the service stops
+    working on it at once instead of when the iterator is collected."""
+    try:
+        yield from call
+    finally:
+        call.cancel()
 
 
 class _Client:
@@ -95,7 +106,8 @@ class ClassifierClient(_Client):
     ) -> Iterator[classifier_pb2.ClassifyStreamResponse]:
         """Send many texts, receive each result as soon as it is ready (tagged by id)."""
         requests = classify_stream_requests(items, model, version, top_k)
-        yield from self.stub.ClassifyStream(requests, timeout=timeout_s or self.stream_timeout_s)
+        call = self.stub.ClassifyStream(requests, timeout=timeout_s or self.stream_timeout_s)
+        yield from _cancelled_on_exit(call)
 
     def list_models(self) -> list[models_pb2.ModelInfo]:
         reply = self.stub.ListModels(classifier_pb2.ListModelsRequest(), timeout=self.timeout_s)
@@ -138,9 +150,8 @@ class NerClient(_Client):
     ) -> Iterator[ner_pb2.ExtractEntitiesStreamResponse]:
         """Send many texts, receive each one's entities as soon as they are found."""
         requests = ner_stream_requests(items, model, version)
-        yield from self.stub.ExtractEntitiesStream(
-            requests, timeout=timeout_s or self.stream_timeout_s
-        )
+        call = self.stub.ExtractEntitiesStream(requests, timeout=timeout_s or self.stream_timeout_s)
+        yield from _cancelled_on_exit(call)
 
     def list_models(self) -> list[models_pb2.ModelInfo]:
         reply = self.stub.ListModels(ner_pb2.ListModelsRequest(), timeout=self.timeout_s)
@@ -202,7 +213,8 @@ class SummarizerClient(_Client):
             request_id=request_id,
             options=generation_options(max_new_tokens, temperature, top_p, seed),
         )
-        yield from self.stub.SummarizeStream(request, timeout=timeout_s or self.stream_timeout_s)
+        call = self.stub.SummarizeStream(request, timeout=timeout_s or self.stream_timeout_s)
+        yield from _cancelled_on_exit(call)
 
     def summary_pieces(self, text: str, **options: Any) -> Iterator[str]:
         """Just the pieces of the summary, as they are generated (options as above)."""
