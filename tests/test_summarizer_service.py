@@ -94,10 +94,14 @@ def test_a_cancelled_stream_stops_generating_within_a_couple_of_tokens(
 def test_an_expired_deadline_ends_the_generation(summarizer: ServiceProcess, stub: Stub) -> None:
     cancelled = {**V1, "finish_reason": "cancelled"}
     before = summarizer.metric("switchyard_generations_total", cancelled)
+    # 500 tokens take far longer than the deadline; the first piece comes well within it,
+    # so the deadline passes mid-generation, not in the queue.
     long = pb.SummarizeStreamRequest(text=EIFFEL, options=pb.GenerationOptions(max_new_tokens=500))
+    pieces = 0
     with pytest.raises(grpc.RpcError) as expired:
-        for _ in stub.SummarizeStream(long, timeout=1.5):
-            pass
+        for _ in stub.SummarizeStream(long, timeout=8):
+            pieces += 1
+    assert pieces > 0
     assert expired.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     summarizer.wait_metric("switchyard_generations_total", cancelled, before + 1)
 
