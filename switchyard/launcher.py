@@ -56,10 +56,6 @@ class Running:
     metrics_port: int
 
 
-def _port(launch: ServiceLaunch, key: str, default: int) -> int:
-    return int(os.environ.get(f"{launch.env_prefix}{key}", default))
-
-
 def start(launch: ServiceLaunch, torch_threads: int) -> Running:
     env = dict(os.environ)
     # Several model processes share this machine's cores: one torch thread each unless set.

@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 
 from services.classifier.service import DEFINITION as CLASSIFIER_DEFINITION
+from services.ner.service import DEFINITION as NER_DEFINITION
 from services.runtime.settings import (
     ClassifierSettings,
     NerSettings,
     ServiceSettings,
     SummarizerSettings,
 )
+from services.summarizer.service import DEFINITION as SUMMARIZER_DEFINITION
 from switchyard.classifier.v1 import classifier_pb2
 from switchyard.launcher import SERVICES
 from switchyard.ner.v1 import ner_pb2
@@ -77,8 +79,16 @@ def test_the_launcher_starts_services_under_their_contract_names() -> None:
         ) == (full_name, port, metrics_port, prefix)
 
 
-def test_the_classifier_registers_health_under_its_proto_name() -> None:
-    assert CLASSIFIER_DEFINITION.full_name == CONTRACT["classifier"][0]
+def test_each_service_registers_health_under_the_name_the_launcher_waits_on() -> None:
+    # The services take their health names from the generated descriptors, the launcher
+    # from its own table: a rename on either side would leave `up` waiting forever.
+    definitions = {
+        d.name: d for d in (CLASSIFIER_DEFINITION, NER_DEFINITION, SUMMARIZER_DEFINITION)
+    }
+    assert {launch.name: launch.full_name for launch in SERVICES} == {
+        name: d.full_name for name, d in definitions.items()
+    }
+    assert all(d.full_name == CONTRACT[name][0] for name, d in definitions.items())
 
 
 def test_every_setting_is_documented_in_the_readme() -> None:

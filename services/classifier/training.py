@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from services.fine_tuning import train_and_save
+from services.fine_tuning import seeded_rng, train_and_save
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 TRAIN_FILE = DATA_DIR / "sentiment_train.jsonl"
@@ -50,9 +49,7 @@ def read_examples(path: Path) -> list[Example]:
 
 def fine_tune(base: Path, examples: Sequence[Example], plan: TrainingPlan, out_dir: Path) -> None:
     """Train a classification head (and the encoder) on ``examples``; save to ``out_dir``."""
-    random.seed(plan.seed)
-    torch.manual_seed(plan.seed)
-    rng = random.Random(plan.seed)
+    rng = seeded_rng(plan.seed)
     chosen = list(examples)
     rng.shuffle(chosen)
     if plan.examples:
@@ -70,17 +67,7 @@ def fine_tune(base: Path, examples: Sequence[Example], plan: TrainingPlan, out_d
         encoded = tokenizer([e.text for e in batch], padding=True, return_tensors="pt")
         return {**encoded, "labels": torch.tensor([LABELS.index(e.label) for e in batch])}
 
-    train_and_save(
-        model,
-        tokenizer,
-        chosen,
-        encode,
-        epochs=plan.epochs,
-        learning_rate=plan.learning_rate,
-        batch_size=plan.batch_size,
-        rng=rng,
-        out_dir=out_dir,
-    )
+    train_and_save(model, tokenizer, chosen, encode, plan, rng, out_dir)
 
 
 def accuracy(location: Path | str, examples: Sequence[Example], batch_size: int = 64) -> float:

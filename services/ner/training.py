@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-from services.fine_tuning import train_and_save
+from services.fine_tuning import seeded_rng, train_and_save
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 TRAIN_FILE = DATA_DIR / "ner_train.jsonl"
@@ -75,9 +74,7 @@ def token_tags(
 
 
 def fine_tune(base: Path, examples: Sequence[Example], plan: TrainingPlan, out_dir: Path) -> None:
-    random.seed(plan.seed)
-    torch.manual_seed(plan.seed)
-    rng = random.Random(plan.seed)
+    rng = seeded_rng(plan.seed)
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForTokenClassification.from_pretrained(
         base,
@@ -103,17 +100,7 @@ def fine_tune(base: Path, examples: Sequence[Example], plan: TrainingPlan, out_d
         ]
         return {**encoded, "labels": torch.tensor(tags)}
 
-    train_and_save(
-        model,
-        tokenizer,
-        examples,
-        encode,
-        epochs=plan.epochs,
-        learning_rate=plan.learning_rate,
-        batch_size=plan.batch_size,
-        rng=rng,
-        out_dir=out_dir,
-    )
+    train_and_save(model, tokenizer, examples, encode, plan, rng, out_dir)
 
 
 def entity_f1(location: Path | str, examples: Sequence[Example], batch_size: int = 64) -> float:

@@ -47,11 +47,6 @@ class ErrorMappingInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         """From now on, answer new calls with UNAVAILABLE (the process is draining)."""
         self._refusing = True
 
-    @property
-    def active_calls(self) -> int:
-        """Calls to Switchyard's own services that have started and not yet ended."""
-        return self._active
-
     async def wait_idle(self) -> None:
         """Return once no call to Switchyard's own services is running."""
         await self._idle.wait()

@@ -41,9 +41,7 @@ def _start(
     _exit_with_parent()
     configure_logging(f"{service}-worker")
     configure_torch(torch_threads)
-    predictor = loader(spec, location)
-    predictor.warm_up()
-    _predictor = predictor
+    _predictor = load_and_warm(loader, spec, location)
 
 
 def _exit_with_parent() -> None:
@@ -58,6 +56,15 @@ def _exit_with_parent() -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def load_and_warm(
+    loader: Loader[Any, Any], spec: VersionSpec, location: str
+) -> Predictor[Any, Any]:
+    """Load a version's model and run it once, so its first real call is not the slow one."""
+    predictor = loader(spec, location)
+    predictor.warm_up()
+    return predictor
 
 
 def ready() -> bool:

@@ -41,12 +41,12 @@ class VersionStatus(enum.Enum):
 
 @dataclass
 class HostedVersion(Generic[In, Out]):
-    """One model version: its registry entry, its loaded predictor and its batcher."""
+    """One model version: its registry entry, its status, its batcher and, when it runs in
+    a process of its own, that worker."""
 
     spec: VersionSpec
     is_default: bool
     status: VersionStatus = VersionStatus.LOADING
-    predictor: Predictor[In, Out] | None = None
     batcher: DynamicBatcher[In, Out] | None = field(default=None, repr=False)
     worker: ProcessPoolExecutor | None = field(default=None, repr=False)
 
@@ -131,9 +131,8 @@ class ModelRepository(Generic[In, Out]):
                     runner: Executor = pool
                 else:
                     predictor = await loop.run_in_executor(
-                        executor, _load_and_warm, loader, spec, location
+                        executor, model_worker.load_and_warm, loader, spec, location
                     )
-                    hosted.predictor = predictor
                     run_batch, runner = predictor.predict_batch, executor
             except Exception:
                 log.exception("loading %s %s from %s failed", spec.model, spec.version, location)
@@ -168,9 +167,6 @@ class ModelRepository(Generic[In, Out]):
         """Fail every queued (not yet running) item of every version with ``error``."""
         return sum(h.batcher.reject_queued(error) for h in self._versions.values() if h.batcher)
 
-    def all_ready(self) -> bool:
-        return all(h.status is VersionStatus.READY for h in self._versions.values())
-
     def any_ready(self) -> bool:
         return any(h.status is VersionStatus.READY for h in self._versions.values())
 
@@ -194,9 +190,3 @@ class ModelRepository(Generic[In, Out]):
             if hosted.worker is not None:
                 # Off the loop: a worker still loading its model may take a while to stop.
                 await asyncio.to_thread(hosted.worker.shutdown, wait=True, cancel_futures=True)
-
-
-def _load_and_warm(loader: Loader[In, Out], spec: VersionSpec, location: str) -> Predictor[In, Out]:
-    predictor = loader(spec, location)
-    predictor.warm_up()
-    return predictor

@@ -41,8 +41,3 @@ def trailing_metadata_for(error: ServiceError) -> tuple[tuple[str, str], ...]:
     if isinstance(error, Overloaded):
         return ((RETRY_PUSHBACK_KEY, str(max(1, round(error.retry_after_s * 1000)))),)
     return ()
-
-
-def code_name(code: grpc.StatusCode) -> str:
-    """The canonical upper-case name of a status code, for example ``INVALID_ARGUMENT``."""
-    return code.name

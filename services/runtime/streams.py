@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
 from typing import TypeVar
 
@@ -12,8 +11,6 @@ from services.runtime.errors import Unavailable
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
-
-log = logging.getLogger(__name__)
 
 
 async def answer_as_ready(
