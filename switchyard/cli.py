@@ -23,6 +23,12 @@ def _serve(args: argparse.Namespace) -> int:
     return summarizer_main()
 
 
+def _gateway(args: argparse.Namespace) -> int:
+    from gateway.server import run_gateway
+
+    return run_gateway()
+
+
 def _up(args: argparse.Namespace) -> int:
     from switchyard.launcher import up
 
@@ -49,8 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("service", choices=SERVICE_NAMES)
     serve.set_defaults(run=_serve)
 
+    gateway = commands.add_parser(
+        "gateway", help="run the HTTP gateway (settings from SWITCHYARD_GATEWAY_*)"
+    )
+    gateway.set_defaults(run=_gateway)
+
     up = commands.add_parser("up", help="start every service and wait for Ctrl-C")
-    up.add_argument("--services", help="comma-separated subset, for example classifier,ner")
+    up.add_argument(
+        "--services", help="comma-separated subset of classifier,ner,summarizer,gateway"
+    )
     up.add_argument(
         "--torch-threads", type=int, default=1, help="torch threads per service (default 1)"
     )

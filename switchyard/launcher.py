@@ -1,5 +1,6 @@
 """``switchyard up``: start every model service in its own process, wait until each is
-SERVING, print where each listens, and on Ctrl-C or SIGTERM drain and stop them all."""
+SERVING, start the HTTP gateway in front of them, print where each listens, and on
+Ctrl-C or SIGTERM drain and stop them all (the gateway first)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from types import FrameType
 
@@ -48,12 +51,22 @@ SERVICES = (
 )
 
 
+GATEWAY = "gateway"
+GATEWAY_DEFAULT_PORT = 8000
+
+
 @dataclass
 class Running:
     launch: ServiceLaunch
     process: subprocess.Popen[bytes]
     port: int
     metrics_port: int
+
+
+@dataclass
+class RunningGateway:
+    process: subprocess.Popen[bytes]
+    port: int
 
 
 def start(launch: ServiceLaunch, torch_threads: int) -> Running:
@@ -97,21 +110,59 @@ def wait_serving(running: Running, stop: threading.Event, timeout_s: float) -> b
     return False
 
 
-def stop_all(running: list[Running]) -> int:
-    """SIGTERM every service (each drains), wait, kill what is left; returns worst exit."""
-    for r in running:
-        if r.process.poll() is None:
-            r.process.send_signal(signal.SIGTERM)
-    worst = 0
-    for r in running:
+def start_gateway(services: list[Running]) -> RunningGateway:
+    """The gateway, pointed at the services started here (unless the environment says)."""
+    env = dict(os.environ)
+    env.setdefault("SWITCHYARD_GATEWAY_PORT", str(GATEWAY_DEFAULT_PORT))
+    for r in services:
+        env.setdefault(
+            f"SWITCHYARD_GATEWAY_{r.launch.name.upper()}_BACKENDS", f"127.0.0.1:{r.port}"
+        )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "switchyard", "gateway"], env=env, start_new_session=True
+    )
+    return RunningGateway(process, int(env["SWITCHYARD_GATEWAY_PORT"]))
+
+
+def wait_gateway_ready(gateway: RunningGateway, stop: threading.Event, timeout_s: float) -> bool:
+    """Wait until the gateway's /readyz answers 200; False if it died, or on stop/timeout."""
+    deadline = time.monotonic() + timeout_s
+    url = f"http://127.0.0.1:{gateway.port}/readyz"
+    while time.monotonic() < deadline and not stop.is_set():
+        if gateway.process.poll() is not None:
+            return False
         try:
-            code = r.process.wait(timeout=STOP_TIMEOUT_S)
+            with urllib.request.urlopen(url, timeout=5) as reply:
+                if reply.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass  # not listening yet, or a backend not seen yet
+        stop.wait(0.25)
+    return False
+
+
+def stop_processes(processes: list[subprocess.Popen[bytes]]) -> int:
+    """SIGTERM each process (each drains), wait, kill what is left; returns worst exit."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    worst = 0
+    for process in processes:
+        try:
+            code = process.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(r.process.pid, signal.SIGKILL)
-            code = r.process.wait()
+                os.killpg(process.pid, signal.SIGKILL)
+            code = process.wait()
         worst = worst or code
     return worst
+
+
+def stop_all(running: list[Running], gateway: RunningGateway | None = None) -> int:
+    """The gateway first (its calls in flight finish against live services), then the
+    services."""
+    worst = stop_processes([gateway.process]) if gateway is not None else 0
+    return stop_processes([r.process for r in running]) or worst
 
 
 def up(names: list[str] | None = None, torch_threads: int = 1) -> int:
@@ -125,6 +176,7 @@ def up(names: list[str] | None = None, torch_threads: int = 1) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     chosen = [s for s in SERVICES if names is None or s.name in names]
     running: list[Running] = []
+    gateway: RunningGateway | None = None
     try:
         for launch in chosen:
             running.append(start(launch, torch_threads))
@@ -135,22 +187,40 @@ def up(names: list[str] | None = None, torch_threads: int = 1) -> int:
                     stop_all(running)
                     return 1
                 return stop_all(running)
+        if names is None or GATEWAY in names:
+            gateway = start_gateway(running)
+            if not wait_gateway_ready(gateway, stop, STARTUP_TIMEOUT_S):
+                if not stop.is_set():
+                    print("the gateway did not become ready; stopping", file=sys.stderr)
+                    stop_all(running, gateway)
+                    return 1
+                return stop_all(running, gateway)
         print("Switchyard is up:")
         for r in running:
             print(
                 f"  {r.launch.name:<11} gRPC 127.0.0.1:{r.port} ({r.launch.full_name})"
                 f"  metrics http://127.0.0.1:{r.metrics_port}/metrics"
             )
+        if gateway is not None:
+            print(
+                f"  {GATEWAY:<11} http://127.0.0.1:{gateway.port}/  (REST, SSE, the page;"
+                " API docs at /docs)"
+            )
         print("Press Ctrl-C to stop.", flush=True)
+        processes = [r.process for r in running] + ([gateway.process] if gateway else [])
         while not stop.wait(1.0):
-            dead = [r for r in running if r.process.poll() is not None]
-            if dead:
-                for r in dead:
-                    print(f"{r.launch.name} exited with {r.process.returncode}", file=sys.stderr)
-                stop_all(running)
+            if any(p.poll() is not None for p in processes):
+                for r in running:
+                    if r.process.poll() is not None:
+                        print(
+                            f"{r.launch.name} exited with {r.process.returncode}", file=sys.stderr
+                        )
+                if gateway is not None and gateway.process.poll() is not None:
+                    print(f"the gateway exited with {gateway.process.returncode}", file=sys.stderr)
+                stop_all(running, gateway)
                 return 1
-        print("stopping: draining every service ...", flush=True)
-        return stop_all(running)
+        print("stopping: draining the gateway, then every service ...", flush=True)
+        return stop_all(running, gateway)
     except BaseException:
-        stop_all(running)
+        stop_all(running, gateway)
         raise

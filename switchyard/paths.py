@@ -9,5 +9,5 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def state_dir() -> Path:
-    """``SWITCHYARD_HOME`` if set, else ``.switchyard`` in the repository."""
-    return Path(os.environ.get("SWITCHYARD_HOME", REPO_ROOT / ".switchyard"))
+    """``SWITCHYARD_HOME`` if set (and not empty), else ``.switchyard`` in the repository."""
+    return Path(os.environ.get("SWITCHYARD_HOME") or REPO_ROOT / ".switchyard")

@@ -155,6 +155,92 @@ class ServiceProcess:
         return code
 
 
+class GatewayProcess:
+    """The HTTP gateway started as its own process (``switchyard gateway``) on a free
+    port, in front of the given backends."""
+
+    def __init__(self, backends: Mapping[str, str], **settings: str) -> None:
+        env = {
+            **os.environ,
+            "SWITCHYARD_GATEWAY_PORT": "0",
+            "SWITCHYARD_GATEWAY_HOST": "127.0.0.1",
+            **{f"SWITCHYARD_GATEWAY_{name.upper()}_BACKENDS": a for name, a in backends.items()},
+            **{f"SWITCHYARD_GATEWAY_{k.upper()}": v for k, v in settings.items()},
+        }
+        self.logs: list[dict[str, object]] = []
+        self.port = 0
+        self._listening = threading.Event()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "switchyard", "gateway"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read_logs, daemon=True)
+        self._reader.start()
+
+    def _read_logs(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                record = {"message": line.rstrip()}
+            self.logs.append(record)
+            if record.get("message") == "listening":
+                self.port = int(record["http_port"])
+                self._listening.set()
+        self._listening.set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
+        """Wait until /readyz answers 200 (every backend SERVING)."""
+        if not self._listening.wait(timeout_s) or self.port == 0:
+            raise RuntimeError(f"the gateway did not start: {self.logs[-20:]}")
+        deadline = time.monotonic() + timeout_s
+        url = f"{self.url}/readyz"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(url, timeout=10) as reply:  # noqa: S310 (http only)
+                    if reply.status == 200:
+                        return
+            except OSError:
+                pass  # not answering yet, or a backend not SERVING yet
+            time.sleep(0.05)
+        raise RuntimeError(f"the gateway never became ready: {self.logs[-20:]}")
+
+    def terminate(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        self._reader.join(timeout=10)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+        return code
+
+
+@contextmanager
+def gateway_process(backends: Mapping[str, str], **settings: str) -> Iterator[GatewayProcess]:
+    """A gateway on a free port, ready when yielded and stopped afterwards."""
+    gateway = GatewayProcess(backends, **settings)
+    try:
+        gateway.wait_ready()
+        yield gateway
+    finally:
+        gateway.terminate()
+
+
 @contextmanager
 def service_process(
     service: str, registry: Path | None = None, **settings: str

@@ -8,7 +8,14 @@ import pytest
 
 from services.prepare import prepare_all
 from switchyard.classifier.v1 import classifier_pb2_grpc
-from tests.support import MODELS_DIR, ServiceProcess, classifier_process
+from tests.support import (
+    MODELS_DIR,
+    GatewayProcess,
+    ServiceProcess,
+    classifier_process,
+    gateway_process,
+    service_process,
+)
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +43,34 @@ def classifier(
         tmp, {"v1": STANDARD_BATCHING, "v2": STANDARD_BATCHING}, max_texts_per_request="8"
     ) as service:
         yield service
+
+
+@pytest.fixture(scope="session")
+def ner(prepared_models: Path) -> Iterator[ServiceProcess]:
+    """One NER process, shared by the session."""
+    with service_process("ner", max_texts_per_request="8") as service:
+        yield service
+
+
+@pytest.fixture(scope="session")
+def summarizer(prepared_models: Path) -> Iterator[ServiceProcess]:
+    """One summarizer process, shared by the session."""
+    with service_process("summarizer") as service:
+        yield service
+
+
+@pytest.fixture(scope="session")
+def gateway(
+    classifier: ServiceProcess, ner: ServiceProcess, summarizer: ServiceProcess
+) -> Iterator[GatewayProcess]:
+    """One gateway in front of the session's three services."""
+    backends = {
+        "classifier": classifier.address,
+        "ner": ner.address,
+        "summarizer": summarizer.address,
+    }
+    with gateway_process(backends) as process:
+        yield process
 
 
 @pytest.fixture

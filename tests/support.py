@@ -14,8 +14,10 @@ from switchyard.processes import (
     FULL_NAMES,
     NER,
     SUMMARIZER,
+    GatewayProcess,
     ServiceProcess,
     free_port,
+    gateway_process,
     service_process,
     write_classifier_registry,
 )
@@ -25,8 +27,10 @@ __all__ = [
     "FULL_NAMES",
     "NER",
     "SUMMARIZER",
+    "GatewayProcess",
     "ServiceProcess",
     "free_port",
+    "gateway_process",
     "service_process",
 ]
 

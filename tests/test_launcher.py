@@ -8,13 +8,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
 from switchyard.client import ClassifierClient, NerClient, SummarizerClient
 from tests.support import FULL_NAMES, free_port
 
 
-def test_up_serves_every_service_and_stops_cleanly_on_ctrl_c(prepared_models: Path) -> None:
+def test_up_serves_every_service_and_the_gateway_and_stops_cleanly_on_ctrl_c(
+    prepared_models: Path,
+) -> None:
     ports = {name: (free_port(), free_port()) for name in FULL_NAMES}
-    env = dict(os.environ)
+    gateway_port = free_port()
+    env = dict(os.environ) | {"SWITCHYARD_GATEWAY_PORT": str(gateway_port)}
     for name, (port, metrics_port) in ports.items():
         prefix = f"SWITCHYARD_{name.upper()}_"
         env |= {
@@ -49,6 +54,13 @@ def test_up_serves_every_service_and_stops_cleanly_on_ctrl_c(prepared_models: Pa
             assert "Lisbon" in {e.text for e in found.results[0].entities}
         with SummarizerClient(f"127.0.0.1:{ports['summarizer'][0]}") as summarizer:
             assert summarizer.summarize("Paris is in France.", max_new_tokens=8).summary
+
+        assert f"http://127.0.0.1:{gateway_port}/" in text
+        answer = httpx.post(
+            f"http://127.0.0.1:{gateway_port}/v1/classify", json={"text": "I love this"}, timeout=60
+        )
+        assert answer.status_code == 200
+        assert answer.json()["results"][0]["labels"][0]["label"] == "positive"
 
         launcher.send_signal(signal.SIGINT)
         assert launcher.wait(timeout=120) == 0

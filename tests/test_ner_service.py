@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import pytest
@@ -12,16 +11,10 @@ from services.ner import training
 from switchyard.common.v1 import models_pb2
 from switchyard.ner.v1 import ner_pb2 as pb
 from switchyard.ner.v1 import ner_pb2_grpc
-from tests.support import ServiceProcess, details, service_process
+from tests.support import ServiceProcess, details
 
 Stub = ner_pb2_grpc.NerServiceStub
 UNSEEN = "🎉 Last spring Ingrid Halvorsen moved to Lisbon."
-
-
-@pytest.fixture(scope="module")
-def ner(prepared_models: Path) -> Iterator[ServiceProcess]:
-    with service_process("ner", max_texts_per_request="8") as service:
-        yield service
 
 
 @pytest.fixture

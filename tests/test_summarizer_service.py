@@ -25,14 +25,6 @@ EIFFEL = (
 GREEDY = pb.GenerationOptions(max_new_tokens=40, seed=7)
 
 
-@pytest.fixture(scope="module")
-def summarizer(
-    prepared_models: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServiceProcess]:
-    with service_process("summarizer") as service:
-        yield service
-
-
 @pytest.fixture
 def stub(summarizer: ServiceProcess) -> Iterator[Stub]:
     with grpc.insecure_channel(summarizer.address) as channel:

@@ -24,8 +24,11 @@ from services.runtime.status import (
     status_code_for,
     trailing_metadata_for,
 )
+from switchyard import logs
 
 log = logging.getLogger(__name__)
+
+REQUEST_ID_KEY = "x-request-id"
 
 OWN_PREFIX = "/switchyard."
 
@@ -127,6 +130,7 @@ class ErrorMappingInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         record = CallRecord()
         # Each RPC runs in its own task, so the record is seen only by this call.
         current_call.set(record)
+        logs.request_id.set(_request_id(context))
         started = time.perf_counter()
         code = "OK"
         self._call_started()
@@ -140,6 +144,14 @@ class ErrorMappingInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         finally:
             self._call_ended()
             self._metrics.observe_call(method, record, code, time.perf_counter() - started)
+
+
+def _request_id(context: aio.ServicerContext[Any, Any]) -> str:
+    """The caller's request id (the gateway's ``x-request-id`` metadata), for the logs."""
+    for key, value in context.invocation_metadata() or ():
+        if key == REQUEST_ID_KEY:
+            return str(value)
+    return ""
 
 
 def _decoder(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]:

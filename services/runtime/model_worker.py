@@ -30,8 +30,8 @@ _predictor: Predictor[Any, Any] | None = None
 def _start(
     loader: Loader[Any, Any], spec: VersionSpec, location: str, torch_threads: int, service: str
 ) -> None:
-    from services.runtime.logs import configure_logging
     from services.runtime.torch_setup import configure_torch
+    from switchyard.logs import configure_logging
 
     global _predictor
     # The service stops its workers itself once accepted work is done; a Ctrl-C sent to

@@ -206,8 +206,8 @@ async def serve_until_signalled(server: ModelServer[In, Out]) -> int:
 
 def run_service(definition: ServiceDefinition[In, Out], settings: ServiceSettings) -> int:
     """A service process's main: logs, torch threads, serve until signalled, drain."""
-    from services.runtime.logs import configure_logging
     from services.runtime.torch_setup import configure_torch
+    from switchyard.logs import configure_logging
 
     configure_logging(definition.name, settings.log_level)
     configure_torch(settings.torch_threads)

@@ -27,6 +27,8 @@ from switchyard.common.v1 import models_pb2
 from switchyard.ner.v1 import ner_pb2, ner_pb2_grpc
 from switchyard.summarizer.v1 import summarizer_pb2, summarizer_pb2_grpc
 
+Metadata = Sequence[tuple[str, str]]
+
 
 class _AsyncClient:
     service = ""
@@ -73,11 +75,14 @@ class AsyncClassifierClient(_AsyncClient):
         top_k: int = 0,
         request_id: str = "",
         timeout_s: float | None = None,
+        metadata: Metadata | None = None,
     ) -> classifier_pb2.ClassifyResponse:
         request = classifier_pb2.ClassifyRequest(
             texts=texts, model=model, version=version, top_k=top_k, request_id=request_id
         )
-        return await self.stub.Classify(request, timeout=timeout_s or self.timeout_s)
+        return await self.stub.Classify(
+            request, timeout=timeout_s or self.timeout_s, metadata=metadata
+        )
 
     async def classify_stream(
         self,
@@ -87,11 +92,13 @@ class AsyncClassifierClient(_AsyncClient):
         version: str = "",
         top_k: int = 0,
         timeout_s: float | None = None,
+        metadata: Metadata | None = None,
     ) -> AsyncIterator[classifier_pb2.ClassifyStreamResponse]:
         """Send many texts, receive each result as soon as it is ready (tagged by id)."""
         call = self.stub.ClassifyStream(
             classify_stream_requests(items, model, version, top_k),
             timeout=timeout_s or self.stream_timeout_s,
+            metadata=metadata,
         )
         try:
             async for response in call:
@@ -122,11 +129,14 @@ class AsyncNerClient(_AsyncClient):
         version: str = "",
         request_id: str = "",
         timeout_s: float | None = None,
+        metadata: Metadata | None = None,
     ) -> ner_pb2.ExtractEntitiesResponse:
         request = ner_pb2.ExtractEntitiesRequest(
             texts=texts, model=model, version=version, request_id=request_id
         )
-        return await self.stub.ExtractEntities(request, timeout=timeout_s or self.timeout_s)
+        return await self.stub.ExtractEntities(
+            request, timeout=timeout_s or self.timeout_s, metadata=metadata
+        )
 
     async def extract_entities_stream(
         self,
@@ -135,9 +145,12 @@ class AsyncNerClient(_AsyncClient):
         model: str = "",
         version: str = "",
         timeout_s: float | None = None,
+        metadata: Metadata | None = None,
     ) -> AsyncIterator[ner_pb2.ExtractEntitiesStreamResponse]:
         call = self.stub.ExtractEntitiesStream(
-            ner_stream_requests(items, model, version), timeout=timeout_s or self.stream_timeout_s
+            ner_stream_requests(items, model, version),
+            timeout=timeout_s or self.stream_timeout_s,
+            metadata=metadata,
         )
         try:
             async for response in call:
@@ -172,6 +185,7 @@ class AsyncSummarizerClient(_AsyncClient):
         version: str = "",
         request_id: str = "",
         timeout_s: float | None = None,
+        metadata: Metadata | None = None,
     ) -> summarizer_pb2.SummarizeResponse:
         request = summarizer_pb2.SummarizeRequest(
             text=text,
@@ -180,9 +194,11 @@ class AsyncSummarizerClient(_AsyncClient):
             request_id=request_id,
             options=generation_options(max_new_tokens, temperature, top_p, seed),
         )
-        return await self.stub.Summarize(request, timeout=timeout_s or self.stream_timeout_s)
+        return await self.stub.Summarize(
+            request, timeout=timeout_s or self.stream_timeout_s, metadata=metadata
+        )
 
-    async def summarize_stream(
+    def open_summarize_stream(
         self,
         text: str,
         *,
@@ -194,9 +210,12 @@ class AsyncSummarizerClient(_AsyncClient):
         version: str = "",
         request_id: str = "",
         timeout_s: float | None = None,
-    ) -> AsyncIterator[summarizer_pb2.SummarizeStreamResponse]:
-        """Every message of the stream: pieces of text, then the usage. Leaving the loop
-        early cancels the call, and the service stops generating."""
+        metadata: Metadata | None = None,
+    ) -> aio.UnaryStreamCall[
+        summarizer_pb2.SummarizeStreamRequest, summarizer_pb2.SummarizeStreamResponse
+    ]:
+        """The streaming call itself, for callers that read it message by message
+        (``await call.read()``) and must ``cancel()`` it when they stop early."""
         request = summarizer_pb2.SummarizeStreamRequest(
             text=text,
             model=model,
@@ -204,7 +223,17 @@ class AsyncSummarizerClient(_AsyncClient):
             request_id=request_id,
             options=generation_options(max_new_tokens, temperature, top_p, seed),
         )
-        call = self.stub.SummarizeStream(request, timeout=timeout_s or self.stream_timeout_s)
+        return self.stub.SummarizeStream(
+            request, timeout=timeout_s or self.stream_timeout_s, metadata=metadata
+        )
+
+    async def summarize_stream(
+        self, text: str, **options: Any
+    ) -> AsyncIterator[summarizer_pb2.SummarizeStreamResponse]:
+        """Every message of the stream: pieces of text, then the usage (options as for
+        ``open_summarize_stream``). Leaving the loop early cancels the call, and the
+        service stops generating."""
+        call = self.open_summarize_stream(text, **options)
         try:
             async for message in call:
                 yield message

@@ -1,11 +1,26 @@
-"""JSON log lines on stderr, one object per line, for every service process."""
+"""JSON log lines on stderr, one object per line, for every Switchyard process.
+
+A record logged while a request is handled carries that request's id: the gateway and
+the services set ``request_id`` for the duration of each call.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from contextvars import ContextVar
 
 from pythonjsonlogger.json import JsonFormatter
+
+request_id: ContextVar[str] = ContextVar("request_id", default="")
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        current = request_id.get()
+        if current:
+            record.request_id = current
+        return True
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
@@ -18,6 +33,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
             static_fields={"service": service},
         )
     )
+    handler.addFilter(_RequestIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

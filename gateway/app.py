@@ -1,0 +1,78 @@
+"""The FastAPI application: routes, error handlers, middleware and the lifespan that
+makes (and closes) the gRPC channels."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.cors import CORSMiddleware
+
+from gateway.backends import Backends
+from gateway.drain import Drain
+from gateway.errors import install_error_handlers
+from gateway.metrics import GatewayMetrics
+from gateway.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from gateway.routes import operations, page, predict, summarize
+from gateway.routes.page import STATIC_DIR
+from gateway.settings import GatewaySettings
+from gateway.state import GatewayState
+
+DESCRIPTION = """
+REST and Server-Sent Events in front of Switchyard's gRPC model services.
+
+Every response carries `X-Request-ID`; model answers carry `X-Model-Version` (the version
+that answered) and `Server-Timing` (time spent in the model service). Send
+`X-Model-Version` to pin a version and `X-Request-Timeout` (seconds) to bound the wait.
+Errors share one envelope: `{"error": {"code", "message", "request_id"}}`.
+"""
+
+
+def create_app(settings: GatewaySettings | None = None, drain: Drain | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+    drain = drain or Drain()
+    metrics = GatewayMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        backends = Backends(settings)
+        app.state.gateway = GatewayState(settings, backends, metrics, drain)
+        await backends.start()
+        try:
+            yield
+        finally:
+            await backends.close()
+
+    app = FastAPI(
+        title="Switchyard gateway",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(predict.router)
+    app.include_router(summarize.router)
+    app.include_router(operations.router)
+    app.include_router(page.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=[
+                "Content-Type",
+                "X-Model-Version",
+                "X-Request-ID",
+                "X-Request-Timeout",
+                "Last-Event-ID",
+                "Authorization",
+            ],
+            expose_headers=["X-Request-ID", "X-Model-Version", "Server-Timing", "Retry-After"],
+        )
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    # Added last, so outermost: every answer, even an early 413, carries its headers.
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, drain=drain)
+    return app

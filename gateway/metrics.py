@@ -1,0 +1,43 @@
+"""The gateway's Prometheus metrics, in a registry of its own."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class GatewayMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "switchyard_gateway_requests",
+            "HTTP requests answered, by route, status and the model version that answered.",
+            ["route", "method", "status", "model", "version"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "switchyard_gateway_request_duration_seconds",
+            "Time from a request's arrival to the end of its answer (whole stream for SSE).",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.backend_latency = Histogram(
+            "switchyard_gateway_backend_duration_seconds",
+            "Time spent waiting on the model service (unary calls; first token for streams).",
+            ["service", "model", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.open_streams = Gauge(
+            "switchyard_gateway_open_streams",
+            "Server-Sent Event streams open now.",
+            registry=self.registry,
+        )
+        self.streamed_tokens = Counter(
+            "switchyard_gateway_streamed_tokens",
+            "Pieces of summaries sent to clients over SSE.",
+            ["model", "version"],
+            registry=self.registry,
+        )

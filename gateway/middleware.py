@@ -1,0 +1,158 @@
+"""The outermost layer of every request: its id and trace context, the headers every
+response carries, the access log, metrics, and the last word on unexpected errors.
+
+Pure ASGI rather than ``BaseHTTPMiddleware``: that one buffers streaming responses
+through extra tasks and costs more per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from prometheus_client import Histogram
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway import request_context
+from gateway.drain import Drain
+from gateway.errors import GENERIC_INTERNAL_MESSAGE, ApiError, error_response
+from gateway.metrics import GatewayMetrics
+from gateway.tracing import trace_context
+from switchyard import logs
+
+access_log = logging.getLogger("switchyard.gateway.access")
+log = logging.getLogger(__name__)
+
+SECURITY_HEADERS = (
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+    ("content-security-policy", "frame-ancestors 'none'"),
+)
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, metrics: GatewayMetrics, drain: Drain) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.drain = drain
+        self._latency: dict[tuple[str, str], Histogram] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        trace = trace_context(headers.get("x-request-id"), headers.get("traceparent"))
+        logs.request_id.set(trace.request_id)
+        record = request_context.begin(trace)
+        status = 500
+        started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                started = True
+                status = message["status"]
+                response_headers = MutableHeaders(scope=message)
+                response_headers.append("x-request-id", trace.request_id)
+                if record.version:
+                    response_headers.append("x-model-version", record.version)
+                if record.backend_s is not None:
+                    response_headers.append(
+                        "server-timing", f"backend;dur={record.backend_s * 1000:.1f}"
+                    )
+                for key, value in SECURITY_HEADERS:
+                    response_headers.setdefault(key, value)
+            await send(message)
+
+        self.drain.enter()
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception as exc:
+            log.error("unexpected error handling %s", scope.get("path"), exc_info=exc)
+            if not started:
+                await error_response(ApiError(500, "internal", GENERIC_INTERNAL_MESSAGE))(
+                    scope, receive, send_with_headers
+                )
+        finally:
+            self.drain.leave()
+            self._observe(scope, status, record)
+
+    def _observe(self, scope: Scope, status: int, record: request_context.RequestRecord) -> None:
+        route = _route_template(scope)
+        method: str = scope["method"]
+        elapsed = time.perf_counter() - record.started
+        self.metrics.requests.labels(route, method, str(status), record.model, record.version).inc()
+        key = (route, method)
+        histogram = self._latency.get(key)
+        if histogram is None:
+            histogram = self._latency[key] = self.metrics.latency.labels(route, method)
+        histogram.observe(elapsed)
+        # The query string holds user text (GET /v1/summarize/stream?text=...): masked.
+        path = scope["path"] + ("?<masked>" if scope.get("query_string") else "")
+        access_log.info(
+            "%s %s %d",
+            method,
+            path,
+            status,
+            extra={
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+                "model": record.model,
+                "version": record.version,
+            },
+        )
+
+
+def _route_template(scope: Scope) -> str:
+    route: Any = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
+class BodyLimitMiddleware:
+    """413 for a body over ``max_body_bytes``: at once when its declared length is too
+    large, else as soon as the bytes read pass the limit (chunked bodies), so that a
+    huge body is never read whole. (Starlette's own limit answers in plain text, not in
+    the gateway's error envelope.)"""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if _declared_length(Headers(scope=scope)) > self.max_body_bytes:
+            await error_response(_too_large())(scope, receive, send)
+            return
+        seen = 0
+
+        async def receive_with_limit() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body_bytes:
+                    # FastAPI passes HTTPException through its body parsing to the
+                    # handler that writes the envelope.
+                    raise HTTPException(413)
+            return message
+
+        await self.app(scope, receive_with_limit, send)
+
+
+def _too_large() -> ApiError:
+    return ApiError(413, "payload_too_large", "the request body is too large")
+
+
+def _declared_length(headers: Headers) -> int:
+    try:
+        return int(headers.get("content-length", "0"))
+    except ValueError:
+        return 0

@@ -1,0 +1,95 @@
+"""The steps every model request goes through, in this order:
+
+1. request id and trace context (``RequestContextMiddleware``, for every request);
+2. authentication of the caller;
+3. rate limit of the caller;
+4. choice of the model version (``choose_version``);
+5. cached answer, for deterministic models;
+6. the backend call, with the request's time budget as its gRPC deadline (``call_backend``);
+7. the answer mapped to JSON, or the error to its envelope (``gateway.errors``).
+
+Steps 2, 3 and 5 join between the others without reordering them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from fastapi import Request
+from grpc import aio
+
+from gateway import request_context
+from gateway.backends import Backends
+from gateway.errors import ApiError, from_grpc
+from gateway.state import GatewayState
+
+T = TypeVar("T")
+
+TIME_BUDGET_HEADER = "x-request-timeout"
+"""Seconds the caller will wait; the gRPC deadline is what is left of it (capped)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    model: str
+    version: str
+
+
+def admit(state: GatewayState) -> None:
+    if state.drain.draining:
+        raise ApiError(
+            503,
+            "unavailable",
+            "the gateway is shutting down; send the request again",
+            {"Retry-After": "1", "Connection": "close"},
+        )
+
+
+def time_budget_s(request: Request, limit_s: float) -> float:
+    """What is left of the request's time budget: the caller's, capped by ``limit_s``."""
+    budget = limit_s
+    header = request.headers.get(TIME_BUDGET_HEADER)
+    if header is not None:
+        try:
+            asked = float(header)
+        except ValueError:
+            asked = -1.0
+        if not 0 < asked < float("inf"):
+            raise ApiError(400, "invalid_argument", f"{TIME_BUDGET_HEADER}: give seconds > 0")
+        budget = min(budget, asked)
+    left = budget - (time.perf_counter() - request_context.current().started)
+    if left <= 0:
+        raise ApiError(504, "deadline_exceeded", "the request's time budget ran out")
+    return left
+
+
+def choose_version(backends: Backends, service: str, model: str, pinned: str | None) -> Target:
+    """The model version to call: the caller's pin, else the model's default as the
+    backends list it. A name the listing does not know yet goes to the backend as it is:
+    the backend's answer (NOT_FOUND or a result) is the authority."""
+    models = backends.models(service)
+    info = next((m for m in models if m.name == model), None) if model else None
+    if not model:
+        info = next((m for m in models if m.is_default), models[0] if models else None)
+    name = info.name if info is not None else model
+    if pinned:
+        return Target(name, pinned)
+    if info is None:
+        return Target(name, "")
+    default = next((v.version for v in info.versions if v.is_default), "")
+    return Target(name, default)
+
+
+async def call_backend(service: str, call: Awaitable[T]) -> T:
+    """Await a unary backend call, timing it for ``Server-Timing``; a failure becomes
+    the HTTP error its gRPC status maps to."""
+    started = time.perf_counter()
+    try:
+        return await call
+    except aio.AioRpcError as error:
+        raise from_grpc(error, service) from None
+    finally:
+        request_context.current().backend_s = time.perf_counter() - started

@@ -1,0 +1,44 @@
+"""What the gateway knows about the request being handled, shared by its layers.
+
+One ``RequestRecord`` per request, made by ``RequestContextMiddleware`` and reachable
+through ``current()`` from any code handling that request (stream tasks included, as
+they copy the context and share the same record).
+"""
+
+from __future__ import annotations
+
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from gateway.tracing import TraceContext
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    trace: TraceContext
+    started: float = field(default_factory=time.perf_counter)
+    model: str = ""
+    version: str = ""
+    backend_s: float | None = None
+
+    def answered_by(self, model: str, version: str, backend_s: float | None = None) -> None:
+        self.model = model
+        self.version = version
+        if backend_s is not None:
+            self.backend_s = backend_s
+
+
+_current: ContextVar[RequestRecord | None] = ContextVar("gateway_request", default=None)
+
+
+def current() -> RequestRecord:
+    record = _current.get()
+    assert record is not None, "outside a request"
+    return record
+
+
+def begin(trace: TraceContext) -> RequestRecord:
+    record = RequestRecord(trace)
+    _current.set(record)
+    return record

@@ -1,0 +1,71 @@
+"""Models listing, liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gateway.backends import SERVICES
+from gateway.schemas import ModelEntry, ModelsAnswer, VersionInfo
+from gateway.state import gateway_state
+from switchyard.common.v1 import models_pb2
+
+router = APIRouter()
+
+
+@router.get("/v1/models", response_model=ModelsAnswer, tags=["models"], summary="List models")
+async def list_models(request: Request) -> ModelsAnswer:
+    """Every model and version the backends host, as they last listed them."""
+    backends = gateway_state(request).backends
+    return ModelsAnswer(
+        models=[
+            ModelEntry(
+                service=service,
+                name=info.name,
+                default=info.is_default,
+                versions=[
+                    VersionInfo(
+                        version=v.version,
+                        status=models_pb2.ModelStatus.Name(v.status)
+                        .removeprefix("MODEL_STATUS_")
+                        .lower(),
+                        default=v.is_default,
+                        labels=list(v.labels),
+                        max_batch_size=v.max_batch_size,
+                        max_input_chars=v.max_input_chars,
+                    )
+                    for v in info.versions
+                ],
+            )
+            for service in SERVICES
+            for info in backends.models(service)
+        ]
+    )
+
+
+@router.get("/healthz", tags=["operations"], summary="Liveness")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    tags=["operations"],
+    summary="Readiness: every backend answers SERVING to a gRPC health check",
+    responses={503: {"description": "Draining, or some backends are not serving (named)."}},
+)
+async def readyz(request: Request) -> JSONResponse:
+    state = gateway_state(request)
+    if state.drain.draining:
+        return JSONResponse({"status": "draining"}, status_code=503)
+    failing = await state.backends.unhealthy()
+    if failing:
+        return JSONResponse({"status": "unavailable", "failing": failing}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+@router.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+async def metrics(request: Request) -> Response:
+    registry = gateway_state(request).metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

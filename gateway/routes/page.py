@@ -1,0 +1,26 @@
+"""The browser page at ``/``: plain HTML, CSS and JavaScript, no build step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+
+# The page loads only its own files and talks only to this gateway.
+PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+    " connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/")
+async def page() -> FileResponse:
+    return FileResponse(
+        STATIC_DIR / "index.html",
+        headers={"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-cache"},
+    )

@@ -1,0 +1,226 @@
+"""``POST /v1/summarize`` (the whole summary) and ``/v1/summarize/stream`` (Server-Sent
+Events, by POST with a JSON body or by GET for a browser's ``EventSource``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from grpc import aio
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from gateway import request_context
+from gateway.errors import ApiError, envelope, from_grpc
+from gateway.pipeline import admit, call_backend, choose_version, time_budget_s
+from gateway.responses import ERROR_RESPONSES, json_answer
+from gateway.routes.predict import VersionPin
+from gateway.schemas import DoneEvent, SummarizeAnswer, SummarizeBody, TokenEvent, Usage
+from gateway.state import GatewayState, gateway_state
+from switchyard.summarizer.v1 import summarizer_pb2
+
+router = APIRouter(prefix="/v1", tags=["models"], responses=ERROR_RESPONSES)
+
+StreamCall = aio.UnaryStreamCall[
+    summarizer_pb2.SummarizeStreamRequest, summarizer_pb2.SummarizeStreamResponse
+]
+
+_FINISH_REASONS: dict[int, Any] = {
+    summarizer_pb2.FINISH_REASON_STOP: "stop",
+    summarizer_pb2.FINISH_REASON_LENGTH: "length",
+}
+
+SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "`token` events (`id` counts up; data: text and index), then one"
+        " `done` event with the usage; an `error` event with the error envelope if the"
+        " model service fails mid-stream. Comments (`: ping`) keep the connection alive.",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
+    204: {"description": "A reconnect (`Last-Event-ID`) of a stream that has ended."},
+}
+
+
+def usage_from(usage: summarizer_pb2.Usage) -> Usage:
+    return Usage(
+        prompt_tokens=usage.prompt_tokens,
+        generated_tokens=usage.generated_tokens,
+        time_to_first_token_ms=usage.time_to_first_token.ToNanoseconds() / 1e6,
+        generation_ms=usage.generation_time.ToNanoseconds() / 1e6,
+        finish_reason=_FINISH_REASONS.get(usage.finish_reason, "unspecified"),
+    )
+
+
+@router.post("/summarize", response_model=SummarizeAnswer, summary="Summarize a text")
+async def summarize(body: SummarizeBody, request: Request, pin: VersionPin = None) -> object:
+    state = gateway_state(request)
+    admit(state)
+    target = choose_version(state.backends, "summarizer", body.model, pin)
+    timeout_s = time_budget_s(request, state.settings.stream_timeout_s)
+    trace = request_context.current().trace
+    reply = await call_backend(
+        "summarizer",
+        state.backends.summarizer.summarize(
+            body.text,
+            max_new_tokens=body.max_new_tokens,
+            temperature=body.temperature,
+            top_p=body.top_p,
+            seed=body.seed,
+            model=target.model,
+            version=target.version,
+            request_id=trace.request_id,
+            timeout_s=timeout_s,
+            metadata=trace.grpc_metadata(),
+        ),
+    )
+    request_context.current().answered_by(reply.model, reply.version)
+    return json_answer(
+        SummarizeAnswer(
+            model=reply.model,
+            version=reply.version,
+            request_id=trace.request_id,
+            summary=reply.summary,
+            usage=usage_from(reply.usage),
+        )
+    )
+
+
+@router.post(
+    "/summarize/stream",
+    summary="Summarize a text, streamed token by token (Server-Sent Events)",
+    response_class=EventSourceResponse,
+    responses=SSE_RESPONSES,
+)
+async def summarize_stream_post(
+    body: SummarizeBody, request: Request, pin: VersionPin = None
+) -> Response:
+    return await open_stream(gateway_state(request), request, body, pin)
+
+
+@router.get(
+    "/summarize/stream",
+    summary="Summarize a text given in the query string, for EventSource",
+    description="The same stream as the POST route, for browsers' `EventSource`, which can"
+    " only GET. The text may be at most `max_query_text_chars` characters long (4096 by"
+    " default); POST longer texts.",
+    response_class=EventSourceResponse,
+    responses=SSE_RESPONSES,
+)
+async def summarize_stream_get(
+    query: Annotated[SummarizeBody, Query()], request: Request, pin: VersionPin = None
+) -> Response:
+    state = gateway_state(request)
+    cap = state.settings.max_query_text_chars
+    if len(query.text) > cap:
+        raise ApiError(
+            400,
+            "invalid_argument",
+            f"text: at most {cap} characters in a query string; POST longer texts",
+        )
+    return await open_stream(state, request, query, pin)
+
+
+async def open_stream(
+    state: GatewayState, request: Request, body: SummarizeBody, pin: str | None
+) -> Response:
+    # EventSource reconnects by itself after a stream ends; a generation cannot be
+    # resumed, and starting a new one would repeat the text: 204 tells it to stop.
+    if request.headers.get("last-event-id") is not None:
+        return Response(status_code=204)
+    admit(state)
+    target = choose_version(state.backends, "summarizer", body.model, pin)
+    timeout_s = time_budget_s(request, state.settings.stream_timeout_s)
+    record = request_context.current()
+    call = state.backends.summarizer.open_summarize_stream(
+        body.text,
+        max_new_tokens=body.max_new_tokens,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        seed=body.seed,
+        model=target.model,
+        version=target.version,
+        request_id=record.trace.request_id,
+        timeout_s=timeout_s,
+        metadata=record.trace.grpc_metadata(),
+    )
+    # The first piece arrives before the response starts, so that a failure to start
+    # (unknown version, full queue, service down) is an HTTP status, not an event.
+    started = time.perf_counter()
+    try:
+        first = await call.read()
+    except aio.AioRpcError as error:
+        raise from_grpc(error, "summarizer") from None
+    except BaseException:
+        call.cancel()
+        raise
+    if not isinstance(first, summarizer_pb2.SummarizeStreamResponse):  # the end of the stream
+        raise ApiError(500, "internal", "the model service ended the stream without a summary")
+    record.answered_by(first.model, first.version, time.perf_counter() - started)
+    return EventSourceResponse(
+        _events(state, call, first),
+        ping=state.settings.sse_heartbeat_s,
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+async def _events(
+    state: GatewayState, call: StreamCall, first: summarizer_pb2.SummarizeStreamResponse
+) -> AsyncIterator[ServerSentEvent]:
+    """The SSE events of one stream; ends early, with an error event, when the backend
+    fails or the gateway drains. Closing it (the client went away) cancels the call."""
+    metrics = state.metrics
+    request_id = request_context.current().trace.request_id
+    metrics.open_streams.inc()
+    drained = asyncio.ensure_future(state.drain.started.wait())
+    tokens = metrics.streamed_tokens.labels(first.model, first.version)
+    reading: asyncio.Future[object] | None = None
+    try:
+        message = first
+        while True:
+            if message.text:
+                tokens.inc()
+                yield ServerSentEvent(
+                    TokenEvent(text=message.text, index=message.index).model_dump_json(),
+                    event="token",
+                    id=str(message.index),
+                )
+            if message.HasField("usage"):
+                done = DoneEvent(
+                    model=message.model,
+                    version=message.version,
+                    request_id=request_id,
+                    usage=usage_from(message.usage),
+                )
+                yield ServerSentEvent(done.model_dump_json(), event="done")
+                return
+            reading = asyncio.ensure_future(call.read())
+            await asyncio.wait((reading, drained), return_when=asyncio.FIRST_COMPLETED)
+            if not reading.done():
+                reading.cancel()
+                yield _error_event(
+                    "unavailable", "the gateway is shutting down; send the request again"
+                )
+                return
+            try:
+                read = reading.result()
+            except aio.AioRpcError as error:
+                failure = from_grpc(error, "summarizer")
+                yield _error_event(failure.code, failure.message, request_id)
+                return
+            if not isinstance(read, summarizer_pb2.SummarizeStreamResponse):  # the end
+                yield _error_event("internal", "the stream ended before the summary was done")
+                return
+            message = read
+    finally:
+        drained.cancel()
+        call.cancel()  # the client went away, or the stream failed: stop generating
+        if reading is not None:
+            reading.cancel()
+        metrics.open_streams.dec()
+
+
+def _error_event(code: str, message: str, request_id: str | None = None) -> ServerSentEvent:
+    return ServerSentEvent(json.dumps(envelope(code, message, request_id)), event="error")

@@ -1,0 +1,158 @@
+"""The JSON the gateway accepts and answers, with the examples shown in the OpenAPI docs."""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SENTIMENT_EXAMPLE = "The update fixed every crash I had; the app is fast again."
+NER_EXAMPLE = "Ada Lovelace worked with Charles Babbage in London."
+SUMMARY_EXAMPLE = (
+    "The city council met on Tuesday to discuss the new bicycle lanes. After a long debate, "
+    "members voted to build twelve kilometres of protected lanes by next summer."
+)
+
+
+class _Body(BaseModel):
+    # A misspelt option is an error the caller should see, not a silently ignored field.
+    model_config = ConfigDict(extra="forbid")
+
+
+class TextsBody(_Body):
+    text: str | None = Field(None, description="One text; or give `texts`.")
+    texts: list[str] | None = Field(
+        None, min_length=1, description="Several texts, answered in the same order."
+    )
+    model: str = Field("", description="Model name; empty chooses the service's default.")
+
+    @model_validator(mode="after")
+    def _one_of_text_or_texts(self) -> Self:
+        if (self.text is None) == (self.texts is None):
+            raise ValueError("give exactly one of `text` or `texts`")
+        return self
+
+    def all_texts(self) -> list[str]:
+        return [self.text] if self.text is not None else list(self.texts or ())
+
+
+class ClassifyBody(TextsBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"text": SENTIMENT_EXAMPLE}, {"texts": ["Great!", "Awful."]}]
+        }
+    )
+    top_k: int = Field(0, ge=0, description="Most labels per text, best first; 0 gives all.")
+
+
+class NerBody(TextsBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"text": NER_EXAMPLE}]})
+
+
+class SummarizeBody(_Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"text": SUMMARY_EXAMPLE}]})
+
+    text: str = Field(min_length=1, description="The text to summarize.")
+    model: str = Field("", description="Model name; empty chooses the service's default.")
+    max_new_tokens: int = Field(
+        0, ge=0, description="Most tokens to generate; 0 uses the model version's default."
+    )
+    temperature: float | None = Field(
+        None, ge=0, le=2, description="Sampling temperature; 0 or absent decodes greedily."
+    )
+    top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling mass.")
+    seed: int | None = Field(None, ge=0, description="Seed for sampling, for repeatable output.")
+
+
+class _Answer(BaseModel):
+    model: str = Field(description="The model that answered.")
+    version: str = Field(description="The model version that answered.")
+    request_id: str
+
+
+class LabelScore(BaseModel):
+    label: str
+    score: float
+
+
+class Classification(BaseModel):
+    labels: list[LabelScore] = Field(description="Labels, best first.")
+
+
+class ClassifyAnswer(_Answer):
+    results: list[Classification] = Field(description="One result per text, in order.")
+
+
+class Entity(BaseModel):
+    label: str
+    score: float
+    start: int = Field(description="Offset of the first character, in Unicode code points.")
+    end: int = Field(description="Offset just past the last character, in code points.")
+    text: str
+
+
+class EntityList(BaseModel):
+    entities: list[Entity]
+
+
+class NerAnswer(_Answer):
+    results: list[EntityList] = Field(description="One result per text, in order.")
+
+
+FinishReason = Literal["stop", "length", "unspecified"]
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    generated_tokens: int
+    time_to_first_token_ms: float
+    generation_ms: float
+    finish_reason: FinishReason
+
+
+class SummarizeAnswer(_Answer):
+    summary: str
+    usage: Usage
+
+
+class TokenEvent(BaseModel):
+    """``data`` of an SSE ``token`` event."""
+
+    text: str
+    index: int
+
+
+class DoneEvent(_Answer):
+    """``data`` of the final SSE ``done`` event."""
+
+    usage: Usage
+
+
+class VersionInfo(BaseModel):
+    version: str
+    status: str
+    default: bool
+    labels: list[str]
+    max_batch_size: int
+    max_input_chars: int
+
+
+class ModelEntry(BaseModel):
+    service: str
+    name: str
+    default: bool
+    versions: list[VersionInfo]
+
+
+class ModelsAnswer(BaseModel):
+    models: list[ModelEntry]
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(examples=["invalid_argument"])
+    message: str
+    request_id: str
+
+
+class ErrorEnvelope(BaseModel):
+    error: ErrorBody

@@ -1,0 +1,99 @@
+"""Settings of the gateway process, read from ``SWITCHYARD_GATEWAY_*`` variables."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Addresses = Annotated[list[str], NoDecode]
+
+
+def _is_ip_literal(address: str) -> bool:
+    host = address.rsplit(":", 1)[0].strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SWITCHYARD_GATEWAY_", extra="ignore", frozen=True)
+
+    host: str = Field("0.0.0.0", description="Address the HTTP server binds.")
+    port: int = Field(8000, ge=0, le=65535, description="HTTP port; 0 picks a free one.")
+    classifier_backends: Addresses = Field(
+        default_factory=lambda: ["127.0.0.1:50051"],
+        description="Comma-separated host:port of every classifier replica.",
+    )
+    ner_backends: Addresses = Field(
+        default_factory=lambda: ["127.0.0.1:50052"],
+        description="Comma-separated host:port of every NER replica.",
+    )
+    summarizer_backends: Addresses = Field(
+        default_factory=lambda: ["127.0.0.1:50053"],
+        description="Comma-separated host:port of every summarizer replica.",
+    )
+    request_timeout_s: float = Field(
+        10.0, gt=0, description="Longest time budget of a unary request (its gRPC deadline)."
+    )
+    stream_timeout_s: float = Field(
+        300.0, gt=0, description="Longest time budget of a streamed summary."
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest request body; larger ones get 413."
+    )
+    max_query_text_chars: int = Field(
+        4096,
+        ge=1,
+        description="Longest text in the query string of GET /v1/summarize/stream.",
+    )
+    sse_heartbeat_s: float = Field(
+        15.0, ge=0, description="Seconds between SSE heartbeat comments; 0 sends none."
+    )
+    models_refresh_s: float = Field(
+        10.0, gt=0, description="How often each backend's models are listed again."
+    )
+    health_timeout_s: float = Field(
+        2.0, gt=0, description="Time limit of one backend health check in /readyz."
+    )
+    drain_grace_s: float = Field(
+        30.0, gt=0, description="How long calls in flight may take to finish after SIGTERM."
+    )
+    cors_origins: Addresses = Field(
+        default_factory=list, description="Comma-separated origins allowed by CORS."
+    )
+    log_level: str = Field("INFO", description="Level of the gateway's JSON logs.")
+
+    @field_validator(
+        "classifier_backends",
+        "ner_backends",
+        "summarizer_backends",
+        "cors_origins",
+        mode="before",
+    )
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("classifier_backends", "ner_backends", "summarizer_backends")
+    @classmethod
+    def _one_name_or_addresses(cls, value: list[str]) -> list[str]:
+        # gRPC balances over the addresses one name resolves to, or over a list of IP
+        # addresses; it cannot balance over a list of names.
+        if not value:
+            raise ValueError("at least one backend address is needed")
+        if len(value) > 1 and not all(_is_ip_literal(a) for a in value):
+            raise ValueError(
+                "give one DNS name that resolves to every replica, or a list of IP addresses"
+            )
+        return value
+
+    def backends(self, service: str) -> list[str]:
+        addresses: list[str] = getattr(self, f"{service}_backends")
+        return addresses
