@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -170,6 +170,7 @@ class GatewayProcess:
         self.logs: list[dict[str, object]] = []
         self.port = 0
         self._listening = threading.Event()
+        self._logged = threading.Condition()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "switchyard", "gateway"],
             env=env,
@@ -188,11 +189,25 @@ class GatewayProcess:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 record = {"message": line.rstrip()}
-            self.logs.append(record)
+            with self._logged:
+                self.logs.append(record)
+                self._logged.notify_all()
             if record.get("message") == "listening":
                 self.port = int(record["http_port"])
                 self._listening.set()
         self._listening.set()
+
+    def wait_log(
+        self, matches: Callable[[dict[str, object]], bool], timeout_s: float = 60.0
+    ) -> dict[str, object]:
+        """The first log record that ``matches``, waiting for it to be written."""
+        with self._logged:
+            found = self._logged.wait_for(
+                lambda: next((r for r in self.logs if matches(r)), None), timeout_s
+            )
+        if found is None:
+            raise AssertionError(f"no such log record; the last ones: {self.logs[-10:]}")
+        return found
 
     @property
     def url(self) -> str:

@@ -1,0 +1,149 @@
+"""A gRPC server that plays the classifier and summarizer services by a script, for the
+gateway's fault tests: failures a real model service cannot be made to produce on cue
+(an overload with a given retry hint, a failure half way through a stream), and a record
+of the metadata each call carried. Tests of serving itself use the real services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from grpc import aio
+from grpc_health.v1 import _async as health_aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from switchyard.classifier.v1 import classifier_pb2, classifier_pb2_grpc
+from switchyard.client.config import CLASSIFIER, NER, SUMMARIZER
+from switchyard.common.v1 import models_pb2
+from switchyard.summarizer.v1 import summarizer_pb2, summarizer_pb2_grpc
+
+Context = aio.ServicerContext[Any, Any]
+
+
+@dataclass
+class Script:
+    """What the next calls do; a test sets it before calling."""
+
+    classify_code: grpc.StatusCode = grpc.StatusCode.OK
+    classify_message: str = ""
+    trailing_metadata: tuple[tuple[str, str], ...] = ()
+    stream_pieces: int = 3
+    stream_failure: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    seen_metadata: list[dict[str, str]] = field(default_factory=list)
+
+
+def _models(name: str) -> list[models_pb2.ModelInfo]:
+    version = models_pb2.ModelVersion(
+        version="s1", status=models_pb2.MODEL_STATUS_READY, is_default=True
+    )
+    return [models_pb2.ModelInfo(name=name, is_default=True, versions=[version])]
+
+
+class ScriptedClassifier(classifier_pb2_grpc.ClassifierServiceServicer):
+    def __init__(self, script: Script) -> None:
+        self.script = script
+
+    async def Classify(
+        self, request: classifier_pb2.ClassifyRequest, context: Context
+    ) -> classifier_pb2.ClassifyResponse:
+        self.script.seen_metadata.append(dict(context.invocation_metadata() or ()))
+        if self.script.classify_code is not grpc.StatusCode.OK:
+            context.set_trailing_metadata(self.script.trailing_metadata)
+            await context.abort(self.script.classify_code, self.script.classify_message)
+        label = classifier_pb2.LabelScore(label="scripted", score=1.0)
+        return classifier_pb2.ClassifyResponse(
+            model="scripted",
+            version="s1",
+            request_id=request.request_id,
+            results=[classifier_pb2.Classification(labels=[label]) for _ in request.texts],
+        )
+
+    async def ClassifyStream(
+        self, requests: AsyncIterator[classifier_pb2.ClassifyStreamRequest], context: Context
+    ) -> AsyncIterator[classifier_pb2.ClassifyStreamResponse]:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not scripted")
+        yield classifier_pb2.ClassifyStreamResponse()
+
+    async def ListModels(
+        self, request: classifier_pb2.ListModelsRequest, context: Context
+    ) -> classifier_pb2.ListModelsResponse:
+        return classifier_pb2.ListModelsResponse(models=_models("scripted"))
+
+
+class ScriptedSummarizer(summarizer_pb2_grpc.SummarizerServiceServicer):
+    """Streams ``stream_pieces`` pieces, then fails with ``stream_failure``."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+
+    async def Summarize(
+        self, request: summarizer_pb2.SummarizeRequest, context: Context
+    ) -> summarizer_pb2.SummarizeResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not scripted")
+
+    async def SummarizeStream(
+        self, request: summarizer_pb2.SummarizeStreamRequest, context: Context
+    ) -> AsyncIterator[summarizer_pb2.SummarizeStreamResponse]:
+        for index in range(self.script.stream_pieces):
+            yield summarizer_pb2.SummarizeStreamResponse(
+                model="scripted", version="s1", text=f"piece{index} ", index=index
+            )
+        await context.abort(self.script.stream_failure, "the scripted stream fails here")
+
+    async def ListModels(
+        self, request: summarizer_pb2.ListModelsRequest, context: Context
+    ) -> summarizer_pb2.ListModelsResponse:
+        return summarizer_pb2.ListModelsResponse(models=_models("scripted"))
+
+
+@dataclass
+class ScriptedBackend:
+    address: str
+    script: Script
+
+
+@contextmanager
+def scripted_backend() -> Iterator[ScriptedBackend]:
+    """The scripted server on a free port, run on its own event loop in a thread."""
+    script = Script()
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    stop: asyncio.Event | None = None
+    port = 0
+
+    async def serve() -> None:
+        nonlocal stop, port
+        server = aio.server()
+        classifier_pb2_grpc.add_ClassifierServiceServicer_to_server(
+            ScriptedClassifier(script), server
+        )
+        summarizer_pb2_grpc.add_SummarizerServiceServicer_to_server(
+            ScriptedSummarizer(script), server
+        )
+        health = health_aio.HealthServicer()
+        for name in ("", CLASSIFIER, NER, SUMMARIZER):
+            await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        health_pb2_grpc.add_HealthServicer_to_server(health, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        stop = asyncio.Event()
+        started.set()
+        await stop.wait()
+        await server.stop(None)
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    assert started.wait(30), "the scripted backend did not start"
+    try:
+        yield ScriptedBackend(f"127.0.0.1:{port}", script)
+    finally:
+        assert stop is not None
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(30)
+        loop.close()

@@ -1,0 +1,224 @@
+"""The page at ``/`` in a real headless Chromium, against a gateway in front of the real
+classifier, NER and summarizer services.
+
+The page is served with a strict Content-Security-Policy (no inline script, no eval), so
+waits use Playwright's locator assertions and functions given as ``() => ...`` text, and
+each test also checks that the page broke no policy and threw nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from typing import Any, cast
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+
+from tests.support import GatewayProcess
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+# Generous: a loaded two-core machine runs the models, the gateway and the browser.
+ANSWER_TIMEOUT_MS = 60_000
+SUMMARY_TIMEOUT_MS = 120_000
+
+POSITIVE = "I love this, it works perfectly"
+# An emoji is one code point but two UTF-16 code units: every offset after it differs.
+WITH_EMOJI = "🎉 Ada Lovelace moved to London."
+ARTICLE = (
+    "The city council met on Tuesday to discuss the new bicycle lanes. After a long debate, "
+    "members voted to build twelve kilometres of protected lanes by next summer. Shop owners "
+    "worried about parking, while cycling groups said the lanes would make commuting safer."
+)
+MAX_NEW_TOKENS = 24
+
+# Installed in the page before Run: one snapshot of the summary's length at every DOM
+# change under #result or #status, each noting whether the status already said "done".
+RECORD_SUMMARY_GROWTH = """() => {
+  const snapshots = [];
+  window.summarySnapshots = snapshots;
+  const status = document.getElementById('status');
+  const take = () => {
+    const summary = document.getElementById('summary');
+    snapshots.push({
+      length: summary ? summary.textContent.length : -1,
+      done: status.textContent === 'done',
+    });
+  };
+  const observer = new MutationObserver(take);
+  const watch = { childList: true, characterData: true, subtree: true };
+  observer.observe(document.getElementById('result'), watch);
+  observer.observe(status, watch);
+}"""
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        pytest.fail(
+            "chromium is not installed (the test drives the Debian package, /usr/bin/chromium;"
+            " install it with `apt-get install chromium`)"
+        )
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, gateway: GatewayProcess) -> Iterator[Page]:
+    """The page, freshly loaded; afterwards, no policy violation and no uncaught error."""
+    context = browser.new_context(base_url=gateway.url, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(ANSWER_TIMEOUT_MS)
+    problems: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            problems.append(message.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+    try:
+        page.goto("/")
+        expect(page.locator("#text")).not_to_have_value("")  # a sample text to start from
+        yield page
+        assert problems == []
+    finally:
+        context.close()
+
+
+def run(page: Page, model: str, text: str) -> None:
+    page.select_option("#model", model)
+    page.fill("#text", text)
+    page.click("#run")
+
+
+def api(page: Page, path: str, text: str) -> dict[str, Any]:
+    """The gateway's JSON answer to the same request the page sent."""
+    reply = page.request.post(path, data={"text": text}, fail_on_status_code=False)
+    return cast(dict[str, Any], reply.json())
+
+
+def test_the_classifier_shows_each_label_with_a_percentage_and_a_bar(page: Page) -> None:
+    run(page, "classify", POSITIVE)
+    expect(page.locator("#status")).to_have_text("done", timeout=ANSWER_TIMEOUT_MS)
+
+    answer = api(page, "/v1/classify", POSITIVE)
+    labels = answer["results"][0]["labels"]
+    rows = page.locator("#result .label-row")
+    expect(rows).to_have_count(len(labels))
+    expect(rows.first.locator(".label-name")).to_have_text("positive")
+    expect(rows.locator(".label-name")).to_have_text([label["label"] for label in labels])
+    for row, label in zip(rows.all(), labels, strict=True):
+        shown = row.locator(".label-score").inner_text()
+        assert re.fullmatch(r"\d{1,3}\.\d%", shown), shown
+        assert abs(float(shown.rstrip("%")) - label["score"] * 100) <= 0.051
+    top_bar = rows.first.locator(".bar-track .bar")
+    expect(top_bar).to_be_visible()
+    bar_width = top_bar.evaluate("(bar) => bar.getBoundingClientRect().width")
+    track_width = rows.first.locator(".bar-track").evaluate(
+        "(track) => track.getBoundingClientRect().width"
+    )
+    assert bar_width == pytest.approx(track_width * labels[0]["score"], abs=2)
+    expect(page.locator("#version")).to_contain_text(answer["version"])
+    expect(page.locator("#error")).to_be_hidden()
+
+
+def test_ner_marks_each_entity_by_its_code_point_offsets(page: Page) -> None:
+    run(page, "ner", WITH_EMOJI)
+    expect(page.locator("#status")).to_have_text("done", timeout=ANSWER_TIMEOUT_MS)
+
+    answer = api(page, "/v1/ner", WITH_EMOJI)
+    entities = sorted(answer["results"][0]["entities"], key=lambda e: e["start"])
+    # Python indexes str by code points, as the API's offsets count.
+    expected = [WITH_EMOJI[e["start"] : e["end"]] for e in entities]
+    assert expected == [e["text"] for e in entities]
+    assert "London" in expected
+    assert any("Ada Lovelace" in text for text in expected), expected
+
+    marks = page.locator("#result mark.entity")
+    expect(marks).to_have_text(expected)
+    for mark, entity in zip(marks.all(), entities, strict=True):
+        expect(mark).to_have_class(re.compile(rf"\bentity-{entity['label']}\b"))
+        expect(mark).to_have_attribute("data-label", entity["label"])
+    # Marks and the text between them give back the whole text, nothing lost or doubled.
+    expect(page.locator("#result .ner-text")).to_have_text(WITH_EMOJI)
+    expect(page.locator("#version")).to_contain_text(answer["version"])
+
+
+def test_the_summary_grows_token_by_token_until_done(page: Page) -> None:
+    page.select_option("#model", "summarize")
+    page.fill("#max-new-tokens", str(MAX_NEW_TOKENS))
+    page.fill("#text", ARTICLE)
+    page.evaluate(RECORD_SUMMARY_GROWTH)
+    page.click("#run")
+    expect(page.locator("#status")).to_have_text("done", timeout=SUMMARY_TIMEOUT_MS)
+
+    snapshots = cast(list[dict[str, Any]], page.evaluate("() => window.summarySnapshots"))
+    first_done = next(i for i, s in enumerate(snapshots) if s["done"])
+    before_done = [s["length"] for s in snapshots[:first_done] if s["length"] > 0]
+    assert before_done == sorted(before_done), f"the summary only ever grows: {snapshots}"
+    assert len(set(before_done)) >= 3, f"the summary grew in too few steps: {snapshots}"
+
+    summary = page.locator("#summary").text_content() or ""
+    assert len(summary) == max(before_done), "nothing was added to the summary after done"
+    assert summary.strip()
+    expect(page.locator("#ttft")).to_have_text(re.compile(r"^\d+ ms$"))
+    expect(page.locator("#usage-server-ttft")).to_have_text(re.compile(r"^\d+ ms$"))
+    expect(page.locator("#usage-generated-tokens")).to_have_text(re.compile(r"^\d+$"))
+    expect(page.locator("#usage-finish-reason")).to_have_text(re.compile(r"^(stop|length)$"))
+    expect(page.locator("#version")).to_contain_text("summarizer")
+    expect(page.locator("#error")).to_be_hidden()
+
+    # Greedy decoding repeats itself: the page shows exactly the tokens the stream sends.
+    reply = page.request.get(
+        "/v1/summarize/stream",
+        params={"text": ARTICLE, "max_new_tokens": MAX_NEW_TOKENS},
+        timeout=SUMMARY_TIMEOUT_MS,
+    )
+    tokens = [
+        json.loads(line.removeprefix("data: "))["text"]
+        for block in reply.text().split("\n\n")
+        if "event: token" in block
+        for line in block.splitlines()
+        if line.startswith("data: ")
+    ]
+    assert summary == "".join(tokens)
+
+
+def test_errors_are_shown_with_the_gateway_message(page: Page) -> None:
+    too_long = "word " * 1000  # over every model's limit, and the query string's 4096
+
+    run(page, "classify", too_long)
+    expect(page.locator("#status")).to_have_text("error", timeout=ANSWER_TIMEOUT_MS)
+    answer = api(page, "/v1/classify", too_long)
+    expect(page.locator("#error")).to_be_visible()
+    expect(page.locator("#error")).to_contain_text(answer["error"]["message"])
+
+    run(page, "summarize", too_long)  # EventSource sees only a failed connection
+    expect(page.locator("#error")).to_contain_text("at most 4096 characters")
+    expect(page.locator("#status")).to_have_text("error")
+
+    run(page, "classify", "   ")
+    expect(page.locator("#error")).to_contain_text("enter some text")

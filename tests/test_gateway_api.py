@@ -1,0 +1,198 @@
+"""The gateway's REST interface in front of the real classifier, NER and summarizer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support import GatewayProcess
+
+UNSEEN = "🎉 Last spring Ingrid Halvorsen moved to Lisbon."
+
+
+@pytest.fixture
+def http(gateway: GatewayProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gateway.url, timeout=120) as client:
+        yield client
+
+
+def error_of(reply: httpx.Response) -> dict[str, str]:
+    body = reply.json()
+    assert set(body) == {"error"}, body
+    error: dict[str, str] = body["error"]
+    assert set(error) == {"code", "message", "request_id"}
+    assert error["request_id"] == reply.headers["x-request-id"]
+    return error
+
+
+def test_classify_answers_per_text_with_version_request_id_and_timing(
+    http: httpx.Client,
+) -> None:
+    reply = http.post(
+        "/v1/classify",
+        json={"texts": ["I love this, it works perfectly", "Terrible, it broke at once"]},
+        headers={"X-Request-ID": "caller-chosen-id-1"},
+    )
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert [r["labels"][0]["label"] for r in body["results"]] == ["positive", "negative"]
+    assert body["model"] == "sentiment"
+    assert body["version"] == reply.headers["x-model-version"] == "v1"
+    assert body["request_id"] == reply.headers["x-request-id"] == "caller-chosen-id-1"
+    assert reply.headers["server-timing"].startswith("backend;dur=")
+    assert reply.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in reply.headers["content-security-policy"]
+    assert reply.headers["referrer-policy"] == "no-referrer"
+
+
+def test_a_version_is_pinned_by_header_and_a_new_request_id_is_made(
+    http: httpx.Client,
+) -> None:
+    reply = http.post(
+        "/v1/classify", json={"text": "Lovely", "top_k": 1}, headers={"X-Model-Version": "v2"}
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["version"] == reply.headers["x-model-version"] == "v2"
+    assert len(reply.json()["results"][0]["labels"]) == 1
+    assert len(reply.headers["x-request-id"]) == 32
+
+
+def test_ner_offsets_are_code_points(http: httpx.Client) -> None:
+    reply = http.post("/v1/ner", json={"text": UNSEEN})
+    assert reply.status_code == 200, reply.text
+    entities = reply.json()["results"][0]["entities"]
+    assert {e["text"] for e in entities} >= {"Ingrid Halvorsen", "Lisbon"}
+    for entity in entities:
+        assert UNSEEN[entity["start"] : entity["end"]] == entity["text"]
+
+
+def test_summarize_answers_the_whole_summary_and_usage(http: httpx.Client) -> None:
+    reply = http.post(
+        "/v1/summarize",
+        json={"text": "Paris is the capital of France and its largest city.", "max_new_tokens": 8},
+    )
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["summary"]
+    assert body["usage"]["generated_tokens"] == 8
+    assert body["usage"]["finish_reason"] == "length"
+    assert reply.headers["x-model-version"] == "v1"
+
+
+def test_models_lists_every_service_and_version(http: httpx.Client) -> None:
+    reply = http.get("/v1/models")
+    assert reply.status_code == 200
+    listed = {(m["service"], m["name"], v["version"], v["status"])
+              for m in reply.json()["models"] for v in m["versions"]}  # fmt: skip
+    assert listed == {
+        ("classifier", "sentiment", "v1", "ready"),
+        ("classifier", "sentiment", "v2", "ready"),
+        ("ner", "ner", "v1", "ready"),
+        ("summarizer", "summarizer", "v1", "ready"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "named"),
+    [
+        ({"texts": []}, 400, "invalid_argument", "texts"),
+        ({"texts": [1, 2]}, 400, "invalid_argument", "texts.0"),
+        ({}, 400, "invalid_argument", "`text` or `texts`"),
+        ({"text": "x", "tpo_k": 1}, 400, "invalid_argument", "tpo_k"),
+        ({"text": "x", "top_k": -1}, 400, "invalid_argument", "top_k"),
+        ({"texts": ["x"] * 9}, 400, "invalid_argument", "limit is 8"),
+        ({"text": "x" * 201}, 400, "invalid_argument", "200"),
+        ({"text": "x", "model": "nope"}, 404, "not_found", "nope"),
+    ],
+)
+def test_bad_input_gets_a_clear_error_in_the_envelope(
+    http: httpx.Client, body: object, status: int, code: str, named: str
+) -> None:
+    reply = http.post("/v1/classify", json=body)
+    assert reply.status_code == status, reply.text
+    error = error_of(reply)
+    assert error["code"] == code
+    assert named in error["message"]
+
+
+def test_malformed_bodies_unknown_versions_and_routes(http: httpx.Client) -> None:
+    headers = {"Content-Type": "application/json"}
+    cases = [
+        (http.post("/v1/classify", content=b'{"texts": [', headers=headers), 400),
+        (http.post("/v1/classify", content=b'{"text": "\xff\xfe"}', headers=headers), 400),
+        (http.post("/v1/classify", json={"text": "x"}, headers={"X-Model-Version": "v9"}), 404),
+        (http.get("/v1/nothing-here"), 404),
+        (http.put("/v1/classify", json={"text": "x"}), 405),
+        (http.post("/v1/summarize", json={"text": ""}), 400),
+        (http.post("/v1/summarize", json={"text": "x", "temperature": "hot"}), 400),
+    ]
+    for reply, status in cases:
+        assert reply.status_code == status, reply.text
+        error = error_of(reply)
+        assert "Traceback" not in error["message"]
+    assert "v9" in cases[2][0].json()["error"]["message"]
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read_whole(
+    http: httpx.Client,
+) -> None:
+    huge = b'{"text": "' + b"a" * 2_000_000 + b'"}'
+    declared = http.post("/v1/classify", content=huge, headers={"Content-Type": "application/json"})
+    assert declared.status_code == 413
+    assert error_of(declared)["code"] == "payload_too_large"
+
+    def chunks() -> Iterator[bytes]:
+        yield huge[:1000]
+        yield huge[1000:]
+
+    chunked = http.post(
+        "/v1/classify", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert chunked.status_code == 413
+    assert error_of(chunked)["code"] == "payload_too_large"
+
+
+def test_a_spent_time_budget_is_a_gateway_timeout(http: httpx.Client) -> None:
+    reply = http.post(
+        "/v1/summarize",
+        json={"text": "A long story about a town and its river.", "max_new_tokens": 200},
+        headers={"X-Request-Timeout": "0.05"},
+    )
+    assert reply.status_code == 504, reply.text
+    assert error_of(reply)["code"] == "deadline_exceeded"
+    bad = http.post("/v1/classify", json={"text": "x"}, headers={"X-Request-Timeout": "soon"})
+    assert bad.status_code == 400
+
+
+def test_health_readiness_docs_and_metrics(http: httpx.Client) -> None:
+    assert http.get("/healthz").json() == {"status": "ok"}
+    assert http.get("/readyz").json() == {"status": "ready"}
+    assert http.get("/docs").status_code == 200
+    spec = http.get("/openapi.json").json()
+    assert {"/v1/classify", "/v1/ner", "/v1/summarize", "/v1/summarize/stream"} <= set(
+        spec["paths"]
+    )
+    assert http.post("/v1/classify", json={"text": "Fine"}).status_code == 200
+    families = {f.name: f for f in text_string_to_metric_families(http.get("/metrics").text)}
+    samples = families["switchyard_gateway_requests"].samples
+    assert any(
+        s.labels["route"] == "/v1/classify"
+        and s.labels["status"] == "200"
+        and s.labels["version"] == "v1"
+        and s.value >= 1
+        for s in samples
+    )
+    assert "switchyard_gateway_request_duration_seconds" in families
+    assert "switchyard_gateway_open_streams" in families
+
+
+def test_cors_allows_only_configured_origins(gateway: GatewayProcess) -> None:
+    # The session gateway has no CORS origins configured: no grant to any origin.
+    reply = httpx.options(
+        f"{gateway.url}/v1/classify",
+        headers={"Origin": "https://example.org", "Access-Control-Request-Method": "POST"},
+    )
+    assert "access-control-allow-origin" not in reply.headers
