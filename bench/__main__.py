@@ -18,7 +18,7 @@ from switchyard.paths import state_dir
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="shorter runs (noisier)")
-    parser.add_argument("--only", choices=("classifier", "summarizer"))
+    parser.add_argument("--only", choices=("classifier", "summarizer", "gateway"))
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument(
         "--torch-threads", type=int, default=1, help="torch threads of the model under test"
@@ -41,6 +41,10 @@ def main() -> int:
         from bench import summarizer
 
         results["summarizer"] = summarizer.run(models_dir, args.quick, threads)
+    if args.only in (None, "gateway"):
+        from bench import gateway
+
+        results["gateway"] = gateway.run(models_dir, args.quick, threads)
     print(json.dumps(results, indent=2))
     if args.json:
         with open(args.json, "w") as f:

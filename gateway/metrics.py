@@ -30,6 +30,11 @@ class GatewayMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.in_flight = Gauge(
+            "switchyard_gateway_requests_in_flight",
+            "HTTP requests being handled now (open streams included).",
+            registry=self.registry,
+        )
         self.open_streams = Gauge(
             "switchyard_gateway_open_streams",
             "Server-Sent Event streams open now.",

@@ -48,7 +48,7 @@ class RequestContextMiddleware:
         headers = Headers(scope=scope)
         trace = trace_context(headers.get("x-request-id"), headers.get("traceparent"))
         logs.request_id.set(trace.request_id)
-        record = request_context.begin(trace)
+        record = request_context.begin(trace, self.drain.draining)
         status = 500
         started = False
 
@@ -70,6 +70,7 @@ class RequestContextMiddleware:
             await send(message)
 
         self.drain.enter()
+        self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, send_with_headers)
         except Exception as exc:
@@ -80,6 +81,7 @@ class RequestContextMiddleware:
                 )
         finally:
             self.drain.leave()
+            self.metrics.in_flight.dec()
             self._observe(scope, status, record)
 
     def _observe(self, scope: Scope, status: int, record: request_context.RequestRecord) -> None:

@@ -24,7 +24,6 @@ from grpc import aio
 from gateway import request_context
 from gateway.backends import Backends
 from gateway.errors import ApiError, from_grpc
-from gateway.state import GatewayState
 
 T = TypeVar("T")
 
@@ -38,8 +37,10 @@ class Target:
     version: str
 
 
-def admit(state: GatewayState) -> None:
-    if state.drain.draining:
+def admit() -> None:
+    """Refuse a model call that arrived after draining began; one that arrived before
+    (its body perhaps still uploading then) is served."""
+    if request_context.current().arrived_draining:
         raise ApiError(
             503,
             "unavailable",

@@ -17,6 +17,7 @@ from gateway.tracing import TraceContext
 @dataclass(slots=True)
 class RequestRecord:
     trace: TraceContext
+    arrived_draining: bool = False
     started: float = field(default_factory=time.perf_counter)
     model: str = ""
     version: str = ""
@@ -38,7 +39,7 @@ def current() -> RequestRecord:
     return record
 
 
-def begin(trace: TraceContext) -> RequestRecord:
-    record = RequestRecord(trace)
+def begin(trace: TraceContext, draining: bool) -> RequestRecord:
+    record = RequestRecord(trace, draining)
     _current.set(record)
     return record

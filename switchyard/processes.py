@@ -61,7 +61,38 @@ def write_classifier_registry(
     return path
 
 
-class ServiceProcess:
+class _ScrapesMetrics:
+    """Reading a process's Prometheus page, for tests waiting on a state it reports."""
+
+    @property
+    def metrics_url(self) -> str:
+        raise NotImplementedError
+
+    def metric(self, name: str, labels: dict[str, str]) -> float:
+        """The current value of one sample on the /metrics page (0 if absent)."""
+        with urllib.request.urlopen(self.metrics_url, timeout=10) as reply:  # noqa: S310
+            text = reply.read().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
+                    return float(sample.value)
+        return 0.0
+
+    def wait_metric(
+        self, name: str, labels: dict[str, str], value: float, timeout_s: float = 60.0
+    ) -> None:
+        """Wait until a metric reaches ``value`` (a state the test is waiting on)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.metric(name, labels) == value:
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"{name}{labels} never reached {value}: {self.metric(name, labels)}")
+
+
+class ServiceProcess(_ScrapesMetrics):
     """A model service started as its own process, as ``switchyard serve`` runs it."""
 
     def __init__(self, service: str, env: dict[str, str]) -> None:
@@ -102,6 +133,10 @@ class ServiceProcess:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
     def wait_listening(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
         if not self._listening.wait(timeout_s) or self.port == 0:
             raise RuntimeError(f"{self.service} did not start: {self.logs[-20:]}")
@@ -117,30 +152,6 @@ class ServiceProcess:
                     return
         raise RuntimeError(f"{self.service} never became SERVING: {self.logs[-20:]}")
 
-    def metric(self, name: str, labels: dict[str, str]) -> float:
-        """The current value of one sample on the service's /metrics page (0 if absent)."""
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=10) as reply:
-            text = reply.read().decode()
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == name and all(
-                    sample.labels.get(k) == v for k, v in labels.items()
-                ):
-                    return float(sample.value)
-        return 0.0
-
-    def wait_metric(
-        self, name: str, labels: dict[str, str], value: float, timeout_s: float = 60.0
-    ) -> None:
-        """Wait until a metric reaches ``value`` (a state the test is waiting on)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.metric(name, labels) == value:
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"{name}{labels} never reached {value}: {self.metric(name, labels)}")
-
     def terminate(self) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -155,7 +166,7 @@ class ServiceProcess:
         return code
 
 
-class GatewayProcess:
+class GatewayProcess(_ScrapesMetrics):
     """The HTTP gateway started as its own process (``switchyard gateway``) on a free
     port, in front of the given backends."""
 
@@ -212,6 +223,10 @@ class GatewayProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"{self.url}/metrics"
 
     def wait_ready(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
         """Wait until /readyz answers 200 (every backend SERVING)."""

@@ -120,6 +120,16 @@ def api(page: Page, path: str, text: str) -> dict[str, Any]:
     return cast(dict[str, Any], reply.json())
 
 
+def token_events(stream: str) -> list[dict[str, Any]]:
+    """The data of each ``token`` event of an SSE body (lines end in CRLF or LF)."""
+    events = []
+    for block in re.split(r"\r?\n\r?\n", stream):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if fields.get("event") == "token":
+            events.append(cast(dict[str, Any], json.loads(fields["data"])))
+    return events
+
+
 def test_the_classifier_shows_each_label_with_a_percentage_and_a_bar(page: Page) -> None:
     run(page, "classify", POSITIVE)
     expect(page.locator("#status")).to_have_text("done", timeout=ANSWER_TIMEOUT_MS)
@@ -197,14 +207,7 @@ def test_the_summary_grows_token_by_token_until_done(page: Page) -> None:
         params={"text": ARTICLE, "max_new_tokens": MAX_NEW_TOKENS},
         timeout=SUMMARY_TIMEOUT_MS,
     )
-    tokens = [
-        json.loads(line.removeprefix("data: "))["text"]
-        for block in reply.text().split("\n\n")
-        if "event: token" in block
-        for line in block.splitlines()
-        if line.startswith("data: ")
-    ]
-    assert summary == "".join(tokens)
+    assert summary == "".join(event["text"] for event in token_events(reply.text()))
 
 
 def test_errors_are_shown_with_the_gateway_message(page: Page) -> None:

@@ -32,7 +32,7 @@ VersionPin = Annotated[
 @router.post("/classify", response_model=ClassifyAnswer, summary="Classify texts")
 async def classify(body: ClassifyBody, request: Request, pin: VersionPin = None) -> object:
     state = gateway_state(request)
-    admit(state)
+    admit()
     target = choose_version(state.backends, "classifier", body.model, pin)
     timeout_s = time_budget_s(request, state.settings.request_timeout_s)
     trace = request_context.current().trace
@@ -64,7 +64,7 @@ async def classify(body: ClassifyBody, request: Request, pin: VersionPin = None)
 @router.post("/ner", response_model=NerAnswer, summary="Find named entities in texts")
 async def ner(body: NerBody, request: Request, pin: VersionPin = None) -> object:
     state = gateway_state(request)
-    admit(state)
+    admit()
     target = choose_version(state.backends, "ner", body.model, pin)
     timeout_s = time_budget_s(request, state.settings.request_timeout_s)
     trace = request_context.current().trace

@@ -57,7 +57,7 @@ def usage_from(usage: summarizer_pb2.Usage) -> Usage:
 @router.post("/summarize", response_model=SummarizeAnswer, summary="Summarize a text")
 async def summarize(body: SummarizeBody, request: Request, pin: VersionPin = None) -> object:
     state = gateway_state(request)
-    admit(state)
+    admit()
     target = choose_version(state.backends, "summarizer", body.model, pin)
     timeout_s = time_budget_s(request, state.settings.stream_timeout_s)
     trace = request_context.current().trace
@@ -130,7 +130,7 @@ async def open_stream(
     # resumed, and starting a new one would repeat the text: 204 tells it to stop.
     if request.headers.get("last-event-id") is not None:
         return Response(status_code=204)
-    admit(state)
+    admit()
     target = choose_version(state.backends, "summarizer", body.model, pin)
     timeout_s = time_budget_s(request, state.settings.stream_timeout_s)
     record = request_context.current()

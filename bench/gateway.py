@@ -1,0 +1,358 @@
+"""The gateway: the same classifier requests sent directly over gRPC and through the
+gateway's ``POST /v1/classify`` (HTTP/1.1 keep-alive), and a summary's time to first
+token over the gRPC stream and through ``GET /v1/summarize/stream`` (SSE).
+
+This machine's speed drifts by tens of percent from one minute to the next, so the two
+sides run in alternating windows (which side goes first alternates too) and every
+comparison is the median over the pairs of windows of a per-pair difference or ratio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
+from pathlib import Path
+
+import grpc
+
+from bench.classifier import TEXTS, process_cpu_seconds, shipped_batching
+from bench.load import LoadResult, closed_loop
+from bench.summarizer import TEXT as SUMMARY_TEXT
+from switchyard.classifier.v1 import classifier_pb2, classifier_pb2_grpc
+from switchyard.processes import (
+    STARTUP_TIMEOUT_S,
+    GatewayProcess,
+    ServiceProcess,
+    free_port,
+    service_process,
+    write_classifier_registry,
+)
+from switchyard.summarizer.v1 import summarizer_pb2, summarizer_pb2_grpc
+
+SSE_MAX_NEW_TOKENS = 8
+TARGETS = {
+    "c1_p50_overhead_ms": 2.0,  # at most
+    "gateway_cpu_ms_per_request": 1.0,  # at most, at every concurrency
+    "c32_throughput_ratio": 0.85,  # at least
+    "sse_ttft_overhead_ms": 10.0,  # at most
+}
+
+
+class HttpConnection:
+    """One HTTP/1.1 keep-alive connection, as cheap a client as asyncio allows.
+
+    The load generator shares this machine's two cores with the gateway and the model,
+    so its own cost per request distorts the comparison. Measured (this process's CPU
+    per POST /v1/classify, closed loop, same gateway, same run): httpx.AsyncClient 3.2 ms
+    at concurrency 1 and 7 ms at 32 (more than the gateway itself); this client 0.45 ms
+    and 0.18 ms; the grpc.aio stub of the direct side 1.0 ms and 0.25 ms.
+
+    It sends fixed request bytes and reads the status line, the headers and a body of
+    Content-Length bytes (or, for SSE, chunks until the last one); any status but 200
+    is an error.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> HttpConnection:
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer)
+
+    async def _head(self) -> dict[bytes, bytes]:
+        lines = (await self.reader.readuntil(b"\r\n\r\n")).split(b"\r\n")
+        headers = {}
+        for line in lines[1:-2]:
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower()] = value.strip()
+        if not lines[0].startswith(b"HTTP/1.1 200 "):
+            length = int(headers.get(b"content-length", b"0"))
+            body = await self.reader.readexactly(length)
+            raise RuntimeError(f"{lines[0].decode()}: {body[:500]!r}")
+        return headers
+
+    async def request(self, data: bytes) -> bytes:
+        """Send one request; the body of its 200 answer."""
+        self.writer.write(data)
+        headers = await self._head()
+        return await self.reader.readexactly(int(headers[b"content-length"]))
+
+    async def first_event_s(self, data: bytes, event: bytes) -> float:
+        """Send a request answered by a chunked SSE stream; seconds until the first
+        ``event`` arrived. Reads the stream to its end."""
+        started = time.perf_counter()
+        self.writer.write(data)
+        headers = await self._head()
+        if headers.get(b"transfer-encoding") != b"chunked":
+            raise RuntimeError(f"not a chunked stream: {headers!r}")
+        first = 0.0
+        while True:
+            size = int((await self.reader.readline()).split(b";")[0], 16)
+            chunk = await self.reader.readexactly(size + 2)
+            if size == 0:
+                break
+            if b"event: error" in chunk:
+                raise RuntimeError(f"error event: {chunk!r}")
+            if not first and b"event: " + event in chunk:
+                first = time.perf_counter() - started
+        if not first:
+            raise RuntimeError(f"the stream ended without a {event!r} event")
+        return first
+
+    async def close(self) -> None:
+        self.writer.close()
+        await self.writer.wait_closed()
+
+
+class ConnectionPool:
+    """Keep-alive connections to one server, one per concurrent caller."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.idle: list[HttpConnection] = []
+
+    async def refill(self, count: int) -> None:
+        """Have ``count`` open idle connections: the server closes those left idle for
+        a few seconds (uvicorn's keep-alive timeout), as during a direct window."""
+        for connection in [c for c in self.idle if c.reader.at_eof()]:
+            self.idle.remove(connection)
+            connection.writer.close()
+        while len(self.idle) < count:
+            self.idle.append(await HttpConnection.open(self.host, self.port))
+
+    async def request(self, data: bytes) -> bytes:
+        connection = (
+            self.idle.pop() if self.idle else await HttpConnection.open(self.host, self.port)
+        )
+        body = await connection.request(data)
+        self.idle.append(connection)
+        return body
+
+    async def close(self) -> None:
+        for connection in self.idle:
+            await connection.close()
+        self.idle.clear()
+
+
+def post_json(port: int, path: str, body: str) -> bytes:
+    encoded = body.encode()
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(encoded)}\r\n\r\n"
+    ).encode() + encoded
+
+
+def classify_body(text: str) -> str:
+    return '{"text": "' + text.replace("\\", "\\\\").replace('"', '\\"') + '"}'
+
+
+def start_gateway(classifier: str, summarizer: str) -> GatewayProcess:
+    """A gateway in front of the classifier and the summarizer, NER on a closed port:
+    /readyz never answers 200, so this waits until ``POST /v1/classify`` does."""
+    gateway = GatewayProcess(
+        {"classifier": classifier, "ner": f"127.0.0.1:{free_port()}", "summarizer": summarizer}
+    )
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while gateway.port == 0:
+            if gateway.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the gateway did not start: {gateway.logs[-20:]}")
+            time.sleep(0.05)
+        request = urllib.request.Request(  # noqa: S310 (http only)
+            f"{gateway.url}/v1/classify",
+            data=classify_body(TEXTS[0]).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        while True:
+            try:
+                with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310 (http only)
+                    if reply.status == 200:
+                        return gateway
+            except OSError:
+                pass  # not answering yet
+            if gateway.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the gateway never answered: {gateway.logs[-20:]}")
+            time.sleep(0.05)
+    except BaseException:
+        gateway.terminate()
+        raise
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+async def compare_classify(
+    gateway: GatewayProcess,
+    service: ServiceProcess,
+    concurrency: int,
+    total: int,
+    rounds: int,
+) -> dict[str, float]:
+    """``rounds`` pairs of windows of ``total`` calls, direct and through the gateway."""
+    requests = [post_json(gateway.port, "/v1/classify", classify_body(t)) for t in TEXTS]
+    pool = ConnectionPool("127.0.0.1", gateway.port)
+    figures: dict[str, list[float]] = {}
+
+    def add(key: str, value: float) -> None:
+        figures.setdefault(key, []).append(value)
+
+    async with grpc.aio.insecure_channel(service.address) as channel:
+        stub = classifier_pb2_grpc.ClassifierServiceStub(channel)
+
+        async def direct(number: int) -> object:
+            request = classifier_pb2.ClassifyRequest(texts=[TEXTS[number % len(TEXTS)]])
+            return await stub.Classify(request, timeout=60)
+
+        async def through(number: int) -> object:
+            return await pool.request(requests[number % len(requests)])
+
+        async def window(call: Callable[[int], Awaitable[object]]) -> tuple[LoadResult, float]:
+            """The window's result and this process's (the client's) CPU ms per call."""
+            cpu = time.process_time()
+            result = await closed_loop(call, concurrency, total)
+            return result, 1000 * (time.process_time() - cpu) / result.calls
+
+        try:
+            for call in (direct, through):  # warm both paths, open the connections
+                await closed_loop(call, concurrency, 4 * concurrency)
+            pid = gateway.process.pid
+
+            async def gateway_window() -> tuple[LoadResult, float, float]:
+                """As ``window``, plus the gateway's CPU seconds in the window."""
+                await pool.refill(concurrency)
+                before = process_cpu_seconds(pid)
+                result, client = await window(through)
+                return result, client, process_cpu_seconds(pid) - before
+
+            for number in range(rounds):
+                if number % 2 == 0:
+                    on_grpc, client_grpc = await window(direct)
+                    on_http, client_http, gateway_cpu = await gateway_window()
+                else:
+                    on_http, client_http, gateway_cpu = await gateway_window()
+                    on_grpc, client_grpc = await window(direct)
+                for side, result in (("direct", on_grpc), ("gateway", on_http)):
+                    add(f"{side}_p50_ms", result.percentile_ms(0.5))
+                    add(f"{side}_p99_ms", result.percentile_ms(0.99))
+                    add(f"{side}_per_s", result.per_second)
+                add("p50_overhead_ms", on_http.percentile_ms(0.5) - on_grpc.percentile_ms(0.5))
+                add("p99_overhead_ms", on_http.percentile_ms(0.99) - on_grpc.percentile_ms(0.99))
+                add("throughput_ratio", on_http.per_second / on_grpc.per_second)
+                add("gateway_cpu_ms_per_request", 1000 * gateway_cpu / on_http.calls)
+                add("client_cpu_ms_per_request_direct", client_grpc)
+                add("client_cpu_ms_per_request_gateway", client_http)
+        finally:
+            await pool.close()
+    return {key: _median(values) for key, values in figures.items()}
+
+
+async def compare_ttft(
+    gateway: GatewayProcess, service: ServiceProcess, runs: int
+) -> dict[str, float]:
+    """Time to first token of the same summary over gRPC and over SSE, alternating."""
+    query = urllib.parse.urlencode({"text": SUMMARY_TEXT, "max_new_tokens": SSE_MAX_NEW_TOKENS})
+    sse_request = (
+        f"GET /v1/summarize/stream?{query} HTTP/1.1\r\nHost: 127.0.0.1:{gateway.port}\r\n"
+        "Accept: text/event-stream\r\n\r\n"
+    ).encode()
+    grpc_request = summarizer_pb2.SummarizeStreamRequest(
+        text=SUMMARY_TEXT,
+        options=summarizer_pb2.GenerationOptions(max_new_tokens=SSE_MAX_NEW_TOKENS),
+    )
+    connection = await HttpConnection.open("127.0.0.1", gateway.port)
+    over_grpc: list[float] = []
+    over_sse: list[float] = []
+    async with grpc.aio.insecure_channel(service.address) as channel:
+        stub = summarizer_pb2_grpc.SummarizerServiceStub(channel)
+
+        async def grpc_ttft() -> float:
+            started = time.perf_counter()
+            first = 0.0
+            async for message in stub.SummarizeStream(grpc_request, timeout=300):
+                if message.text and not first:
+                    first = time.perf_counter() - started
+            if not first:
+                raise RuntimeError("the gRPC stream ended without text")
+            return first
+
+        async def sse_ttft() -> float:
+            return await connection.first_event_s(sse_request, b"token")
+
+        try:
+            await grpc_ttft()  # warm both paths
+            await sse_ttft()
+            for number in range(runs):
+                if number % 2 == 0:
+                    over_grpc.append(await grpc_ttft())
+                over_sse.append(await sse_ttft())
+                if number % 2 == 1:
+                    over_grpc.append(await grpc_ttft())
+        finally:
+            await connection.close()
+    differences = [s - g for g, s in zip(over_grpc, over_sse, strict=True)]
+    return {
+        "grpc_ttft_ms": 1000 * _median(over_grpc),
+        "sse_ttft_ms": 1000 * _median(over_sse),
+        "ttft_overhead_ms": 1000 * _median(differences),
+        "runs": runs,
+        "max_new_tokens": SSE_MAX_NEW_TOKENS,
+    }
+
+
+def run(models_dir: Path, quick: bool, torch_threads: int) -> dict[str, object]:
+    rounds = 3 if quick else 10
+    windows = {1: 150 if quick else 300, 32: 600 if quick else 1500}
+    ttft_runs = 3 if quick else 10
+    threads = str(torch_threads)
+    per_concurrency: dict[int, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as scratch, ExitStack() as stack:
+        registry = write_classifier_registry(
+            Path(scratch) / "classifier.toml", models_dir, {"v1": shipped_batching()}
+        )
+        classifier = stack.enter_context(
+            service_process("classifier", registry, torch_threads=threads)
+        )
+        summarizer = stack.enter_context(service_process("summarizer", torch_threads=threads))
+        gateway = start_gateway(classifier.address, summarizer.address)
+        stack.callback(gateway.terminate)
+        for concurrency, total in windows.items():
+            per_concurrency[concurrency] = asyncio.run(
+                compare_classify(gateway, classifier, concurrency, total, rounds)
+            )
+        sse = asyncio.run(compare_ttft(gateway, summarizer, ttft_runs))
+    c1, c32 = per_concurrency[1], per_concurrency[32]
+    figures: dict[str, object] = {
+        "c1_p50_overhead_ms": c1["p50_overhead_ms"],
+        "c1_p99_overhead_ms": c1["p99_overhead_ms"],
+        "c32_p50_overhead_ms": c32["p50_overhead_ms"],
+        "c32_p99_overhead_ms": c32["p99_overhead_ms"],
+        "c1_throughput_ratio": c1["throughput_ratio"],
+        "c32_throughput_ratio": c32["throughput_ratio"],
+        "gateway_cpu_ms_per_request_c1": c1["gateway_cpu_ms_per_request"],
+        "gateway_cpu_ms_per_request_c32": c32["gateway_cpu_ms_per_request"],
+        "sse_ttft_overhead_ms": sse["ttft_overhead_ms"],
+    }
+    figures["targets_met"] = {
+        "c1_p50_overhead_ms": c1["p50_overhead_ms"] <= TARGETS["c1_p50_overhead_ms"],
+        "gateway_cpu_ms_per_request": max(
+            c1["gateway_cpu_ms_per_request"], c32["gateway_cpu_ms_per_request"]
+        )
+        <= TARGETS["gateway_cpu_ms_per_request"],
+        "c32_throughput_ratio": c32["throughput_ratio"] >= TARGETS["c32_throughput_ratio"],
+        "sse_ttft_overhead_ms": sse["ttft_overhead_ms"] <= TARGETS["sse_ttft_overhead_ms"],
+    }
+    figures["targets"] = TARGETS
+    figures["c1"] = {**c1, "rounds": rounds, "calls_per_window": windows[1]}
+    figures["c32"] = {**c32, "rounds": rounds, "calls_per_window": windows[32]}
+    figures["sse"] = sse
+    return figures
