@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.ner import training
+from services.ner.model import _merge, _Word
 
 MIN_F1 = 0.8
 
@@ -33,3 +34,20 @@ def test_token_tags_follow_the_spans() -> None:
         training.TAGS[t] if t >= 0 else None for t in training.token_tags(offsets, special, spans)
     ]
     assert tags == [None, "B-PER", "I-PER", "O", None]
+
+
+def test_a_word_without_letters_never_joins_an_entity() -> None:
+    # The model reads an emoji as an unknown token and may tag it as the start of a name.
+    text = "🎉 Ada Lovelace moved to London."
+    words = [
+        _Word("B-PER", 0.9, 0, 1),
+        _Word("B-PER", 0.9, 2, 5),
+        _Word("I-PER", 0.9, 6, 14),
+        _Word("O", 0.9, 15, 20),
+        _Word("O", 0.9, 21, 23),
+        _Word("B-LOC", 0.9, 24, 30),
+    ]
+    assert [(e.text, e.label) for e in _merge(words, text)] == [
+        ("Ada Lovelace", "PER"),
+        ("London", "LOC"),
+    ]

@@ -100,15 +100,17 @@ def _merge(words: list[_Word], text: str) -> list[Entity]:
     current: tuple[str, int, int, list[float]] | None = None
 
     def close() -> None:
-        # A span with no letter or digit (an emoji read as an unknown token) is no entity.
-        if current is not None and any(ch.isalnum() for ch in text[current[1] : current[2]]):
+        if current is not None:
             label, start, end, word_scores = current
             entities.append(
                 Entity(label, sum(word_scores) / len(word_scores), start, end, text[start:end])
             )
 
     for word in words:
-        prefix, _, label = word.tag.partition("-")
+        # A word with no letter or digit (an emoji read as an unknown token) is never part
+        # of an entity, even when the model tags it so.
+        tag = word.tag if any(ch.isalnum() for ch in text[word.start : word.end]) else "O"
+        prefix, _, label = tag.partition("-")
         # A B- tag right after an entity of the same type, one space apart, continues it:
         # two entities of one type are almost never written with nothing between them, while
         # a small model often tags each word of an unfamiliar name B-PER.
