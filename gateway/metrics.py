@@ -26,7 +26,7 @@ class GatewayMetrics:
         self.backend_latency = Histogram(
             "switchyard_gateway_backend_duration_seconds",
             "Time spent waiting on the model service (unary calls; first token for streams).",
-            ["service", "model", "version"],
+            ["model", "version"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )

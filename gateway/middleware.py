@@ -94,6 +94,10 @@ class RequestContextMiddleware:
         if histogram is None:
             histogram = self._latency[key] = self.metrics.latency.labels(route, method)
         histogram.observe(elapsed)
+        if record.backend_s is not None:
+            self.metrics.backend_latency.labels(record.model, record.version).observe(
+                record.backend_s
+            )
         # The query string holds user text (GET /v1/summarize/stream?text=...): masked.
         path = scope["path"] + ("?<masked>" if scope.get("query_string") else "")
         access_log.info(

@@ -18,7 +18,7 @@ PAGE_POLICY = (
 router = APIRouter(include_in_schema=False)
 
 
-@router.get("/")
+@router.api_route("/", methods=["GET", "HEAD"])
 async def page() -> FileResponse:
     return FileResponse(
         STATIC_DIR / "index.html",
