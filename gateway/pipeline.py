@@ -24,6 +24,7 @@ from grpc import aio
 from gateway import request_context
 from gateway.backends import Backends
 from gateway.errors import ApiError, from_grpc
+from gateway.state import GatewayState, gateway_state
 
 T = TypeVar("T")
 
@@ -35,6 +36,31 @@ TIME_BUDGET_HEADER = "x-request-timeout"
 class Target:
     model: str
     version: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedCall:
+    """What a route needs to call its backend: the version, the deadline, the trace."""
+
+    state: GatewayState
+    target: Target
+    timeout_s: float
+    request_id: str
+    metadata: tuple[tuple[str, str], ...]
+
+
+def plan_call(request: Request, service: str, model: str, pin: str | None) -> PlannedCall:
+    """Steps 2 to 5 for one model request, in their order."""
+    state = gateway_state(request)
+    admit()
+    # Steps 2 (authentication) and 3 (rate limit) take their places here.
+    target = choose_version(state.backends, service, model, pin)
+    # Step 5 (a cached answer, for deterministic models) takes its place here.
+    settings = state.settings
+    limit_s = settings.stream_timeout_s if service == "summarizer" else settings.request_timeout_s
+    timeout_s = time_budget_s(request, limit_s)
+    trace = request_context.current().trace
+    return PlannedCall(state, target, timeout_s, trace.request_id, trace.grpc_metadata())
 
 
 def admit() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Literal, Self, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -62,6 +62,23 @@ class SummarizeBody(_Body):
     )
     top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling mass.")
     seed: int | None = Field(None, ge=0, description="Seed for sampling, for repeatable output.")
+
+    def generation(self) -> GenerationOptions:
+        return GenerationOptions(
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            seed=self.seed,
+        )
+
+
+class GenerationOptions(TypedDict):
+    """The generation options as the summarizer client takes them."""
+
+    max_new_tokens: int
+    temperature: float | None
+    top_p: float | None
+    seed: int | None
 
 
 class _Answer(BaseModel):

@@ -61,12 +61,64 @@ def write_classifier_registry(
     return path
 
 
-class _ScrapesMetrics:
-    """Reading a process's Prometheus page, for tests waiting on a state it reports."""
+class _ChildProcess:
+    """A Switchyard process started with ``python -m switchyard <args>``: its JSON log
+    records (kept, and waited on), its Prometheus page, and its stop by SIGTERM."""
+
+    def __init__(self, args: list[str], env: Mapping[str, str]) -> None:
+        self.logs: list[dict[str, object]] = []
+        self._logged = threading.Condition()
+        self._listening = threading.Event()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "switchyard", *args],
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            # Its own process group, as a service in a container or a terminal has: a
+            # signal to the group reaches the process and its model workers alike.
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read_logs, daemon=True)
+        self._reader.start()
+
+    def _on_listening(self, record: dict[str, object]) -> None:
+        raise NotImplementedError
 
     @property
     def metrics_url(self) -> str:
         raise NotImplementedError
+
+    def _read_logs(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                record = {"message": line.rstrip()}
+            with self._logged:
+                self.logs.append(record)
+                self._logged.notify_all()
+            if record.get("message") == "listening":
+                self._on_listening(record)
+                self._listening.set()
+        self._listening.set()  # the process ended: wake any waiter
+
+    def wait_listening(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
+        if not self._listening.wait(timeout_s) or self.process.poll() is not None:
+            raise RuntimeError(f"{self.process.args!r} did not start: {self.logs[-20:]}")
+
+    def wait_log(
+        self, matches: Callable[[dict[str, object]], bool], timeout_s: float = 60.0
+    ) -> dict[str, object]:
+        """The first log record that ``matches``, waiting for it to be written."""
+        with self._logged:
+            found = self._logged.wait_for(
+                lambda: next((r for r in self.logs if matches(r)), None), timeout_s
+            )
+        if found is None:
+            raise AssertionError(f"no such log record; the last ones: {self.logs[-10:]}")
+        return found
 
     def metric(self, name: str, labels: dict[str, str]) -> float:
         """The current value of one sample on the /metrics page (0 if absent)."""
@@ -91,43 +143,32 @@ class _ScrapesMetrics:
             time.sleep(0.02)
         raise AssertionError(f"{name}{labels} never reached {value}: {self.metric(name, labels)}")
 
+    def terminate(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        self._reader.join(timeout=10)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+        return code
 
-class ServiceProcess(_ScrapesMetrics):
+
+class ServiceProcess(_ChildProcess):
     """A model service started as its own process, as ``switchyard serve`` runs it."""
 
-    def __init__(self, service: str, env: dict[str, str]) -> None:
+    def __init__(self, service: str, env: Mapping[str, str]) -> None:
         self.service = service
-        self.logs: list[dict[str, object]] = []
-        self._listening = threading.Event()
         self.port = 0
         self.metrics_port = 0
-        full_env = {**os.environ, **env}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "switchyard", "serve", service],
-            env=full_env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            # Its own process group, as a service in a container or a terminal has: a
-            # signal to the group reaches the service and its model workers alike.
-            start_new_session=True,
-        )
-        self._reader = threading.Thread(target=self._read_logs, daemon=True)
-        self._reader.start()
+        super().__init__(["serve", service], env)
 
-    def _read_logs(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                record = {"message": line.rstrip()}
-            self.logs.append(record)
-            if record.get("message") == "listening":
-                self.port = int(record["grpc_port"])
-                self.metrics_port = int(record["metrics_port"])
-                self._listening.set()
-        self._listening.set()  # the process ended: wake any waiter
+    def _on_listening(self, record: dict[str, object]) -> None:
+        self.port = int(str(record["grpc_port"]))
+        self.metrics_port = int(str(record["metrics_port"]))
 
     @property
     def address(self) -> str:
@@ -136,10 +177,6 @@ class ServiceProcess(_ScrapesMetrics):
     @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
-
-    def wait_listening(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
-        if not self._listening.wait(timeout_s) or self.port == 0:
-            raise RuntimeError(f"{self.service} did not start: {self.logs[-20:]}")
 
     def wait_serving(self, full_name: str, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
         """Block on the health Watch stream until SERVING."""
@@ -152,73 +189,23 @@ class ServiceProcess(_ScrapesMetrics):
                     return
         raise RuntimeError(f"{self.service} never became SERVING: {self.logs[-20:]}")
 
-    def terminate(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            code = self.process.wait()
-        self._reader.join(timeout=10)
-        if self.process.stderr is not None:
-            self.process.stderr.close()
-        return code
 
-
-class GatewayProcess(_ScrapesMetrics):
+class GatewayProcess(_ChildProcess):
     """The HTTP gateway started as its own process (``switchyard gateway``) on a free
     port, in front of the given backends."""
 
     def __init__(self, backends: Mapping[str, str], **settings: str) -> None:
+        self.port = 0
         env = {
-            **os.environ,
             "SWITCHYARD_GATEWAY_PORT": "0",
             "SWITCHYARD_GATEWAY_HOST": "127.0.0.1",
             **{f"SWITCHYARD_GATEWAY_{name.upper()}_BACKENDS": a for name, a in backends.items()},
             **{f"SWITCHYARD_GATEWAY_{k.upper()}": v for k, v in settings.items()},
         }
-        self.logs: list[dict[str, object]] = []
-        self.port = 0
-        self._listening = threading.Event()
-        self._logged = threading.Condition()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "switchyard", "gateway"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        self._reader = threading.Thread(target=self._read_logs, daemon=True)
-        self._reader.start()
+        super().__init__(["gateway"], env)
 
-    def _read_logs(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                record = {"message": line.rstrip()}
-            with self._logged:
-                self.logs.append(record)
-                self._logged.notify_all()
-            if record.get("message") == "listening":
-                self.port = int(record["http_port"])
-                self._listening.set()
-        self._listening.set()
-
-    def wait_log(
-        self, matches: Callable[[dict[str, object]], bool], timeout_s: float = 60.0
-    ) -> dict[str, object]:
-        """The first log record that ``matches``, waiting for it to be written."""
-        with self._logged:
-            found = self._logged.wait_for(
-                lambda: next((r for r in self.logs if matches(r)), None), timeout_s
-            )
-        if found is None:
-            raise AssertionError(f"no such log record; the last ones: {self.logs[-10:]}")
-        return found
+    def _on_listening(self, record: dict[str, object]) -> None:
+        self.port = int(str(record["http_port"]))
 
     @property
     def url(self) -> str:
@@ -230,34 +217,18 @@ class GatewayProcess(_ScrapesMetrics):
 
     def wait_ready(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
         """Wait until /readyz answers 200 (every backend SERVING)."""
-        if not self._listening.wait(timeout_s) or self.port == 0:
-            raise RuntimeError(f"the gateway did not start: {self.logs[-20:]}")
+        self.wait_listening(timeout_s)
         deadline = time.monotonic() + timeout_s
         url = f"{self.url}/readyz"
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
+        while time.monotonic() < deadline and self.process.poll() is None:
             try:
-                with urllib.request.urlopen(url, timeout=10) as reply:  # noqa: S310 (http only)
+                with urllib.request.urlopen(url, timeout=10) as reply:  # noqa: S310
                     if reply.status == 200:
                         return
             except OSError:
                 pass  # not answering yet, or a backend not SERVING yet
             time.sleep(0.05)
         raise RuntimeError(f"the gateway never became ready: {self.logs[-20:]}")
-
-    def terminate(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            code = self.process.wait()
-        self._reader.join(timeout=10)
-        if self.process.stderr is not None:
-            self.process.stderr.close()
-        return code
 
 
 @contextmanager

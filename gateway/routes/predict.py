@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 
 from gateway import request_context
-from gateway.pipeline import admit, call_backend, choose_version, time_budget_s
+from gateway.pipeline import call_backend, plan_call
 from gateway.responses import ERROR_RESPONSES, json_answer
 from gateway.schemas import (
     Classification,
@@ -19,7 +19,6 @@ from gateway.schemas import (
     NerAnswer,
     NerBody,
 )
-from gateway.state import gateway_state
 
 router = APIRouter(prefix="/v1", tags=["models"], responses=ERROR_RESPONSES)
 
@@ -31,28 +30,24 @@ VersionPin = Annotated[
 
 @router.post("/classify", response_model=ClassifyAnswer, summary="Classify texts")
 async def classify(body: ClassifyBody, request: Request, pin: VersionPin = None) -> object:
-    state = gateway_state(request)
-    admit()
-    target = choose_version(state.backends, "classifier", body.model, pin)
-    timeout_s = time_budget_s(request, state.settings.request_timeout_s)
-    trace = request_context.current().trace
+    plan = plan_call(request, "classifier", body.model, pin)
     reply = await call_backend(
         "classifier",
-        state.backends.classifier.classify(
+        plan.state.backends.classifier.classify(
             body.all_texts(),
-            model=target.model,
-            version=target.version,
+            model=plan.target.model,
+            version=plan.target.version,
             top_k=body.top_k,
-            request_id=trace.request_id,
-            timeout_s=timeout_s,
-            metadata=trace.grpc_metadata(),
+            request_id=plan.request_id,
+            timeout_s=plan.timeout_s,
+            metadata=plan.metadata,
         ),
     )
     request_context.current().answered_by(reply.model, reply.version)
     answer = ClassifyAnswer(
         model=reply.model,
         version=reply.version,
-        request_id=trace.request_id,
+        request_id=plan.request_id,
         results=[
             Classification(labels=[LabelScore(label=s.label, score=s.score) for s in result.labels])
             for result in reply.results
@@ -63,27 +58,23 @@ async def classify(body: ClassifyBody, request: Request, pin: VersionPin = None)
 
 @router.post("/ner", response_model=NerAnswer, summary="Find named entities in texts")
 async def ner(body: NerBody, request: Request, pin: VersionPin = None) -> object:
-    state = gateway_state(request)
-    admit()
-    target = choose_version(state.backends, "ner", body.model, pin)
-    timeout_s = time_budget_s(request, state.settings.request_timeout_s)
-    trace = request_context.current().trace
+    plan = plan_call(request, "ner", body.model, pin)
     reply = await call_backend(
         "ner",
-        state.backends.ner.extract_entities(
+        plan.state.backends.ner.extract_entities(
             body.all_texts(),
-            model=target.model,
-            version=target.version,
-            request_id=trace.request_id,
-            timeout_s=timeout_s,
-            metadata=trace.grpc_metadata(),
+            model=plan.target.model,
+            version=plan.target.version,
+            request_id=plan.request_id,
+            timeout_s=plan.timeout_s,
+            metadata=plan.metadata,
         ),
     )
     request_context.current().answered_by(reply.model, reply.version)
     answer = NerAnswer(
         model=reply.model,
         version=reply.version,
-        request_id=trace.request_id,
+        request_id=plan.request_id,
         results=[
             EntityList(
                 entities=[

@@ -15,7 +15,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from gateway import request_context
 from gateway.errors import ApiError, envelope, from_grpc
-from gateway.pipeline import admit, call_backend, choose_version, time_budget_s
+from gateway.pipeline import call_backend, plan_call
 from gateway.responses import ERROR_RESPONSES, json_answer
 from gateway.routes.predict import VersionPin
 from gateway.schemas import DoneEvent, SummarizeAnswer, SummarizeBody, TokenEvent, Usage
@@ -56,24 +56,17 @@ def usage_from(usage: summarizer_pb2.Usage) -> Usage:
 
 @router.post("/summarize", response_model=SummarizeAnswer, summary="Summarize a text")
 async def summarize(body: SummarizeBody, request: Request, pin: VersionPin = None) -> object:
-    state = gateway_state(request)
-    admit()
-    target = choose_version(state.backends, "summarizer", body.model, pin)
-    timeout_s = time_budget_s(request, state.settings.stream_timeout_s)
-    trace = request_context.current().trace
+    plan = plan_call(request, "summarizer", body.model, pin)
     reply = await call_backend(
         "summarizer",
-        state.backends.summarizer.summarize(
+        plan.state.backends.summarizer.summarize(
             body.text,
-            max_new_tokens=body.max_new_tokens,
-            temperature=body.temperature,
-            top_p=body.top_p,
-            seed=body.seed,
-            model=target.model,
-            version=target.version,
-            request_id=trace.request_id,
-            timeout_s=timeout_s,
-            metadata=trace.grpc_metadata(),
+            **body.generation(),
+            model=plan.target.model,
+            version=plan.target.version,
+            request_id=plan.request_id,
+            timeout_s=plan.timeout_s,
+            metadata=plan.metadata,
         ),
     )
     request_context.current().answered_by(reply.model, reply.version)
@@ -81,7 +74,7 @@ async def summarize(body: SummarizeBody, request: Request, pin: VersionPin = Non
         SummarizeAnswer(
             model=reply.model,
             version=reply.version,
-            request_id=trace.request_id,
+            request_id=plan.request_id,
             summary=reply.summary,
             usage=usage_from(reply.usage),
         )
@@ -97,7 +90,7 @@ async def summarize(body: SummarizeBody, request: Request, pin: VersionPin = Non
 async def summarize_stream_post(
     body: SummarizeBody, request: Request, pin: VersionPin = None
 ) -> Response:
-    return await open_stream(gateway_state(request), request, body, pin)
+    return await open_stream(request, body, pin)
 
 
 @router.get(
@@ -112,39 +105,31 @@ async def summarize_stream_post(
 async def summarize_stream_get(
     query: Annotated[SummarizeBody, Query()], request: Request, pin: VersionPin = None
 ) -> Response:
-    state = gateway_state(request)
-    cap = state.settings.max_query_text_chars
+    cap = gateway_state(request).settings.max_query_text_chars
     if len(query.text) > cap:
         raise ApiError(
             400,
             "invalid_argument",
             f"text: at most {cap} characters in a query string; POST longer texts",
         )
-    return await open_stream(state, request, query, pin)
+    return await open_stream(request, query, pin)
 
 
-async def open_stream(
-    state: GatewayState, request: Request, body: SummarizeBody, pin: str | None
-) -> Response:
+async def open_stream(request: Request, body: SummarizeBody, pin: str | None) -> Response:
     # EventSource reconnects by itself after a stream ends; a generation cannot be
     # resumed, and starting a new one would repeat the text: 204 tells it to stop.
     if request.headers.get("last-event-id") is not None:
         return Response(status_code=204)
-    admit()
-    target = choose_version(state.backends, "summarizer", body.model, pin)
-    timeout_s = time_budget_s(request, state.settings.stream_timeout_s)
-    record = request_context.current()
+    plan = plan_call(request, "summarizer", body.model, pin)
+    state = plan.state
     call = state.backends.summarizer.open_summarize_stream(
         body.text,
-        max_new_tokens=body.max_new_tokens,
-        temperature=body.temperature,
-        top_p=body.top_p,
-        seed=body.seed,
-        model=target.model,
-        version=target.version,
-        request_id=record.trace.request_id,
-        timeout_s=timeout_s,
-        metadata=record.trace.grpc_metadata(),
+        **body.generation(),
+        model=plan.target.model,
+        version=plan.target.version,
+        request_id=plan.request_id,
+        timeout_s=plan.timeout_s,
+        metadata=plan.metadata,
     )
     # The first piece arrives before the response starts, so that a failure to start
     # (unknown version, full queue, service down) is an HTTP status, not an event.
@@ -158,7 +143,7 @@ async def open_stream(
         raise
     if not isinstance(first, summarizer_pb2.SummarizeStreamResponse):  # the end of the stream
         raise ApiError(500, "internal", "the model service ended the stream without a summary")
-    record.answered_by(first.model, first.version, time.perf_counter() - started)
+    request_context.current().answered_by(first.model, first.version, time.perf_counter() - started)
     return EventSourceResponse(
         _events(state, call, first),
         ping=state.settings.sse_heartbeat_s,
