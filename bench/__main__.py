@@ -19,7 +19,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="shorter runs (noisier)")
     parser.add_argument("--only", choices=("classifier", "summarizer", "gateway"))
-    parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument(
+        "--json",
+        help="also write the figures to this file (with --only, update that one section)",
+    )
     parser.add_argument(
         "--torch-threads", type=int, default=1, help="torch threads of the model under test"
     )
@@ -47,8 +50,12 @@ def main() -> int:
         results["gateway"] = gateway.run(models_dir, args.quick, threads)
     print(json.dumps(results, indent=2))
     if args.json:
+        written = results
+        if args.only and os.path.exists(args.json):
+            with open(args.json) as f:
+                written = {**json.load(f), **results}
         with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+            json.dump(written, f, indent=2)
     return 0
 
 

@@ -14,7 +14,7 @@ from gateway.backends import Backends
 from gateway.drain import Drain
 from gateway.errors import install_error_handlers
 from gateway.metrics import GatewayMetrics
-from gateway.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from gateway.middleware import RequestContextMiddleware
 from gateway.routes import operations, page, predict, summarize
 from gateway.routes.page import STATIC_DIR
 from gateway.settings import GatewaySettings
@@ -72,7 +72,11 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
             ],
             expose_headers=["X-Request-ID", "X-Model-Version", "Server-Timing", "Retry-After"],
         )
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     # Added last, so outermost: every answer, even an early 413, carries its headers.
-    app.add_middleware(RequestContextMiddleware, metrics=metrics, drain=drain)
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=metrics,
+        drain=drain,
+        max_body_bytes=settings.max_body_bytes,
+    )
     return app

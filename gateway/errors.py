@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,14 +120,18 @@ def _field_name(location: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def validation_message(error: RequestValidationError) -> str:
+def validation_message(problems: Sequence[Any]) -> str:
     """Name every field that failed, for example ``texts: List should have at least 1 item``."""
-    problems = []
-    for problem in error.errors():
+    named = []
+    for problem in problems:
         if problem.get("type") == "json_invalid":
-            return "the body is not valid JSON"
-        problems.append(f"{_field_name(tuple(problem.get('loc', ())))}: {problem.get('msg')}")
-    return "; ".join(problems) or "the request is not valid"
+            # pydantic's message says where the JSON breaks (or that it is not UTF-8).
+            detail = str(problem.get("msg", "")).removeprefix("Invalid JSON: ")
+            return (
+                f"the body is not valid JSON: {detail}" if detail else "the body is not valid JSON"
+            )
+        named.append(f"{_field_name(tuple(problem.get('loc', ())))}: {problem.get('msg')}")
+    return "; ".join(named) or "the request is not valid"
 
 
 async def _on_api_error(request: Request, error: Exception) -> JSONResponse:
@@ -136,7 +141,7 @@ async def _on_api_error(request: Request, error: Exception) -> JSONResponse:
 
 async def _on_validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
-    return error_response(ApiError(400, "invalid_argument", validation_message(error)))
+    return error_response(ApiError(400, "invalid_argument", validation_message(error.errors())))
 
 
 async def _on_http_error(request: Request, error: Exception) -> JSONResponse:

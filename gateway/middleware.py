@@ -1,5 +1,6 @@
-"""The outermost layer of every request: its id and trace context, the headers every
-response carries, the access log, metrics, and the last word on unexpected errors.
+"""The outermost layer of every request: its id and trace context, the body size limit,
+the headers every response carries, the access log, metrics, and the last word on
+unexpected errors.
 
 Pure ASGI rather than ``BaseHTTPMiddleware``: that one buffers streaming responses
 through extra tasks and costs more per request.
@@ -12,7 +13,7 @@ import time
 from typing import Any
 
 from prometheus_client import Histogram
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,18 +28,22 @@ access_log = logging.getLogger("switchyard.gateway.access")
 log = logging.getLogger(__name__)
 
 SECURITY_HEADERS = (
-    ("x-content-type-options", "nosniff"),
-    ("x-frame-options", "DENY"),
-    ("referrer-policy", "no-referrer"),
-    ("content-security-policy", "frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
 )
+"""On every response, unless the route set its own (the page sets a stricter policy)."""
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, metrics: GatewayMetrics, drain: Drain) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: GatewayMetrics, drain: Drain, max_body_bytes: int
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.drain = drain
+        self.max_body_bytes = max_body_bytes
         self._latency: dict[tuple[str, str], Histogram] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -57,22 +62,42 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
-                response_headers = MutableHeaders(scope=message)
-                response_headers.append("x-request-id", trace.request_id)
+                # Raw header pairs, as ASGI carries them: this runs on every response.
+                raw = list(message.get("headers", ()))
+                present = {key for key, _ in raw}
+                raw.append((b"x-request-id", trace.request_id.encode("latin-1")))
                 if record.version:
-                    response_headers.append("x-model-version", record.version)
+                    raw.append((b"x-model-version", record.version.encode("latin-1")))
                 if record.backend_s is not None:
-                    response_headers.append(
-                        "server-timing", f"backend;dur={record.backend_s * 1000:.1f}"
-                    )
-                for key, value in SECURITY_HEADERS:
-                    response_headers.setdefault(key, value)
+                    timing = f"backend;dur={record.backend_s * 1000:.1f}"
+                    raw.append((b"server-timing", timing.encode("latin-1")))
+                raw.extend(pair for pair in SECURITY_HEADERS if pair[0] not in present)
+                message["headers"] = raw
             await send(message)
+
+        seen = 0
+
+        async def receive_with_limit() -> Message:
+            # A chunked body, or one longer than it declared, is cut off as soon as it
+            # passes the limit; FastAPI passes HTTPException through its body parsing to
+            # the handler that writes the envelope.
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body_bytes:
+                    raise HTTPException(413)
+            return message
 
         self.drain.enter()
         self.metrics.in_flight.inc()
         try:
-            await self.app(scope, receive, send_with_headers)
+            if _declared_length(headers) > self.max_body_bytes:
+                # Refused before a byte of it is read. (Starlette's own limit answers in
+                # plain text, not in the gateway's error envelope.)
+                await error_response(_too_large())(scope, receive, send_with_headers)
+                return
+            await self.app(scope, receive_with_limit, send_with_headers)
         except Exception as exc:
             log.error("unexpected error handling %s", scope.get("path"), exc_info=exc)
             if not started:
@@ -118,39 +143,6 @@ def _route_template(scope: Scope) -> str:
     route: Any = scope.get("route")
     path = getattr(route, "path", None)
     return path if isinstance(path, str) else "unmatched"
-
-
-class BodyLimitMiddleware:
-    """413 for a body over ``max_body_bytes``: at once when its declared length is too
-    large, else as soon as the bytes read pass the limit (chunked bodies), so that a
-    huge body is never read whole. (Starlette's own limit answers in plain text, not in
-    the gateway's error envelope.)"""
-
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
-        self.app = app
-        self.max_body_bytes = max_body_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        if _declared_length(Headers(scope=scope)) > self.max_body_bytes:
-            await error_response(_too_large())(scope, receive, send)
-            return
-        seen = 0
-
-        async def receive_with_limit() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_body_bytes:
-                    # FastAPI passes HTTPException through its body parsing to the
-                    # handler that writes the envelope.
-                    raise HTTPException(413)
-            return message
-
-        await self.app(scope, receive_with_limit, send)
 
 
 def _too_large() -> ApiError:

@@ -17,6 +17,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (413, "The body is larger than the gateway accepts."),
         (503, "The model service is overloaded or unavailable; see Retry-After."),
         (504, "The model service did not answer within the time budget."),
+        ("default", "Any other error, in the same envelope."),
     )
 }
 

@@ -34,6 +34,13 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         )
     )
     handler.addFilter(_RequestIdFilter())
+    # A record need not carry the thread, process or source line (none is logged), and
+    # finding them cost a system call and a stack walk per record: a tenth of the
+    # gateway's CPU per request went to its access log.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Request
 
 from gateway import request_context
+from gateway.bodies import documented, read_body, version_pin
 from gateway.pipeline import call_backend, plan_call
 from gateway.responses import ERROR_RESPONSES, json_answer
 from gateway.schemas import (
@@ -22,15 +21,16 @@ from gateway.schemas import (
 
 router = APIRouter(prefix="/v1", tags=["models"], responses=ERROR_RESPONSES)
 
-VersionPin = Annotated[
-    str | None,
-    Header(alias="X-Model-Version", description="Pin the model version that must answer."),
-]
 
-
-@router.post("/classify", response_model=ClassifyAnswer, summary="Classify texts")
-async def classify(body: ClassifyBody, request: Request, pin: VersionPin = None) -> object:
-    plan = plan_call(request, "classifier", body.model, pin)
+@router.post(
+    "/classify",
+    response_model=ClassifyAnswer,
+    summary="Classify texts",
+    openapi_extra=documented(ClassifyBody),
+)
+async def classify(request: Request) -> object:
+    body = await read_body(request, ClassifyBody)
+    plan = plan_call(request, "classifier", body.model, version_pin(request))
     reply = await call_backend(
         "classifier",
         plan.state.backends.classifier.classify(
@@ -56,9 +56,15 @@ async def classify(body: ClassifyBody, request: Request, pin: VersionPin = None)
     return json_answer(answer)
 
 
-@router.post("/ner", response_model=NerAnswer, summary="Find named entities in texts")
-async def ner(body: NerBody, request: Request, pin: VersionPin = None) -> object:
-    plan = plan_call(request, "ner", body.model, pin)
+@router.post(
+    "/ner",
+    response_model=NerAnswer,
+    summary="Find named entities in texts",
+    openapi_extra=documented(NerBody),
+)
+async def ner(request: Request) -> object:
+    body = await read_body(request, NerBody)
+    plan = plan_call(request, "ner", body.model, version_pin(request))
     reply = await call_backend(
         "ner",
         plan.state.backends.ner.extract_entities(

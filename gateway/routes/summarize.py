@@ -14,10 +14,10 @@ from grpc import aio
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from gateway import request_context
+from gateway.bodies import VERSION_PIN_DOC, documented, read_body, version_pin
 from gateway.errors import ApiError, envelope, from_grpc
 from gateway.pipeline import call_backend, plan_call
 from gateway.responses import ERROR_RESPONSES, json_answer
-from gateway.routes.predict import VersionPin
 from gateway.schemas import DoneEvent, SummarizeAnswer, SummarizeBody, TokenEvent, Usage
 from gateway.state import GatewayState, gateway_state
 from switchyard.summarizer.v1 import summarizer_pb2
@@ -54,9 +54,15 @@ def usage_from(usage: summarizer_pb2.Usage) -> Usage:
     )
 
 
-@router.post("/summarize", response_model=SummarizeAnswer, summary="Summarize a text")
-async def summarize(body: SummarizeBody, request: Request, pin: VersionPin = None) -> object:
-    plan = plan_call(request, "summarizer", body.model, pin)
+@router.post(
+    "/summarize",
+    response_model=SummarizeAnswer,
+    summary="Summarize a text",
+    openapi_extra=documented(SummarizeBody),
+)
+async def summarize(request: Request) -> object:
+    body = await read_body(request, SummarizeBody)
+    plan = plan_call(request, "summarizer", body.model, version_pin(request))
     reply = await call_backend(
         "summarizer",
         plan.state.backends.summarizer.summarize(
@@ -86,11 +92,10 @@ async def summarize(body: SummarizeBody, request: Request, pin: VersionPin = Non
     summary="Summarize a text, streamed token by token (Server-Sent Events)",
     response_class=EventSourceResponse,
     responses=SSE_RESPONSES,
+    openapi_extra=documented(SummarizeBody),
 )
-async def summarize_stream_post(
-    body: SummarizeBody, request: Request, pin: VersionPin = None
-) -> Response:
-    return await open_stream(request, body, pin)
+async def summarize_stream_post(request: Request) -> Response:
+    return await open_stream(request, await read_body(request, SummarizeBody))
 
 
 @router.get(
@@ -101,9 +106,10 @@ async def summarize_stream_post(
     " default); POST longer texts.",
     response_class=EventSourceResponse,
     responses=SSE_RESPONSES,
+    openapi_extra=VERSION_PIN_DOC,
 )
 async def summarize_stream_get(
-    query: Annotated[SummarizeBody, Query()], request: Request, pin: VersionPin = None
+    query: Annotated[SummarizeBody, Query()], request: Request
 ) -> Response:
     cap = gateway_state(request).settings.max_query_text_chars
     if len(query.text) > cap:
@@ -112,15 +118,15 @@ async def summarize_stream_get(
             "invalid_argument",
             f"text: at most {cap} characters in a query string; POST longer texts",
         )
-    return await open_stream(request, query, pin)
+    return await open_stream(request, query)
 
 
-async def open_stream(request: Request, body: SummarizeBody, pin: str | None) -> Response:
+async def open_stream(request: Request, body: SummarizeBody) -> Response:
     # EventSource reconnects by itself after a stream ends; a generation cannot be
     # resumed, and starting a new one would repeat the text: 204 tells it to stop.
     if request.headers.get("last-event-id") is not None:
         return Response(status_code=204)
-    plan = plan_call(request, "summarizer", body.model, pin)
+    plan = plan_call(request, "summarizer", body.model, version_pin(request))
     state = plan.state
     call = state.backends.summarizer.open_summarize_stream(
         body.text,
