@@ -29,7 +29,7 @@ def error_of(reply: httpx.Response) -> dict[str, str]:
 
 
 def test_classify_answers_per_text_with_version_request_id_and_timing(
-    http: httpx.Client,
+    http: httpx.Client, gateway: GatewayProcess
 ) -> None:
     reply = http.post(
         "/v1/classify",
@@ -46,6 +46,9 @@ def test_classify_answers_per_text_with_version_request_id_and_timing(
     assert reply.headers["x-content-type-options"] == "nosniff"
     assert "frame-ancestors 'none'" in reply.headers["content-security-policy"]
     assert reply.headers["referrer-policy"] == "no-referrer"
+    logged = gateway.wait_log(lambda r: r.get("request_id") == "caller-chosen-id-1")
+    assert logged["message"] == "POST /v1/classify 200"
+    assert logged["version"] == "v1"
 
 
 def test_a_version_is_pinned_by_header_and_a_new_request_id_is_made(
