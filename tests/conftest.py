@@ -8,6 +8,7 @@ import pytest
 
 from services.prepare import prepare_all
 from switchyard.classifier.v1 import classifier_pb2_grpc
+from switchyard.redis_server import LocalRedis, local_redis
 from tests.support import (
     MODELS_DIR,
     GatewayProcess,
@@ -16,6 +17,14 @@ from tests.support import (
     gateway_process,
     service_process,
 )
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedis]:
+    """A real redis-server on a free port, shared by the session (tests use their own
+    key prefixes or flush what they own)."""
+    with local_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
