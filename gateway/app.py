@@ -6,19 +6,26 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import redis.asyncio as redis
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.cors import CORSMiddleware
 
+from gateway.auth import Authenticator
 from gateway.backends import Backends
+from gateway.client_ip import ClientAddress
 from gateway.drain import Drain
 from gateway.errors import install_error_handlers
+from gateway.jwt_auth import JwtVerifier
+from gateway.keys import KeyStore
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import RequestContextMiddleware
-from gateway.routes import operations, page, predict, summarize
+from gateway.ratelimit import RateLimiter
+from gateway.routes import admin, operations, page, predict, summarize
 from gateway.routes.page import STATIC_DIR
 from gateway.settings import GatewaySettings
 from gateway.state import GatewayState
+from gateway.stream_tokens import StreamTokens
 
 DESCRIPTION = """
 REST and Server-Sent Events in front of Switchyard's gRPC model services.
@@ -30,6 +37,20 @@ Errors share one envelope: `{"error": {"code", "message", "request_id"}}`.
 """
 
 
+def jwt_verifier(settings: GatewaySettings) -> JwtVerifier | None:
+    """A verifier for bearer tokens, if the settings give a secret or a JWKS file."""
+    if settings.jwt_hs256_secret is None and settings.jwt_jwks_file is None:
+        return None
+    secret = settings.jwt_hs256_secret
+    return JwtVerifier(
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        hs256_secret=secret.get_secret_value() if secret is not None else None,
+        jwks_file=settings.jwt_jwks_file,
+        roles_claim=settings.jwt_roles_claim,
+    )
+
+
 def create_app(settings: GatewaySettings | None = None, drain: Drain | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     drain = drain or Drain()
@@ -38,12 +59,39 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         backends = Backends(settings)
-        app.state.gateway = GatewayState(settings, backends, metrics, drain)
+        if settings.redis_url is None:
+            raise RuntimeError(
+                "no Redis: set REDIS_URL (switchyard up starts a local redis-server)"
+            )
+        # Short timeouts: a Redis that stopped answering must not hold requests up.
+        client = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
+        )
+        keys = KeyStore(client)
+        authenticator = Authenticator(
+            keys,
+            settings.tiers,
+            jwt=jwt_verifier(settings),
+            admin_key_sha256=settings.admin_key_hash(),
+            fail_open=settings.rate_limit_failure == "open",
+        )
+        app.state.gateway = GatewayState(
+            settings,
+            backends,
+            metrics,
+            drain,
+            client,
+            keys,
+            authenticator,
+            RateLimiter(client),
+            StreamTokens(client),
+        )
         await backends.start()
         try:
             yield
         finally:
             await backends.close()
+            await client.aclose()
 
     app = FastAPI(
         title="Switchyard gateway",
@@ -55,6 +103,7 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
     app.include_router(predict.router)
     app.include_router(summarize.router)
     app.include_router(operations.router)
+    app.include_router(admin.router)
     app.include_router(page.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     if settings.cors_origins:
@@ -78,5 +127,6 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
         metrics=metrics,
         drain=drain,
         max_body_bytes=settings.max_body_bytes,
+        client_address=ClientAddress(settings.trusted_proxies),
     )
     return app

@@ -40,6 +40,11 @@ class GatewayMetrics:
             "Server-Sent Event streams open now.",
             registry=self.registry,
         )
+        self.limiter_unavailable = Counter(
+            "switchyard_gateway_rate_limit_unavailable",
+            "Requests whose rate limits could not be checked (Redis unreachable).",
+            registry=self.registry,
+        )
         self.streamed_tokens = Counter(
             "switchyard_gateway_streamed_tokens",
             "Pieces of summaries sent to clients over SSE.",

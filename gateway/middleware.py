@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import request_context
+from gateway.client_ip import ClientAddress
 from gateway.drain import Drain
 from gateway.errors import GENERIC_INTERNAL_MESSAGE, ApiError, error_response
 from gateway.metrics import GatewayMetrics
@@ -38,8 +39,14 @@ SECURITY_HEADERS = (
 
 class RequestContextMiddleware:
     def __init__(
-        self, app: ASGIApp, metrics: GatewayMetrics, drain: Drain, max_body_bytes: int
+        self,
+        app: ASGIApp,
+        metrics: GatewayMetrics,
+        drain: Drain,
+        max_body_bytes: int,
+        client_address: ClientAddress,
     ) -> None:
+        self.client_address = client_address
         self.app = app
         self.metrics = metrics
         self.drain = drain
@@ -54,6 +61,10 @@ class RequestContextMiddleware:
         trace = trace_context(headers.get("x-request-id"), headers.get("traceparent"))
         logs.request_id.set(trace.request_id)
         record = request_context.begin(trace, self.drain.draining)
+        peer = scope.get("client")
+        record.client = self.client_address.of(
+            peer[0] if peer else "", headers.get("x-forwarded-for")
+        )
         status = 500
         started = False
 
@@ -72,6 +83,7 @@ class RequestContextMiddleware:
                     timing = f"backend;dur={record.backend_s * 1000:.1f}"
                     raw.append((b"server-timing", timing.encode("latin-1")))
                 raw.extend(pair for pair in SECURITY_HEADERS if pair[0] not in present)
+                raw.extend(record.headers)
                 message["headers"] = raw
             await send(message)
 
@@ -135,6 +147,8 @@ class RequestContextMiddleware:
                 "duration_ms": round(elapsed * 1000, 2),
                 "model": record.model,
                 "version": record.version,
+                "caller": record.caller,
+                "client": record.client,
             },
         )
 

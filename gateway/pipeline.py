@@ -13,18 +13,24 @@ Steps 2, 3 and 5 join between the others without reordering them.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
 
+import redis.asyncio as redis
 from fastapi import Request
 from grpc import aio
 
 from gateway import request_context
+from gateway.auth import Caller
 from gateway.backends import Backends
 from gateway.errors import ApiError, from_grpc
+from gateway.ratelimit import Decision
 from gateway.state import GatewayState, gateway_state
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -43,24 +49,82 @@ class PlannedCall:
     """What a route needs to call its backend: the version, the deadline, the trace."""
 
     state: GatewayState
+    caller: Caller
     target: Target
     timeout_s: float
     request_id: str
     metadata: tuple[tuple[str, str], ...]
 
 
-def plan_call(request: Request, service: str, model: str, pin: str | None) -> PlannedCall:
-    """Steps 2 to 5 for one model request, in their order."""
+async def plan_call(
+    request: Request, service: str, model: str, pin: str | None, caller: Caller | None = None
+) -> PlannedCall:
+    """Steps 2 to 5 for one model request, in their order. (A caller already known, from
+    a stream token, skips authentication.)"""
     state = gateway_state(request)
     admit()
-    # Steps 2 (authentication) and 3 (rate limit) take their places here.
+    if caller is None:
+        caller = await state.auth.authenticate(request, "client")
+    request_context.current().caller = caller.id
+    await rate_limit(state, caller)
     target = choose_version(state.backends, service, model, pin)
     # Step 5 (a cached answer, for deterministic models) takes its place here.
     settings = state.settings
     limit_s = settings.stream_timeout_s if service == "summarizer" else settings.request_timeout_s
     timeout_s = time_budget_s(request, limit_s)
     trace = request_context.current().trace
-    return PlannedCall(state, target, timeout_s, trace.request_id, trace.grpc_metadata())
+    return PlannedCall(state, caller, target, timeout_s, trace.request_id, trace.grpc_metadata())
+
+
+async def rate_limit(state: GatewayState, caller: Caller) -> None:
+    """Count the request against the caller's burst and daily limits (one atomic script
+    in Redis, shared by every replica); 429 naming the limit when either is spent."""
+    limits = caller.limits
+    try:
+        decision = await state.limiter.hit(caller.id, limits.per_minute, limits.per_day)
+    except (redis.ConnectionError, redis.TimeoutError):
+        state.metrics.limiter_unavailable.inc()
+        if state.settings.rate_limit_failure == "closed":
+            raise ApiError(
+                503,
+                "unavailable",
+                "rate limits cannot be checked now; retry shortly",
+                {"Retry-After": "1"},
+            ) from None
+        log.warning("rate limits unavailable: serving %s without them", caller.id)
+        return
+    record = request_context.current()
+    for name, value in limit_headers(decision):
+        record.add_header(name, value)
+    if not decision.allowed:
+        what = "requests per minute" if decision.limit == "minute" else "requests per day"
+        limit = decision.per_minute if decision.limit == "minute" else decision.per_day
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"the {decision.limit} limit of {limit} {what} is spent; retry in"
+            f" {decision.retry_after_s} s",
+            {"Retry-After": str(decision.retry_after_s)},
+        )
+
+
+def limit_headers(decision: Decision) -> list[tuple[str, str]]:
+    """IETF RateLimit / RateLimit-Policy (draft-ietf-httpapi-ratelimit-headers) for the
+    burst limit, and the X-RateLimit-* trio that existing clients read."""
+    headers = [
+        ("RateLimit-Policy", f'"burst";q={decision.per_minute};w=60'),
+        ("RateLimit", f'"burst";r={decision.remaining_minute};t={decision.reset_s}'),
+        ("X-RateLimit-Limit", str(decision.per_minute)),
+        ("X-RateLimit-Remaining", str(decision.remaining_minute)),
+        ("X-RateLimit-Reset", str(decision.reset_s)),
+    ]
+    if decision.per_day is not None:
+        headers[0] = ("RateLimit-Policy", headers[0][1] + f', "daily";q={decision.per_day};w=86400')
+        headers[1] = (
+            "RateLimit",
+            headers[1][1] + f', "daily";r={decision.remaining_day};t={decision.day_reset_s}',
+        )
+    return headers
 
 
 def admit() -> None:

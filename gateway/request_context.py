@@ -22,6 +22,15 @@ class RequestRecord:
     model: str = ""
     version: str = ""
     backend_s: float | None = None
+    client: str = ""
+    """The caller's address (see ``gateway.client_ip``)."""
+    caller: str = ""
+    """Who called (``key:<id>``, ``jwt:<subject>``), once authenticated: never the key."""
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    """Headers the answer carries whatever it is (rate limits, cache), set on the way."""
+
+    def add_header(self, name: str, value: str) -> None:
+        self.headers.append((name.encode("latin-1"), value.encode("latin-1")))
 
     def answered_by(self, model: str, version: str, backend_s: float | None = None) -> None:
         self.model = model

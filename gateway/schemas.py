@@ -72,6 +72,19 @@ class SummarizeBody(_Body):
         )
 
 
+class StreamQuery(SummarizeBody):
+    """The query string of ``GET /v1/summarize/stream``."""
+
+    stream_token: str | None = Field(
+        None, description="A token from POST /v1/summarize/stream-token (for EventSource)."
+    )
+
+
+class StreamTokenAnswer(BaseModel):
+    stream_token: str
+    expires_in_s: int
+
+
 class GenerationOptions(TypedDict):
     """The generation options as the summarizer client takes them."""
 

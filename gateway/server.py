@@ -72,6 +72,9 @@ def run_gateway(settings: GatewaySettings | None = None) -> int:
         lifespan="on",
         # Logged by the gateway itself, with the query string (user text) masked.
         access_log=False,
+        # uvicorn would believe X-Forwarded-For from any loopback peer; the gateway
+        # believes only the proxies its settings name (gateway.client_ip).
+        proxy_headers=False,
         log_config=None,
         timeout_graceful_shutdown=5,
     )

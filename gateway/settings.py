@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from gateway.keys import key_hash
+from gateway.tiers import DEFAULT_TIERS, TierLimits
 
 Addresses = Annotated[list[str], NoDecode]
 
@@ -67,6 +71,41 @@ class GatewaySettings(BaseSettings):
         default_factory=list, description="Comma-separated origins allowed by CORS."
     )
     log_level: str = Field("INFO", description="Level of the gateway's JSON logs.")
+    redis_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("SWITCHYARD_GATEWAY_REDIS_URL", "REDIS_URL"),
+        description="Redis for keys, limits and the cache (REDIS_URL works too).",
+    )
+    tiers: dict[str, TierLimits] = Field(
+        default_factory=lambda: dict(DEFAULT_TIERS),
+        description="Limits per tier (JSON: {name: {per_minute, per_day, max_streams,"
+        " max_new_tokens, tokens_per_day}}).",
+    )
+    rate_limit_failure: Literal["open", "closed"] = Field(
+        "open",
+        description="When Redis cannot be reached: serve without limits (open) or refuse"
+        " with 503 (closed).",
+    )
+    admin_key_sha256: str | None = Field(
+        None, description="SHA-256 (hex) of an admin API key given as a secret."
+    )
+    admin_key_file: Path | None = Field(
+        None, description="A file holding an admin API key (a mounted secret)."
+    )
+    jwt_hs256_secret: SecretStr | None = Field(
+        None, description="Accept HS256 bearer tokens signed with this secret."
+    )
+    jwt_jwks_file: Path | None = Field(
+        None, description="Accept RS256 bearer tokens signed by a key in this JWKS file."
+    )
+    jwt_issuer: str = Field("switchyard", description="Required `iss` of bearer tokens.")
+    jwt_audience: str = Field("switchyard-gateway", description="Required `aud`.")
+    jwt_roles_claim: str = Field("roles", description="The claim that lists the roles.")
+    metrics_public: bool = Field(True, description="Serve /metrics without a key.")
+    trusted_proxies: Addresses = Field(
+        default_factory=list,
+        description="Comma-separated proxy addresses whose X-Forwarded-For is believed.",
+    )
 
     @field_validator(
         "classifier_backends",
@@ -93,6 +132,14 @@ class GatewaySettings(BaseSettings):
                 "give one DNS name that resolves to every replica, or a list of IP addresses"
             )
         return value
+
+    def admin_key_hash(self) -> str | None:
+        """The admin key's SHA-256, from the hash or the file, if either is set."""
+        if self.admin_key_sha256:
+            return self.admin_key_sha256.strip().lower()
+        if self.admin_key_file is not None:
+            return key_hash(self.admin_key_file.read_text().strip())
+        return None
 
     def backends(self, service: str) -> list[str]:
         addresses: list[str] = getattr(self, f"{service}_backends")

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import redis.asyncio as redis
 from fastapi import Request
 
+from gateway.auth import Authenticator
 from gateway.backends import Backends
 from gateway.drain import Drain
+from gateway.keys import KeyStore
 from gateway.metrics import GatewayMetrics
+from gateway.ratelimit import RateLimiter
 from gateway.settings import GatewaySettings
+from gateway.stream_tokens import StreamTokens
 
 
 @dataclass
@@ -18,6 +23,11 @@ class GatewayState:
     backends: Backends
     metrics: GatewayMetrics
     drain: Drain
+    redis: redis.Redis
+    keys: KeyStore
+    auth: Authenticator
+    limiter: RateLimiter
+    stream_tokens: StreamTokens
 
 
 def gateway_state(request: Request) -> GatewayState:

@@ -69,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.set_defaults(run=_up)
 
+    from switchyard.keys_cli import add_parser as add_keys_parser
+
+    add_keys_parser(commands)
+
     models = commands.add_parser("models", help="manage the starter models")
     model_commands = models.add_subparsers(dest="models_command", required=True)
     prepare = model_commands.add_parser(

@@ -4,6 +4,7 @@ Ctrl-C or SIGTERM drain and stop them all (the gateway first)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -17,7 +18,13 @@ from dataclasses import dataclass
 from types import FrameType
 
 import grpc
+import redis.asyncio as redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from gateway.keys import KeyStore
+from switchyard.paths import state_dir
+from switchyard.redis_server import LocalRedis, redis_server_path
+from switchyard.run_state import clear_run_state, write_run_state
 
 STARTUP_TIMEOUT_S = 600.0
 STOP_TIMEOUT_S = 60.0
@@ -110,9 +117,11 @@ def wait_serving(running: Running, stop: threading.Event, timeout_s: float) -> b
     return False
 
 
-def start_gateway(services: list[Running]) -> RunningGateway:
+def start_gateway(services: list[Running], redis_url: str | None) -> RunningGateway:
     """The gateway, pointed at the services started here (unless the environment says)."""
     env = dict(os.environ)
+    if redis_url is not None:
+        env.setdefault("REDIS_URL", redis_url)
     env.setdefault("SWITCHYARD_GATEWAY_PORT", str(GATEWAY_DEFAULT_PORT))
     for r in services:
         env.setdefault(
@@ -139,6 +148,35 @@ def wait_gateway_ready(gateway: RunningGateway, stop: threading.Event, timeout_s
             pass  # not listening yet, or a backend not seen yet
         stop.wait(0.25)
     return False
+
+
+def start_local_redis() -> LocalRedis | None:
+    """A redis-server of the local system's own, or None (with a loud warning) when the
+    machine has none."""
+    if redis_server_path() is None:
+        print(
+            "WARNING: no redis-server on this machine and no REDIS_URL: the gateway needs"
+            " Redis for keys and rate limits (Debian: apt-get install redis-server)",
+            file=sys.stderr,
+        )
+        return None
+    return LocalRedis(state_dir() / "redis")
+
+
+def bootstrap_keys(redis_url: str) -> dict[str, str]:
+    """A development admin key and client key, made at start for the local system."""
+
+    async def make() -> dict[str, str]:
+        client = redis.Redis.from_url(redis_url)
+        try:
+            store = KeyStore(client)
+            _, admin = await store.create("local-admin", "admin", "enterprise")
+            _, client_key = await store.create("local-client", "client", "pro")
+            return {"admin": admin, "client": client_key}
+        finally:
+            await client.aclose()
+
+    return asyncio.run(make())
 
 
 def stop_processes(processes: list[subprocess.Popen[bytes]]) -> int:
@@ -177,6 +215,7 @@ def up(names: list[str] | None = None, torch_threads: int = 1) -> int:
     chosen = [s for s in SERVICES if names is None or s.name in names]
     running: list[Running] = []
     gateway: RunningGateway | None = None
+    local: LocalRedis | None = None
     try:
         for launch in chosen:
             running.append(start(launch, torch_threads))
@@ -188,7 +227,12 @@ def up(names: list[str] | None = None, torch_threads: int = 1) -> int:
                     return 1
                 return stop_all(running)
         if names is None or GATEWAY in names:
-            gateway = start_gateway(running)
+            redis_url = os.environ.get("REDIS_URL")
+            if redis_url is None:
+                local = start_local_redis()
+                redis_url = local.url if local is not None else None
+            dev_keys = bootstrap_keys(redis_url) if redis_url is not None else {}
+            gateway = start_gateway(running, redis_url)
             if not wait_gateway_ready(gateway, stop, STARTUP_TIMEOUT_S):
                 if not stop.is_set():
                     print("the gateway did not become ready; stopping", file=sys.stderr)
@@ -206,6 +250,19 @@ def up(names: list[str] | None = None, torch_threads: int = 1) -> int:
                 f"  {GATEWAY:<11} http://127.0.0.1:{gateway.port}/  (REST, SSE, the page;"
                 " API docs at /docs)"
             )
+            if redis_url is not None:
+                print(f"  {'redis':<11} {redis_url}")
+            for role, key in dev_keys.items():
+                print(f"  {role} key (development):")
+                print(key)
+            state_file = write_run_state(
+                {
+                    "redis_url": redis_url,
+                    "gateway_url": f"http://127.0.0.1:{gateway.port}",
+                    **{f"{role}_key": key for role, key in dev_keys.items()},
+                }
+            )
+            print(f"  (also in {state_file}, readable by you only)")
         print("Press Ctrl-C to stop.", flush=True)
         processes = [r.process for r in running] + ([gateway.process] if gateway else [])
         while not stop.wait(1.0):
@@ -224,3 +281,7 @@ def up(names: list[str] | None = None, torch_threads: int = 1) -> int:
     except BaseException:
         stop_all(running, gateway)
         raise
+    finally:
+        if local is not None:
+            local.stop()
+        clear_run_state()

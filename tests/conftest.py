@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
+import redis.asyncio as redis
 
+from gateway.keys import KeyStore
 from services.prepare import prepare_all
 from switchyard.classifier.v1 import classifier_pb2_grpc
 from switchyard.redis_server import LocalRedis, local_redis
@@ -68,17 +71,45 @@ def summarizer(prepared_models: Path) -> Iterator[ServiceProcess]:
         yield service
 
 
+def make_key(redis_url: str, role: str, tier: str, **limits: int | None) -> str:
+    """A new API key in the Redis at ``redis_url`` (as ``switchyard keys create`` makes)."""
+
+    async def create() -> str:
+        client = redis.Redis.from_url(redis_url)
+        try:
+            _, key = await KeyStore(client).create(f"test-{role}", role, tier, limits)
+            return key
+        finally:
+            await client.aclose()
+
+    return asyncio.run(create())
+
+
+@pytest.fixture(scope="session")
+def client_key(redis_server: LocalRedis) -> str:
+    """A client key on the enterprise tier: limits far above what the tests send."""
+    return make_key(redis_server.url, "client", "enterprise")
+
+
+@pytest.fixture(scope="session")
+def admin_key(redis_server: LocalRedis) -> str:
+    return make_key(redis_server.url, "admin", "enterprise")
+
+
 @pytest.fixture(scope="session")
 def gateway(
-    classifier: ServiceProcess, ner: ServiceProcess, summarizer: ServiceProcess
+    classifier: ServiceProcess,
+    ner: ServiceProcess,
+    summarizer: ServiceProcess,
+    redis_server: LocalRedis,
 ) -> Iterator[GatewayProcess]:
-    """One gateway in front of the session's three services."""
+    """One gateway in front of the session's three services and Redis."""
     backends = {
         "classifier": classifier.address,
         "ner": ner.address,
         "summarizer": summarizer.address,
     }
-    with gateway_process(backends) as process:
+    with gateway_process(backends, redis_url=redis_server.url) as process:
         yield process
 
 

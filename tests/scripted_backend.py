@@ -35,6 +35,9 @@ class Script:
     trailing_metadata: tuple[tuple[str, str], ...] = ()
     stream_pieces: int = 3
     stream_failure: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    hold_streams: bool = False
+    """Keep each stream open after its pieces until ``release`` is set."""
+    release: threading.Event = field(default_factory=threading.Event)
     seen_metadata: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -94,6 +97,8 @@ class ScriptedSummarizer(summarizer_pb2_grpc.SummarizerServiceServicer):
             yield summarizer_pb2.SummarizeStreamResponse(
                 model="scripted", version="s1", text=f"piece{index} ", index=index
             )
+        if self.script.hold_streams:
+            await asyncio.get_running_loop().run_in_executor(None, self.script.release.wait, 60)
         await context.abort(self.script.stream_failure, "the scripted stream fails here")
 
     async def ListModels(

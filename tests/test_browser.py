@@ -4,6 +4,9 @@ classifier, NER and summarizer services.
 The page is served with a strict Content-Security-Policy (no inline script, no eval), so
 waits use Playwright's locator assertions and functions given as ``() => ...`` text, and
 each test also checks that the page broke no policy and threw nothing.
+
+Every model route needs an API key: the tests type the session's client key into the
+page's ``#api-key`` field, and send it as ``Authorization: Bearer ...`` on their own calls.
 """
 
 from __future__ import annotations
@@ -15,7 +18,15 @@ from collections.abc import Iterator
 from typing import Any, cast
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Request,
+    Response,
+    expect,
+    sync_playwright,
+)
 
 from tests.support import GatewayProcess
 
@@ -42,6 +53,9 @@ ARTICLE = (
     "worried about parking, while cycling groups said the lanes would make commuting safer."
 )
 MAX_NEW_TOKENS = 24
+# Well-formed (sy_<10 lowercase alnum>_<48 hex>) but never issued.
+WRONG_KEY = "sy_wrongkey00_" + "ab" * 24
+NO_KEY_MESSAGE = "enter an API key first"
 
 # Installed in the page before Run: one snapshot of the summary's length at every DOM
 # change under #result or #status, each noting whether the status already said "done".
@@ -86,8 +100,9 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def page(browser: Browser, gateway: GatewayProcess) -> Iterator[Page]:
-    """The page, freshly loaded; afterwards, no policy violation and no uncaught error."""
+def keyless_page(browser: Browser, gateway: GatewayProcess) -> Iterator[Page]:
+    """The page, freshly loaded, no API key typed in; afterwards, no policy violation and
+    no uncaught error."""
     context = browser.new_context(base_url=gateway.url, viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(ANSWER_TIMEOUT_MS)
@@ -108,16 +123,40 @@ def page(browser: Browser, gateway: GatewayProcess) -> Iterator[Page]:
         context.close()
 
 
+@pytest.fixture
+def page(keyless_page: Page, client_key: str) -> Page:
+    """The page with the session's client key typed into its API key field."""
+    keyless_page.fill("#api-key", client_key)
+    return keyless_page
+
+
 def run(page: Page, model: str, text: str) -> None:
     page.select_option("#model", model)
     page.fill("#text", text)
     page.click("#run")
 
 
-def api(page: Page, path: str, text: str) -> dict[str, Any]:
-    """The gateway's JSON answer to the same request the page sent."""
-    reply = page.request.post(path, data={"text": text}, fail_on_status_code=False)
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def api(page: Page, path: str, text: str, key: str | None) -> dict[str, Any]:
+    """The gateway's JSON answer to the same request the page sent (with ``key``, or with
+    no credential at all when it is None)."""
+    reply = page.request.post(
+        path,
+        data={"text": text},
+        headers=bearer(key) if key is not None else {},
+        fail_on_status_code=False,
+    )
     return cast(dict[str, Any], reply.json())
+
+
+def model_requests(page: Page) -> list[Request]:
+    """Every request the page sends to a model route (under /v1/) from now on."""
+    sent: list[Request] = []
+    page.on("request", lambda request: sent.append(request) if "/v1/" in request.url else None)
+    return sent
 
 
 def token_events(stream: str) -> list[dict[str, Any]]:
@@ -130,11 +169,13 @@ def token_events(stream: str) -> list[dict[str, Any]]:
     return events
 
 
-def test_the_classifier_shows_each_label_with_a_percentage_and_a_bar(page: Page) -> None:
+def test_the_classifier_shows_each_label_with_a_percentage_and_a_bar(
+    page: Page, client_key: str
+) -> None:
     run(page, "classify", POSITIVE)
     expect(page.locator("#status")).to_have_text("done", timeout=ANSWER_TIMEOUT_MS)
 
-    answer = api(page, "/v1/classify", POSITIVE)
+    answer = api(page, "/v1/classify", POSITIVE, client_key)
     labels = answer["results"][0]["labels"]
     rows = page.locator("#result .label-row")
     expect(rows).to_have_count(len(labels))
@@ -155,11 +196,11 @@ def test_the_classifier_shows_each_label_with_a_percentage_and_a_bar(page: Page)
     expect(page.locator("#error")).to_be_hidden()
 
 
-def test_ner_marks_each_entity_by_its_code_point_offsets(page: Page) -> None:
+def test_ner_marks_each_entity_by_its_code_point_offsets(page: Page, client_key: str) -> None:
     run(page, "ner", WITH_EMOJI)
     expect(page.locator("#status")).to_have_text("done", timeout=ANSWER_TIMEOUT_MS)
 
-    answer = api(page, "/v1/ner", WITH_EMOJI)
+    answer = api(page, "/v1/ner", WITH_EMOJI, client_key)
     entities = sorted(answer["results"][0]["entities"], key=lambda e: e["start"])
     # Python indexes str by code points, as the API's offsets count.
     expected = [WITH_EMOJI[e["start"] : e["end"]] for e in entities]
@@ -177,13 +218,24 @@ def test_ner_marks_each_entity_by_its_code_point_offsets(page: Page) -> None:
     expect(page.locator("#version")).to_contain_text(answer["version"])
 
 
-def test_the_summary_grows_token_by_token_until_done(page: Page) -> None:
+def test_the_summary_grows_token_by_token_until_done(page: Page, client_key: str) -> None:
     page.select_option("#model", "summarize")
     page.fill("#max-new-tokens", str(MAX_NEW_TOKENS))
     page.fill("#text", ARTICLE)
     page.evaluate(RECORD_SUMMARY_GROWTH)
+    sent = model_requests(page)
     page.click("#run")
     expect(page.locator("#status")).to_have_text("done", timeout=SUMMARY_TIMEOUT_MS)
+
+    # The key went in a header, for a single-use stream token; the stream's URL carries
+    # only that token, never the key.
+    assert [(r.method, r.url.split("?")[0].removeprefix(page.url.rstrip("/"))) for r in sent] == [
+        ("POST", "/v1/summarize/stream-token"),
+        ("GET", "/v1/summarize/stream"),
+    ]
+    assert sent[0].headers.get("authorization") == f"Bearer {client_key}"
+    assert re.search(r"[?&]stream_token=sst_", sent[1].url), sent[1].url
+    assert client_key not in sent[1].url
 
     snapshots = cast(list[dict[str, Any]], page.evaluate("() => window.summarySnapshots"))
     first_done = next(i for i, s in enumerate(snapshots) if s["done"])
@@ -205,17 +257,18 @@ def test_the_summary_grows_token_by_token_until_done(page: Page) -> None:
     reply = page.request.get(
         "/v1/summarize/stream",
         params={"text": ARTICLE, "max_new_tokens": MAX_NEW_TOKENS},
+        headers=bearer(client_key),
         timeout=SUMMARY_TIMEOUT_MS,
     )
     assert summary == "".join(event["text"] for event in token_events(reply.text()))
 
 
-def test_errors_are_shown_with_the_gateway_message(page: Page) -> None:
+def test_errors_are_shown_with_the_gateway_message(page: Page, client_key: str) -> None:
     too_long = "word " * 1000  # over every model's limit, and the query string's 4096
 
     run(page, "classify", too_long)
     expect(page.locator("#status")).to_have_text("error", timeout=ANSWER_TIMEOUT_MS)
-    answer = api(page, "/v1/classify", too_long)
+    answer = api(page, "/v1/classify", too_long, client_key)
     expect(page.locator("#error")).to_be_visible()
     expect(page.locator("#error")).to_contain_text(answer["error"]["message"])
 
@@ -225,3 +278,117 @@ def test_errors_are_shown_with_the_gateway_message(page: Page) -> None:
 
     run(page, "classify", "   ")
     expect(page.locator("#error")).to_contain_text("enter some text")
+
+
+def test_without_a_key_the_page_asks_for_one_and_sends_nothing(
+    keyless_page: Page, client_key: str
+) -> None:
+    page = keyless_page
+    # What the page spares itself: the gateway's 401 to a model request without a key.
+    refused = page.request.post("/v1/classify", data={"text": POSITIVE}, fail_on_status_code=False)
+    assert refused.status == 401
+    assert refused.headers["www-authenticate"].startswith("Bearer")
+    assert refused.json()["error"]["code"] == "unauthenticated"
+
+    sent = model_requests(page)
+    for model in ("classify", "ner", "summarize"):
+        run(page, model, POSITIVE)
+        expect(page.locator("#error")).to_be_visible()
+        expect(page.locator("#error")).to_contain_text(NO_KEY_MESSAGE)
+        expect(page.locator("#status")).to_have_text("error")
+        expect(page.locator("#api-key")).to_be_focused()
+        expect(page.locator("#result")).to_be_empty()
+    page.fill("#api-key", "   ")  # blank is no key either
+    run(page, "classify", POSITIVE)
+    expect(page.locator("#error")).to_contain_text(NO_KEY_MESSAGE)
+    assert sent == []
+
+    # With the key typed in, the same page runs.
+    page.fill("#api-key", client_key)
+    run(page, "classify", POSITIVE)
+    expect(page.locator("#status")).to_have_text("done", timeout=ANSWER_TIMEOUT_MS)
+    expect(page.locator("#error")).to_be_hidden()
+
+
+@pytest.mark.parametrize("key", [WRONG_KEY, "not-a-key"], ids=["unknown", "malformed"])
+def test_a_wrong_key_shows_the_gateways_401_message(keyless_page: Page, key: str) -> None:
+    page = keyless_page
+    page.fill("#api-key", key)
+    answer = api(page, "/v1/classify", POSITIVE, key)
+    assert answer["error"]["code"] == "unauthenticated"
+    message = answer["error"]["message"]
+
+    run(page, "classify", POSITIVE)
+    expect(page.locator("#status")).to_have_text("error", timeout=ANSWER_TIMEOUT_MS)
+    expect(page.locator("#error")).to_contain_text(message)
+    expect(page.locator("#error")).to_contain_text("unauthenticated, HTTP 401")
+    expect(page.locator("#error .request-id")).to_be_visible()
+    expect(page.locator("#result .label-row")).to_have_count(0)
+
+    # The summarizer is refused its stream token, and so never opens a stream.
+    sent = model_requests(page)
+    run(page, "summarize", ARTICLE)
+    expect(page.locator("#status")).to_have_text("error", timeout=ANSWER_TIMEOUT_MS)
+    expect(page.locator("#error")).to_contain_text(message)
+    expect(page.locator("#error")).to_contain_text("unauthenticated, HTTP 401")
+    expect(page.locator("#summary")).to_have_count(0)
+    assert [r.url.split("?")[0].rsplit("/", 1)[-1] for r in sent] == ["stream-token"]
+
+
+def test_a_refused_stream_token_is_explained_by_asking_again_with_the_key(
+    page: Page, client_key: str
+) -> None:
+    """A stream token is single-use: the page's second look at a refused stream (to read
+    why) cannot reuse it, and asks with the key in a header instead."""
+    # A token the gateway never issued (as a used or expired one): the stream GET is 401.
+    page.route(
+        "**/v1/summarize/stream-token",
+        lambda route: route.fulfill(
+            status=200,
+            content_type="application/json",
+            body=json.dumps({"stream_token": "sst_" + "00" * 24, "expires_in_s": 60}),
+        ),
+    )
+
+    def refused(response: Response) -> bool:
+        return "/v1/summarize/stream?" in response.url and "stream_token=" in response.url
+
+    def asked_again(response: Response) -> bool:
+        return "/v1/summarize/stream?" in response.url and "stream_token=" not in response.url
+
+    page.select_option("#model", "summarize")
+    page.fill("#max-new-tokens", "2")
+    with page.expect_response(refused) as first, page.expect_response(asked_again) as second:
+        run(page, "summarize", ARTICLE)
+    assert first.value.status == 401
+    assert second.value.request.headers.get("authorization") == f"Bearer {client_key}"
+    # The key alone opens the stream: what refused it was the token, so the page says
+    # to run again (and stops the stream it opened only to look).
+    assert second.value.status == 200
+    expect(page.locator("#error")).to_contain_text("closed before it started")
+    expect(page.locator("#status")).to_have_text("error")
+
+
+def test_the_key_is_a_password_field_kept_in_this_tab_only(
+    keyless_page: Page, client_key: str
+) -> None:
+    page = keyless_page
+    field = page.get_by_label("API key")
+    expect(field).to_have_attribute("type", "password")
+    expect(page.locator("#api-key-hint")).to_contain_text("kept in this tab only (sessionStorage)")
+    expect(field).to_have_value("")
+
+    field.fill(client_key)
+    page.reload()
+    expect(page.locator("#api-key")).to_have_value(client_key)
+    # Another tab of the same browser has its own sessionStorage: no key there.
+    other = page.context.new_page()
+    other.goto("/")
+    expect(other.locator("#text")).not_to_have_value("")
+    expect(other.locator("#api-key")).to_have_value("")
+    other.close()
+
+    # Cleared, it is forgotten.
+    page.fill("#api-key", "")
+    page.reload()
+    expect(page.locator("#api-key")).to_have_value("")

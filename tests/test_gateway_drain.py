@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from switchyard.redis_server import LocalRedis
 from tests.support import GatewayProcess, ServiceProcess
 
 V1 = {"model": "summarizer", "version": "v1"}
@@ -29,16 +30,19 @@ def test_sigterm_finishes_calls_in_flight_and_ends_streams_with_a_retry_error(
     classifier: ServiceProcess,
     ner: ServiceProcess,
     summarizer: ServiceProcess,
+    redis_server: LocalRedis,
+    client_key: str,
 ) -> None:
     backends = {
         "classifier": classifier.address,
         "ner": ner.address,
         "summarizer": summarizer.address,
     }
-    gateway = GatewayProcess(backends, sse_heartbeat_s="0.05")
+    gateway = GatewayProcess(backends, redis_url=redis_server.url, sse_heartbeat_s="0.05")
+    auth = {"Authorization": f"Bearer {client_key}"}
     try:
         gateway.wait_ready()
-        http = httpx.Client(base_url=gateway.url, timeout=120)
+        http = httpx.Client(base_url=gateway.url, timeout=120, headers=auth)
         unary: dict[str, httpx.Response] = {}
         with http.stream(
             "POST", "/v1/summarize/stream", json={"text": STORY, "max_new_tokens": 400}
@@ -57,6 +61,7 @@ def test_sigterm_finishes_calls_in_flight_and_ends_streams_with_a_retry_error(
                 unary["reply"] = httpx.post(
                     f"{gateway.url}/v1/summarize",
                     json={"text": STORY, "max_new_tokens": 4},
+                    headers=auth,
                     timeout=120,
                 )
 
@@ -77,7 +82,7 @@ def test_sigterm_finishes_calls_in_flight_and_ends_streams_with_a_retry_error(
                 unary["slow"] = httpx.post(
                     f"{gateway.url}/v1/classify",
                     content=slow_body(),
-                    headers={"Content-Type": "application/json"},
+                    headers={"Content-Type": "application/json", **auth},
                     timeout=120,
                 )
 

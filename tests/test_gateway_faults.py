@@ -14,6 +14,7 @@ import pytest
 from httpx_sse import connect_sse
 
 from switchyard.processes import ServiceProcess
+from switchyard.redis_server import LocalRedis
 from tests.conftest import STANDARD_BATCHING
 from tests.scripted_backend import ScriptedBackend, scripted_backend
 from tests.support import GatewayProcess, free_port, gateway_process, write_registry
@@ -28,15 +29,20 @@ def scripted() -> Iterator[ScriptedBackend]:
 
 
 @pytest.fixture(scope="module")
-def scripted_gateway(scripted: ScriptedBackend) -> Iterator[GatewayProcess]:
+def scripted_gateway(
+    scripted: ScriptedBackend, redis_server: LocalRedis
+) -> Iterator[GatewayProcess]:
     backends = {name: scripted.address for name in ("classifier", "ner", "summarizer")}
-    with gateway_process(backends, cors_origins="https://app.example.org") as gateway:
+    with gateway_process(
+        backends, redis_url=redis_server.url, cors_origins="https://app.example.org"
+    ) as gateway:
         yield gateway
 
 
 @pytest.fixture
-def http(scripted_gateway: GatewayProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=scripted_gateway.url, timeout=60) as client:
+def http(scripted_gateway: GatewayProcess, client_key: str) -> Iterator[httpx.Client]:
+    headers = {"Authorization": f"Bearer {client_key}"}
+    with httpx.Client(base_url=scripted_gateway.url, timeout=60, headers=headers) as client:
         yield client
 
 
@@ -132,7 +138,11 @@ def test_cors_grants_the_configured_origin_only(http: httpx.Client) -> None:
 
 
 def test_a_backend_down_is_named_by_readyz_and_the_gateway_reconnects_when_it_returns(
-    prepared_models: Path, tmp_path: Path, scripted: ScriptedBackend
+    prepared_models: Path,
+    tmp_path: Path,
+    scripted: ScriptedBackend,
+    redis_server: LocalRedis,
+    client_key: str,
 ) -> None:
     port = free_port()
     registry = write_registry(tmp_path / "registry.toml", {"v1": STANDARD_BATCHING})
@@ -152,8 +162,10 @@ def test_a_backend_down_is_named_by_readyz_and_the_gateway_reconnects_when_it_re
     try:
         first.wait_serving("switchyard.classifier.v1.ClassifierService")
         with (
-            gateway_process(backends) as gateway,
-            httpx.Client(base_url=gateway.url, timeout=60) as http,
+            gateway_process(backends, redis_url=redis_server.url) as gateway,
+            httpx.Client(
+                base_url=gateway.url, timeout=60, headers={"X-API-Key": client_key}
+            ) as http,
         ):
             assert http.post("/v1/classify", json={"text": "Great"}).status_code == 200
             assert first.terminate() == 0

@@ -20,8 +20,9 @@ STORY = (
 
 
 @pytest.fixture
-def http(gateway: GatewayProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=gateway.url, timeout=120) as client:
+def http(gateway: GatewayProcess, client_key: str) -> Iterator[httpx.Client]:
+    headers = {"X-API-Key": client_key}
+    with httpx.Client(base_url=gateway.url, timeout=120, headers=headers) as client:
         yield client
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,17 +16,22 @@ from tests.support import FULL_NAMES, free_port
 
 
 def test_up_serves_every_service_and_the_gateway_and_stops_cleanly_on_ctrl_c(
-    prepared_models: Path,
+    prepared_models: Path, tmp_path: Path
 ) -> None:
     ports = {name: (free_port(), free_port()) for name in FULL_NAMES}
     gateway_port = free_port()
-    env = dict(os.environ) | {"SWITCHYARD_GATEWAY_PORT": str(gateway_port)}
+    # Its own state folder (run-state file, local Redis), the prepared models all the same.
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"} | {
+        "SWITCHYARD_GATEWAY_PORT": str(gateway_port),
+        "SWITCHYARD_HOME": str(tmp_path),
+    }
     for name, (port, metrics_port) in ports.items():
         prefix = f"SWITCHYARD_{name.upper()}_"
         env |= {
             f"{prefix}PORT": str(port),
             f"{prefix}METRICS_PORT": str(metrics_port),
             f"{prefix}HOST": "127.0.0.1",
+            f"{prefix}MODELS_DIR": str(prepared_models),
         }
     launcher = subprocess.Popen(
         [sys.executable, "-m", "switchyard", "up"],
@@ -56,14 +62,28 @@ def test_up_serves_every_service_and_the_gateway_and_stops_cleanly_on_ctrl_c(
             assert summarizer.summarize("Paris is in France.", max_new_tokens=8).summary
 
         assert f"http://127.0.0.1:{gateway_port}/" in text
+        # The development keys are printed, each on a line of its own, and kept in the
+        # run-state file, readable by the user only.
+        client_key = banner[banner.index("  client key (development):\n") + 1].strip()
+        run_state = tmp_path / "run.json"
+        assert run_state.stat().st_mode & 0o777 == 0o600
+        state = json.loads(run_state.read_text())
+        assert state["client_key"] == client_key
+        assert state["redis_url"].startswith("redis://127.0.0.1:")
+        classify = f"http://127.0.0.1:{gateway_port}/v1/classify"
+        assert httpx.post(classify, json={"text": "I love this"}, timeout=60).status_code == 401
         answer = httpx.post(
-            f"http://127.0.0.1:{gateway_port}/v1/classify", json={"text": "I love this"}, timeout=60
+            classify,
+            json={"text": "I love this"},
+            headers={"Authorization": f"Bearer {client_key}"},
+            timeout=60,
         )
         assert answer.status_code == 200
         assert answer.json()["results"][0]["labels"][0]["label"] == "positive"
 
         launcher.send_signal(signal.SIGINT)
         assert launcher.wait(timeout=120) == 0
+        assert not run_state.exists()
     finally:
         if launcher.poll() is None:
             launcher.kill()

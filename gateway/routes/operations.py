@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from gateway import request_context
 from gateway.backends import SERVICES
 from gateway.schemas import ModelEntry, ModelsAnswer, VersionInfo
 from gateway.state import gateway_state
@@ -17,7 +18,10 @@ router = APIRouter()
 @router.get("/v1/models", response_model=ModelsAnswer, tags=["models"], summary="List models")
 async def list_models(request: Request) -> ModelsAnswer:
     """Every model and version the backends host, as they last listed them."""
-    backends = gateway_state(request).backends
+    state = gateway_state(request)
+    caller = await state.auth.authenticate(request, "client")
+    request_context.current().caller = caller.id
+    backends = state.backends
     return ModelsAnswer(
         models=[
             ModelEntry(
@@ -67,5 +71,8 @@ async def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", tags=["operations"], summary="Prometheus metrics")
 async def metrics(request: Request) -> Response:
-    registry = gateway_state(request).metrics.registry
+    state = gateway_state(request)
+    if not state.settings.metrics_public:
+        await state.auth.authenticate(request, "operator")
+    registry = state.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -30,7 +30,7 @@ router = APIRouter(prefix="/v1", tags=["models"], responses=ERROR_RESPONSES)
 )
 async def classify(request: Request) -> object:
     body = await read_body(request, ClassifyBody)
-    plan = plan_call(request, "classifier", body.model, version_pin(request))
+    plan = await plan_call(request, "classifier", body.model, version_pin(request))
     reply = await call_backend(
         "classifier",
         plan.state.backends.classifier.classify(
@@ -64,7 +64,7 @@ async def classify(request: Request) -> object:
 )
 async def ner(request: Request) -> object:
     body = await read_body(request, NerBody)
-    plan = plan_call(request, "ner", body.model, version_pin(request))
+    plan = await plan_call(request, "ner", body.model, version_pin(request))
     reply = await call_backend(
         "ner",
         plan.state.backends.ner.extract_entities(

@@ -13,13 +13,22 @@ from fastapi import APIRouter, Query, Request, Response
 from grpc import aio
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from gateway import request_context
+from gateway import generation_limits, request_context
+from gateway.auth import Caller, unauthenticated
 from gateway.bodies import VERSION_PIN_DOC, documented, read_body, version_pin
 from gateway.errors import ApiError, envelope, from_grpc
-from gateway.pipeline import call_backend, plan_call
+from gateway.pipeline import PlannedCall, call_backend, plan_call
 from gateway.responses import ERROR_RESPONSES, json_answer
-from gateway.schemas import DoneEvent, SummarizeAnswer, SummarizeBody, TokenEvent, Usage
-from gateway.state import GatewayState, gateway_state
+from gateway.schemas import (
+    DoneEvent,
+    StreamQuery,
+    StreamTokenAnswer,
+    SummarizeAnswer,
+    SummarizeBody,
+    TokenEvent,
+    Usage,
+)
+from gateway.state import gateway_state
 from switchyard.summarizer.v1 import summarizer_pb2
 
 router = APIRouter(prefix="/v1", tags=["models"], responses=ERROR_RESPONSES)
@@ -62,12 +71,13 @@ def usage_from(usage: summarizer_pb2.Usage) -> Usage:
 )
 async def summarize(request: Request) -> object:
     body = await read_body(request, SummarizeBody)
-    plan = plan_call(request, "summarizer", body.model, version_pin(request))
+    plan = await plan_call(request, "summarizer", body.model, version_pin(request))
+    max_new_tokens = await generation_limits.tokens_for(plan, body.max_new_tokens)
     reply = await call_backend(
         "summarizer",
         plan.state.backends.summarizer.summarize(
             body.text,
-            **body.generation(),
+            **(body.generation() | {"max_new_tokens": max_new_tokens}),
             model=plan.target.model,
             version=plan.target.version,
             request_id=plan.request_id,
@@ -76,6 +86,7 @@ async def summarize(request: Request) -> object:
         ),
     )
     request_context.current().answered_by(reply.model, reply.version)
+    await generation_limits.spend(plan, reply.usage.generated_tokens)
     return json_answer(
         SummarizeAnswer(
             model=reply.model,
@@ -109,28 +120,64 @@ async def summarize_stream_post(request: Request) -> Response:
     openapi_extra=VERSION_PIN_DOC,
 )
 async def summarize_stream_get(
-    query: Annotated[SummarizeBody, Query()], request: Request
+    query: Annotated[StreamQuery, Query()], request: Request
 ) -> Response:
-    cap = gateway_state(request).settings.max_query_text_chars
+    state = gateway_state(request)
+    cap = state.settings.max_query_text_chars
     if len(query.text) > cap:
         raise ApiError(
             400,
             "invalid_argument",
             f"text: at most {cap} characters in a query string; POST longer texts",
         )
-    return await open_stream(request, query)
+    caller = None
+    if query.stream_token is not None and request.headers.get("last-event-id") is None:
+        caller = await state.stream_tokens.redeem(query.stream_token)
+        if caller is None:
+            raise unauthenticated("the stream token is unknown, used or expired")
+    body = SummarizeBody.model_validate(query.model_dump(exclude={"stream_token"}))
+    return await open_stream(request, body, caller)
 
 
-async def open_stream(request: Request, body: SummarizeBody) -> Response:
+@router.post(
+    "/summarize/stream-token",
+    response_model=StreamTokenAnswer,
+    summary="A single-use token that lets EventSource open one stream",
+    description="EventSource cannot send an API key in a header: trade the key for a token"
+    " that opens one `GET /v1/summarize/stream?stream_token=...` within a minute.",
+)
+async def stream_token(request: Request) -> StreamTokenAnswer:
+    state = gateway_state(request)
+    caller = await state.auth.authenticate(request, "client")
+    request_context.current().caller = caller.id
+    token = await state.stream_tokens.issue(caller)
+    return StreamTokenAnswer(stream_token=token, expires_in_s=state.stream_tokens.ttl_s)
+
+
+async def open_stream(
+    request: Request, body: SummarizeBody, caller: Caller | None = None
+) -> Response:
     # EventSource reconnects by itself after a stream ends; a generation cannot be
     # resumed, and starting a new one would repeat the text: 204 tells it to stop.
     if request.headers.get("last-event-id") is not None:
         return Response(status_code=204)
-    plan = plan_call(request, "summarizer", body.model, version_pin(request))
+    plan = await plan_call(request, "summarizer", body.model, version_pin(request), caller)
+    max_new_tokens = await generation_limits.tokens_for(plan, body.max_new_tokens)
+    lease = await generation_limits.open_stream_slot(plan)
+    try:
+        return await _start_stream(plan, body, max_new_tokens, lease)
+    except BaseException:
+        _settle_later(plan, lease, 0)
+        raise
+
+
+async def _start_stream(
+    plan: PlannedCall, body: SummarizeBody, max_new_tokens: int, lease: str | None
+) -> Response:
     state = plan.state
     call = state.backends.summarizer.open_summarize_stream(
         body.text,
-        **body.generation(),
+        **(body.generation() | {"max_new_tokens": max_new_tokens}),
         model=plan.target.model,
         version=plan.target.version,
         request_id=plan.request_id,
@@ -151,18 +198,39 @@ async def open_stream(request: Request, body: SummarizeBody) -> Response:
         raise ApiError(500, "internal", "the model service ended the stream without a summary")
     request_context.current().answered_by(first.model, first.version, time.perf_counter() - started)
     return EventSourceResponse(
-        _events(state, call, first),
+        _events(plan, call, first, lease),
         ping=state.settings.sse_heartbeat_s,
         headers={"Cache-Control": "no-cache"},
     )
 
 
+_settling: set[asyncio.Task[None]] = set()
+
+
+def _settle_later(plan: PlannedCall, lease: str | None, generated_tokens: int) -> None:
+    """Give the stream slot back and count the tokens, in a task of its own: this runs
+    when a stream ends, perhaps because its task is being cancelled."""
+
+    async def settle() -> None:
+        await generation_limits.close_stream_slot(plan, lease)
+        await generation_limits.spend(plan, generated_tokens)
+
+    task = asyncio.get_running_loop().create_task(settle())
+    _settling.add(task)
+    task.add_done_callback(_settling.discard)
+
+
 async def _events(
-    state: GatewayState, call: StreamCall, first: summarizer_pb2.SummarizeStreamResponse
+    plan: PlannedCall,
+    call: StreamCall,
+    first: summarizer_pb2.SummarizeStreamResponse,
+    lease: str | None,
 ) -> AsyncIterator[ServerSentEvent]:
     """The SSE events of one stream; ends early, with an error event, when the backend
     fails or the gateway drains. Closing it (the client went away) cancels the call."""
+    state = plan.state
     metrics = state.metrics
+    generated = 0
     request_id = request_context.current().trace.request_id
     metrics.open_streams.inc()
     drained = asyncio.ensure_future(state.drain.started.wait())
@@ -171,6 +239,7 @@ async def _events(
     try:
         message = first
         while True:
+            generated = message.index + 1
             if message.text:
                 tokens.inc()
                 yield ServerSentEvent(
@@ -179,6 +248,7 @@ async def _events(
                     id=str(message.index),
                 )
             if message.HasField("usage"):
+                generated = message.usage.generated_tokens
                 done = DoneEvent(
                     model=message.model,
                     version=message.version,
@@ -211,6 +281,7 @@ async def _events(
         if reading is not None:
             reading.cancel()
         metrics.open_streams.dec()
+        _settle_later(plan, lease, generated)
 
 
 def _error_event(code: str, message: str, request_id: str | None = None) -> ServerSentEvent:

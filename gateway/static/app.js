@@ -19,8 +19,13 @@ const ENTITY_NAMES = {
   MISC: 'miscellaneous',
 };
 
+// The API key lives in this tab's sessionStorage only: gone when the tab closes, never
+// shared with other tabs, never put in a URL.
+const KEY_STORAGE = 'switchyard.apiKey';
+
 const ui = {
   form: document.getElementById('form'),
+  apiKey: document.getElementById('api-key'),
   text: document.getElementById('text'),
   model: document.getElementById('model'),
   maxTokensField: document.getElementById('max-new-tokens-field'),
@@ -87,6 +92,39 @@ function showVersion(answer) {
   }
 }
 
+// ---- the API key ------------------------------------------------------------------
+
+function apiKey() {
+  return ui.apiKey.value.trim();
+}
+
+// Storage may be unavailable (a locked-down browser): the key then lasts until reload.
+function saveKey() {
+  try {
+    const key = apiKey();
+    if (key) {
+      sessionStorage.setItem(KEY_STORAGE, key);
+    } else {
+      sessionStorage.removeItem(KEY_STORAGE);
+    }
+  } catch {
+    // nothing to do: the field still holds the key
+  }
+}
+
+function restoreKey() {
+  try {
+    const key = sessionStorage.getItem(KEY_STORAGE);
+    if (key) ui.apiKey.value = key;
+  } catch {
+    // as above
+  }
+}
+
+function authorization(key) {
+  return { Authorization: `Bearer ${key}` };
+}
+
 // ---- errors ------------------------------------------------------------------------
 
 async function readJson(response) {
@@ -111,7 +149,7 @@ function reportHttpError(response, body) {
 
 // ---- classifier and NER: one JSON request ------------------------------------------
 
-async function predict(kind, text, run) {
+async function predict(kind, text, run, key) {
   const controller = new AbortController();
   active = { stop: () => controller.abort() };
   setBusy(true);
@@ -119,7 +157,11 @@ async function predict(kind, text, run) {
   try {
     const response = await fetch(`/v1/${kind}`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      headers: {
+        'Content-Type': 'application/json',
+        Accept: 'application/json',
+        ...authorization(key),
+      },
       body: JSON.stringify({ text }),
       signal: controller.signal,
     });
@@ -269,16 +311,60 @@ function summaryView() {
   return view;
 }
 
-function summarize(text, run) {
+// EventSource cannot send headers, and the key must not go in a URL: the page trades the
+// key (in a header) for a single-use stream token, then opens the stream with that.
+async function summarize(text, run, key) {
   const params = new URLSearchParams({ text });
   const maxTokens = Number.parseInt(ui.maxTokens.value, 10);
   if (Number.isInteger(maxTokens) && maxTokens > 0) {
     params.set('max_new_tokens', String(maxTokens));
   }
-  const url = `/v1/summarize/stream?${params}`;
-  const view = summaryView();
+  // The browser's time to first token counts from Run: the token exchange is part of it.
   const started = performance.now();
-  const source = new EventSource(url);
+  const controller = new AbortController();
+  active = { stop: () => controller.abort() };
+  setBusy(true);
+  setStatus('Connecting…');
+
+  const fail = (message, status = 'error') => {
+    if (message) showError(message);
+    active = null;
+    setBusy(false);
+    setStatus(status);
+  };
+
+  let streamToken = null;
+  try {
+    const response = await fetch('/v1/summarize/stream-token', {
+      method: 'POST',
+      headers: { Accept: 'application/json', ...authorization(key) },
+      signal: controller.signal,
+    });
+    const body = await readJson(response);
+    if (run !== runNumber) return;
+    if (!response.ok) {
+      reportHttpError(response, body);
+      fail();
+      return;
+    }
+    streamToken = body && typeof body.stream_token === 'string' ? body.stream_token : null;
+  } catch (error) {
+    if (run !== runNumber || error.name === 'AbortError') return;
+    fail(`could not reach the gateway (${error.message}).`);
+    return;
+  }
+  if (!streamToken) {
+    fail('the gateway sent no stream token.');
+    return;
+  }
+  openStream(params, streamToken, started, run, key);
+}
+
+function openStream(params, streamToken, started, run, key) {
+  const query = new URLSearchParams(params);
+  query.set('stream_token', streamToken);
+  const view = summaryView();
+  const source = new EventSource(`/v1/summarize/stream?${query}`);
   let tokens = 0;
   let ended = false;
 
@@ -294,8 +380,6 @@ function summarize(text, run) {
     }
   };
   active = { stop: () => end('stopped') };
-  setBusy(true);
-  setStatus('Connecting…');
 
   source.addEventListener('token', (event) => {
     if (ended) return;
@@ -340,19 +424,21 @@ function summarize(text, run) {
     if (tokens > 0) {
       showError('the connection to the gateway was lost before the summary was done.');
     } else {
-      explainRefusedStream(url, run);
+      explainRefusedStream(params, run, key);
     }
   });
 }
 
 // EventSource tells nothing about why a stream did not open. Asking once more with fetch
-// reads the gateway's answer: an error's status and message, shown as they are.
-async function explainRefusedStream(url, run) {
+// reads the gateway's answer: an error's status and message, shown as they are. The stream
+// token was spent by the first attempt (single-use, even when refused), so this asks with
+// the API key in a header, as fetch can: the same request from the same caller.
+async function explainRefusedStream(params, run, key) {
   const controller = new AbortController();
   showError('the summary stream could not be opened.');
   try {
-    const response = await fetch(url, {
-      headers: { Accept: 'text/event-stream' },
+    const response = await fetch(`/v1/summarize/stream?${params}`, {
+      headers: { Accept: 'text/event-stream', ...authorization(key) },
       signal: controller.signal,
     });
     if (run !== runNumber) return;
@@ -391,11 +477,21 @@ function run() {
     ui.text.focus();
     return;
   }
+  const key = apiKey();
+  if (key === '') {
+    // Not worth a round trip: the gateway answers 401 to every model request without a key.
+    showError('enter an API key first (sy_…): every model request needs one.');
+    setStatus('error');
+    setBusy(false);
+    ui.apiKey.focus();
+    return;
+  }
+  saveKey();
   const kind = ui.model.value;
   if (kind === 'summarize') {
-    summarize(text, runNumber);
+    summarize(text, runNumber, key);
   } else {
-    predict(kind, text, runNumber);
+    predict(kind, text, runNumber, key);
   }
 }
 
@@ -423,6 +519,10 @@ ui.stop.addEventListener('click', () => {
 
 ui.model.addEventListener('change', modelChanged);
 
+// Saved as it is typed or pasted, not only on blur: a reload right after still finds it.
+ui.apiKey.addEventListener('input', saveKey);
+ui.apiKey.addEventListener('change', saveKey);
+
 ui.text.addEventListener('keydown', (event) => {
   if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {
     event.preventDefault();
@@ -430,4 +530,5 @@ ui.text.addEventListener('keydown', (event) => {
   }
 });
 
+restoreKey();
 modelChanged();

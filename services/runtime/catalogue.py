@@ -15,8 +15,11 @@ _STATUS = {
 }
 
 
-def catalogue(repository: ModelRepository[Any, Any]) -> list[models_pb2.ModelInfo]:
-    """Every hosted model with its versions, labels and readiness."""
+def catalogue(
+    repository: ModelRepository[Any, Any], generator: bool = False
+) -> list[models_pb2.ModelInfo]:
+    """Every hosted model with its versions, labels and readiness (and, for a generator,
+    its default number of new tokens)."""
     models: dict[str, models_pb2.ModelInfo] = {}
     for hosted in repository.hosted():
         spec = hosted.spec
@@ -27,6 +30,9 @@ def catalogue(repository: ModelRepository[Any, Any]) -> list[models_pb2.ModelInf
             ),
         )
         annotations = {"description": spec.description} if spec.description else {}
+        if generator:
+            # The gateway bounds a caller's tokens by its tier and needs the default.
+            annotations["default_max_new_tokens"] = str(spec.default_max_new_tokens)
         info.versions.append(
             models_pb2.ModelVersion(
                 version=spec.version,

@@ -76,7 +76,7 @@ class SummarizerServicer(pb_grpc.SummarizerServiceServicer):
     async def ListModels(
         self, request: pb.ListModelsRequest, context: Context
     ) -> pb.ListModelsResponse:
-        return pb.ListModelsResponse(models=catalogue(self._repository))
+        return pb.ListModelsResponse(models=catalogue(self._repository, generator=True))
 
     def _resolve(self, model: str, version: str) -> HostedVersion[GenerationJob, Usage]:
         hosted = self._repository.resolve(model, version)

@@ -1,0 +1,151 @@
+"""Who is calling: an API key (``Authorization: Bearer sy_...`` or ``X-API-Key``) or a JWT
+bearer token, and the roles that gives them.
+
+Roles nest: an ``operator`` may also infer, an ``admin`` may do everything. A missing or
+unknown credential is 401 with ``WWW-Authenticate``; a known caller without the role a
+route needs is 403.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from dataclasses import dataclass
+
+import redis.asyncio as redis
+from starlette.requests import Request
+
+from gateway.errors import ApiError
+from gateway.jwt_auth import InvalidToken, JwtVerifier
+from gateway.keys import ApiKey, KeyStore, key_hash, key_id_of
+from gateway.tiers import TierLimits, limits_for
+
+log = logging.getLogger(__name__)
+
+GRANTS = {
+    "client": frozenset({"client"}),
+    "operator": frozenset({"client", "operator"}),
+    "admin": frozenset({"client", "operator", "admin"}),
+}
+REALM = 'Bearer realm="switchyard"'
+LAST_KNOWN_GOOD_S = 600.0
+"""While Redis is unreachable (and limits fail open), a key verified this recently is
+still served; a revocation made meanwhile holds once Redis answers again."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    id: str
+    """``key:<id>``, ``jwt:<subject>`` or ``admin:bootstrap``: what logs and limits name."""
+    owner: str
+    roles: frozenset[str]
+    tier: str
+    limits: TierLimits
+
+
+def credential_of(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return ""  # present but not a bearer credential
+    return request.headers.get("x-api-key")
+
+
+def unauthenticated(message: str, invalid: bool = True) -> ApiError:
+    challenge = f'{REALM}, error="invalid_token"' if invalid else REALM
+    return ApiError(401, "unauthenticated", message, {"WWW-Authenticate": challenge})
+
+
+class Authenticator:
+    def __init__(
+        self,
+        keys: KeyStore,
+        tiers: dict[str, TierLimits],
+        jwt: JwtVerifier | None = None,
+        admin_key_sha256: str | None = None,
+        fail_open: bool = True,
+    ) -> None:
+        self.keys = keys
+        self.tiers = tiers
+        self.jwt = jwt
+        self.admin_key_sha256 = admin_key_sha256
+        self.fail_open = fail_open
+        self._last_known_good: dict[str, tuple[ApiKey, float]] = {}
+
+    async def authenticate(self, request: Request, role: str = "client") -> Caller:
+        credential = credential_of(request)
+        if credential is None:
+            raise unauthenticated(
+                "send an API key (Authorization: Bearer sy_...) or a token", False
+            )
+        if self.jwt is not None and JwtVerifier.looks_like_jwt(credential):
+            caller = self._from_token(credential)
+        else:
+            caller = await self._from_key(credential)
+        if role not in caller.roles:
+            raise ApiError(403, "permission_denied", f"this needs the {role} role")
+        return caller
+
+    def _from_token(self, token: str) -> Caller:
+        assert self.jwt is not None
+        try:
+            claims = self.jwt.verify(token)
+        except InvalidToken as error:
+            raise unauthenticated(error.reason) from None
+        granted = frozenset(g for role in claims.roles for g in GRANTS.get(role, ()))
+        tier = claims.tier or "free"
+        if tier not in self.tiers:
+            raise unauthenticated(f"the token's tier {tier!r} is not known")
+        return Caller(f"jwt:{claims.subject}", claims.subject, granted, tier, self.tiers[tier])
+
+    async def _from_key(self, key: str) -> Caller:
+        if self.admin_key_sha256 and hmac.compare_digest(key_hash(key), self.admin_key_sha256):
+            limits = self.tiers.get("enterprise") or next(iter(self.tiers.values()))
+            return Caller("admin:bootstrap", "admin", GRANTS["admin"], "enterprise", limits)
+        if key_id_of(key) is None:
+            raise unauthenticated("the API key is not valid")
+        try:
+            record = await self.keys.verify(key)
+        except (redis.ConnectionError, redis.TimeoutError):
+            record = self._remembered(key)
+        else:
+            if record is not None:
+                self._last_known_good[key_hash(key)] = (record, time.monotonic())
+            else:
+                self._last_known_good.pop(key_hash(key), None)
+        if record is None:
+            raise unauthenticated("the API key is not valid or was revoked")
+        try:
+            limits = limits_for(self.tiers, record.tier, record.limits)
+        except KeyError:
+            log.error("key %s names an unknown tier %r", record.id, record.tier)
+            raise ApiError(403, "permission_denied", "the key's tier is not configured") from None
+        return Caller(
+            f"key:{record.id}",
+            record.owner,
+            GRANTS.get(record.role, frozenset()),
+            record.tier,
+            limits,
+        )
+
+    def _remembered(self, key: str) -> ApiKey | None:
+        if not self.fail_open:
+            raise ApiError(
+                503,
+                "unavailable",
+                "the key store is unreachable; retry shortly",
+                {"Retry-After": "1"},
+            )
+        remembered = self._last_known_good.get(key_hash(key))
+        if remembered is None or time.monotonic() - remembered[1] > LAST_KNOWN_GOOD_S:
+            raise ApiError(
+                503,
+                "unavailable",
+                "the key store is unreachable; retry shortly",
+                {"Retry-After": "1"},
+            )
+        log.warning("key store unreachable: serving key %s as last verified", remembered[0].id)
+        return remembered[0]

@@ -1,0 +1,90 @@
+"""``/v1/admin/keys``: make, list and revoke API keys (the admin role only)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway import request_context
+from gateway.bodies import documented, read_body
+from gateway.errors import ApiError
+from gateway.keys import ROLES
+from gateway.responses import ERROR_RESPONSES
+from gateway.state import GatewayState, gateway_state
+from gateway.tiers import TierLimits
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=ERROR_RESPONSES)
+
+
+class NewKey(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"owner": "team-search", "role": "client", "tier": "pro"}]},
+    )
+    owner: str = Field(min_length=1, max_length=200, description="Who the key is for.")
+    role: str = Field("client", description="client, operator or admin.")
+    tier: str = Field("free", description="A configured tier: free, pro, enterprise.")
+    limits: dict[str, int | None] = Field(
+        default_factory=dict, description="Overrides of the tier's limits for this key."
+    )
+
+
+class KeyInfo(BaseModel):
+    id: str
+    owner: str
+    role: str
+    tier: str
+    created_at: float
+    revoked: bool
+    limits: dict[str, int | None]
+
+
+class CreatedKey(KeyInfo):
+    key: str = Field(description="The key itself: shown this once, never stored.")
+
+
+class KeyList(BaseModel):
+    keys: list[KeyInfo]
+
+
+async def _admin(request: Request) -> GatewayState:
+    state = gateway_state(request)
+    caller = await state.auth.authenticate(request, "admin")
+    request_context.current().caller = caller.id
+    return state
+
+
+@router.post(
+    "/keys",
+    response_model=CreatedKey,
+    status_code=201,
+    summary="Make an API key",
+    openapi_extra=documented(NewKey),
+)
+async def create_key(request: Request) -> CreatedKey:
+    state = await _admin(request)
+    wanted = await read_body(request, NewKey)
+    if wanted.role not in ROLES:
+        raise ApiError(400, "invalid_argument", f"role: one of {', '.join(ROLES)}")
+    if wanted.tier not in state.settings.tiers:
+        known = ", ".join(state.settings.tiers)
+        raise ApiError(400, "invalid_argument", f"tier: one of {known}")
+    try:
+        TierLimits.model_validate(state.settings.tiers[wanted.tier].model_dump() | wanted.limits)
+    except ValueError as error:
+        raise ApiError(400, "invalid_argument", f"limits: {error}") from None
+    record, key = await state.keys.create(wanted.owner, wanted.role, wanted.tier, wanted.limits)
+    return CreatedKey(key=key, **record.public())
+
+
+@router.get("/keys", response_model=KeyList, summary="List API keys (never the keys)")
+async def list_keys(request: Request) -> KeyList:
+    state = await _admin(request)
+    return KeyList(keys=[KeyInfo(**record.public()) for record in await state.keys.list()])
+
+
+@router.delete("/keys/{key_id}", status_code=204, summary="Revoke an API key")
+async def revoke_key(key_id: str, request: Request) -> None:
+    state = await _admin(request)
+    if not await state.keys.revoke(key_id):
+        raise ApiError(404, "not_found", f"no key {key_id!r}")
