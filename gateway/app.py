@@ -13,6 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from gateway.auth import Authenticator
 from gateway.backends import Backends
+from gateway.cache import PredictionCache
 from gateway.client_ip import ClientAddress
 from gateway.drain import Drain
 from gateway.errors import install_error_handlers
@@ -85,6 +86,7 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
             authenticator,
             RateLimiter(client),
             StreamTokens(client),
+            PredictionCache(client, settings.cache_ttl_s),
         )
         await backends.start()
         try:

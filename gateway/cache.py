@@ -35,9 +35,9 @@ class PredictionCache:
         digest = hashlib.sha256(text.encode()).hexdigest()
         return f"{self.prefix}{service}:{model}:{version}:{options}:{digest}"
 
-    async def lookup(self, keys: Sequence[str]) -> list[bytes | None]:
+    async def lookup(self, keys: Sequence[str]) -> list[bytes | str | None]:
         try:
-            found: list[bytes | None] = await self.client.mget(keys)
+            found: list[bytes | str | None] = await self.client.mget(keys)
         except (redis.ConnectionError, redis.TimeoutError) as error:
             log.warning("prediction cache unreachable: %s", type(error).__name__)
             return [None] * len(keys)
@@ -80,6 +80,9 @@ async def cached_results(
             results[position] = result
         if answered == version:  # only ever stored under the version that computed it
             await cache.store(
-                {keys[p]: r.model_dump_json().encode() for p, r in zip(misses, computed, strict=True)}
+                {
+                    keys[p]: r.model_dump_json().encode()
+                    for p, r in zip(misses, computed, strict=True)
+                }
             )
     return [r for r in results if r is not None], len(keys) - len(misses), answered

@@ -102,6 +102,9 @@ class GatewaySettings(BaseSettings):
     jwt_audience: str = Field("switchyard-gateway", description="Required `aud`.")
     jwt_roles_claim: str = Field("roles", description="The claim that lists the roles.")
     metrics_public: bool = Field(True, description="Serve /metrics without a key.")
+    cache_ttl_s: int = Field(
+        3600, ge=0, description="How long classifier and NER results stay cached; 0: off."
+    )
     trusted_proxies: Addresses = Field(
         default_factory=list,
         description="Comma-separated proxy addresses whose X-Forwarded-For is believed.",

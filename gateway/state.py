@@ -9,6 +9,7 @@ from fastapi import Request
 
 from gateway.auth import Authenticator
 from gateway.backends import Backends
+from gateway.cache import PredictionCache
 from gateway.drain import Drain
 from gateway.keys import KeyStore
 from gateway.metrics import GatewayMetrics
@@ -28,6 +29,7 @@ class GatewayState:
     auth: Authenticator
     limiter: RateLimiter
     stream_tokens: StreamTokens
+    cache: PredictionCache
 
 
 def gateway_state(request: Request) -> GatewayState:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import GatewayProcess
+from tests.support import GatewayProcess, ServiceProcess
 
 UNSEEN = "🎉 Last spring Ingrid Halvorsen moved to Lisbon."
 
@@ -200,3 +201,32 @@ def test_cors_allows_only_configured_origins(gateway: GatewayProcess) -> None:
         headers={"Origin": "https://example.org", "Access-Control-Request-Method": "POST"},
     )
     assert "access-control-allow-origin" not in reply.headers
+
+
+def test_predictions_are_cached_per_version_and_a_batch_runs_only_its_misses(
+    http: httpx.Client, classifier: ServiceProcess
+) -> None:
+    seen = f"What a lovely afternoon {uuid.uuid4().hex}"
+    first = http.post("/v1/classify", json={"text": seen})
+    assert first.headers["x-cache"] == "MISS"
+    again = http.post("/v1/classify", json={"text": seen})
+    assert again.headers["x-cache"] == "HIT"
+    assert again.json()["results"] == first.json()["results"]
+    assert again.headers["x-model-version"] == "v1"
+
+    other_version = http.post(
+        "/v1/classify", json={"text": seen}, headers={"X-Model-Version": "v2"}
+    )
+    assert other_version.headers["x-cache"] == "MISS"
+    assert other_version.json()["version"] == "v2"
+    bypass = http.post("/v1/classify", json={"text": seen}, headers={"Cache-Control": "no-cache"})
+    assert bypass.headers["x-cache"] == "MISS"
+    other_options = http.post("/v1/classify", json={"text": seen, "top_k": 1})
+    assert other_options.headers["x-cache"] == "MISS"
+
+    texts_run = classifier.metric("switchyard_batch_size_sum", {"version": "v1"})
+    new = f"A dreadful experience {uuid.uuid4().hex}"
+    mixed = http.post("/v1/classify", json={"texts": [seen, new]})
+    assert mixed.headers["x-cache"] == "MISS"
+    assert [r["labels"][0]["label"] for r in mixed.json()["results"]] == ["positive", "negative"]
+    assert classifier.metric("switchyard_batch_size_sum", {"version": "v1"}) - texts_run == 1

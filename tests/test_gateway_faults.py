@@ -33,8 +33,12 @@ def scripted_gateway(
     scripted: ScriptedBackend, redis_server: LocalRedis
 ) -> Iterator[GatewayProcess]:
     backends = {name: scripted.address for name in ("classifier", "ner", "summarizer")}
+    # No prediction cache: every request here must reach the backend.
     with gateway_process(
-        backends, redis_url=redis_server.url, cors_origins="https://app.example.org"
+        backends,
+        redis_url=redis_server.url,
+        cors_origins="https://app.example.org",
+        cache_ttl_s="0",
     ) as gateway:
         yield gateway
 
@@ -162,7 +166,7 @@ def test_a_backend_down_is_named_by_readyz_and_the_gateway_reconnects_when_it_re
     try:
         first.wait_serving("switchyard.classifier.v1.ClassifierService")
         with (
-            gateway_process(backends, redis_url=redis_server.url) as gateway,
+            gateway_process(backends, redis_url=redis_server.url, cache_ttl_s="0") as gateway,
             httpx.Client(
                 base_url=gateway.url, timeout=60, headers={"X-API-Key": client_key}
             ) as http,

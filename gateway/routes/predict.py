@@ -1,4 +1,5 @@
-"""``POST /v1/classify`` and ``POST /v1/ner``: results per text, in order."""
+"""``POST /v1/classify`` and ``POST /v1/ner``: results per text, in order, each from the
+prediction cache when it holds one (``X-Cache``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from fastapi import APIRouter, Request
 
 from gateway import request_context
 from gateway.bodies import documented, read_body, version_pin
-from gateway.pipeline import call_backend, plan_call
+from gateway.cache import cached_results
+from gateway.pipeline import PlannedCall, call_backend, plan_call
 from gateway.responses import ERROR_RESPONSES, json_answer
 from gateway.schemas import (
     Classification,
@@ -22,6 +24,30 @@ from gateway.schemas import (
 router = APIRouter(prefix="/v1", tags=["models"], responses=ERROR_RESPONSES)
 
 
+def cache_keys(
+    request: Request, plan: PlannedCall, service: str, options: str, texts: list[str]
+) -> list[str] | None:
+    """One cache key per text, or None when this request is not cached: the cache is
+    off, the caller asked to bypass it (``Cache-Control: no-cache``), or the version is
+    not known before the call."""
+    cache = plan.state.cache
+    bypass = "no-cache" in request.headers.get("cache-control", "")
+    if not cache.enabled or bypass or not plan.target.version:
+        return None
+    model, version = plan.target.model, plan.target.version
+    return [cache.key(service, model, version, options, text) for text in texts]
+
+
+def note_cache(plan: PlannedCall, hits: int, texts: int) -> request_context.RequestRecord:
+    """``X-Cache`` on the answer; when every text was a hit, the version that answered
+    is the one the cache was asked for."""
+    record = request_context.current()
+    if hits == texts:
+        record.answered_by(plan.target.model, plan.target.version)
+    record.add_header("X-Cache", "HIT" if hits == texts else "MISS")
+    return record
+
+
 @router.post(
     "/classify",
     response_model=ClassifyAnswer,
@@ -31,29 +57,39 @@ router = APIRouter(prefix="/v1", tags=["models"], responses=ERROR_RESPONSES)
 async def classify(request: Request) -> object:
     body = await read_body(request, ClassifyBody)
     plan = await plan_call(request, "classifier", body.model, version_pin(request))
-    reply = await call_backend(
-        "classifier",
-        plan.state.backends.classifier.classify(
-            body.all_texts(),
-            model=plan.target.model,
-            version=plan.target.version,
-            top_k=body.top_k,
-            request_id=plan.request_id,
-            timeout_s=plan.timeout_s,
-            metadata=plan.metadata,
-        ),
+    texts = body.all_texts()
+    keys = cache_keys(request, plan, "classifier", f"top_k={body.top_k}", texts)
+
+    async def compute(positions: list[int] | None) -> tuple[list[Classification], str]:
+        wanted = texts if positions is None else [texts[p] for p in positions]
+        reply = await call_backend(
+            "classifier",
+            plan.state.backends.classifier.classify(
+                wanted,
+                model=plan.target.model,
+                version=plan.target.version,
+                top_k=body.top_k,
+                request_id=plan.request_id,
+                timeout_s=plan.timeout_s,
+                metadata=plan.metadata,
+            ),
+        )
+        request_context.current().answered_by(reply.model, reply.version)
+        results = [
+            Classification(labels=[LabelScore(label=s.label, score=s.score) for s in r.labels])
+            for r in reply.results
+        ]
+        return results, reply.version
+
+    results, hits, _ = await cached_results(
+        plan.state.cache, keys, plan.target.version, Classification, compute
     )
-    request_context.current().answered_by(reply.model, reply.version)
-    answer = ClassifyAnswer(
-        model=reply.model,
-        version=reply.version,
-        request_id=plan.request_id,
-        results=[
-            Classification(labels=[LabelScore(label=s.label, score=s.score) for s in result.labels])
-            for result in reply.results
-        ],
+    record = note_cache(plan, hits, len(texts))
+    return json_answer(
+        ClassifyAnswer(
+            model=record.model, version=record.version, request_id=plan.request_id, results=results
+        )
     )
-    return json_answer(answer)
 
 
 @router.post(
@@ -65,30 +101,40 @@ async def classify(request: Request) -> object:
 async def ner(request: Request) -> object:
     body = await read_body(request, NerBody)
     plan = await plan_call(request, "ner", body.model, version_pin(request))
-    reply = await call_backend(
-        "ner",
-        plan.state.backends.ner.extract_entities(
-            body.all_texts(),
-            model=plan.target.model,
-            version=plan.target.version,
-            request_id=plan.request_id,
-            timeout_s=plan.timeout_s,
-            metadata=plan.metadata,
-        ),
-    )
-    request_context.current().answered_by(reply.model, reply.version)
-    answer = NerAnswer(
-        model=reply.model,
-        version=reply.version,
-        request_id=plan.request_id,
-        results=[
+    texts = body.all_texts()
+    keys = cache_keys(request, plan, "ner", "", texts)
+
+    async def compute(positions: list[int] | None) -> tuple[list[EntityList], str]:
+        wanted = texts if positions is None else [texts[p] for p in positions]
+        reply = await call_backend(
+            "ner",
+            plan.state.backends.ner.extract_entities(
+                wanted,
+                model=plan.target.model,
+                version=plan.target.version,
+                request_id=plan.request_id,
+                timeout_s=plan.timeout_s,
+                metadata=plan.metadata,
+            ),
+        )
+        results = [
             EntityList(
                 entities=[
                     Entity(label=e.label, score=e.score, start=e.start, end=e.end, text=e.text)
-                    for e in result.entities
+                    for e in r.entities
                 ]
             )
-            for result in reply.results
-        ],
+            for r in reply.results
+        ]
+        request_context.current().answered_by(reply.model, reply.version)
+        return results, reply.version
+
+    results, hits, _ = await cached_results(
+        plan.state.cache, keys, plan.target.version, EntityList, compute
     )
-    return json_answer(answer)
+    record = note_cache(plan, hits, len(texts))
+    return json_answer(
+        NerAnswer(
+            model=record.model, version=record.version, request_id=plan.request_id, results=results
+        )
+    )
