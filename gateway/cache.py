@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import redis.asyncio as redis
 from pydantic import BaseModel
+
+from gateway import request_context
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +73,9 @@ async def cached_results(
     if keys is None:
         computed, answered = await compute(None)
         return computed, 0, answered
+    started = time.perf_counter()
     found = await cache.lookup(keys)
+    request_context.current().timings.append(("cache", time.perf_counter() - started))
     results = [kind.model_validate_json(raw) if raw is not None else None for raw in found]
     misses = [position for position, result in enumerate(results) if result is None]
     answered = version

@@ -79,9 +79,11 @@ class RequestContextMiddleware:
                 raw.append((b"x-request-id", trace.request_id.encode("latin-1")))
                 if record.version:
                     raw.append((b"x-model-version", record.version.encode("latin-1")))
+                steps = [f"{name};dur={seconds * 1000:.2f}" for name, seconds in record.timings]
                 if record.backend_s is not None:
-                    timing = f"backend;dur={record.backend_s * 1000:.1f}"
-                    raw.append((b"server-timing", timing.encode("latin-1")))
+                    steps.append(f"backend;dur={record.backend_s * 1000:.1f}")
+                if steps:
+                    raw.append((b"server-timing", ", ".join(steps).encode("latin-1")))
                 raw.extend(pair for pair in SECURITY_HEADERS if pair[0] not in present)
                 raw.extend(record.headers)
                 message["headers"] = raw

@@ -59,16 +59,24 @@ class PlannedCall:
 async def plan_call(
     request: Request, service: str, model: str, pin: str | None, caller: Caller | None = None
 ) -> PlannedCall:
-    """Steps 2 to 5 for one model request, in their order. (A caller already known, from
+    """Steps 2 to 4 for one model request, in their order (step 5 follows in the routes
+    of deterministic models). (A caller already known, from
     a stream token, skips authentication.)"""
     state = gateway_state(request)
     admit()
+    record = request_context.current()
+    started = time.perf_counter()
     if caller is None:
         caller = await state.auth.authenticate(request, "client")
-    request_context.current().caller = caller.id
+    authenticated = time.perf_counter()
+    record.caller = caller.id
     await rate_limit(state, caller)
+    record.timings += [
+        ("auth", authenticated - started),
+        ("limit", time.perf_counter() - authenticated),
+    ]
     target = choose_version(state.backends, service, model, pin)
-    # Step 5 (a cached answer, for deterministic models) takes its place here.
+    # Step 5, a cached answer, comes in the routes of deterministic models (classify, NER).
     settings = state.settings
     limit_s = settings.stream_timeout_s if service == "summarizer" else settings.request_timeout_s
     timeout_s = time_budget_s(request, limit_s)

@@ -29,6 +29,9 @@ class RequestRecord:
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     """Headers the answer carries whatever it is (rate limits, cache), set on the way."""
 
+    timings: list[tuple[str, float]] = field(default_factory=list)
+    """Steps of the pipeline and their seconds, for ``Server-Timing``."""
+
     def add_header(self, name: str, value: str) -> None:
         self.headers.append((name.encode("latin-1"), value.encode("latin-1")))
 
