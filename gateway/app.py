@@ -6,27 +6,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import redis.asyncio as redis
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.cors import CORSMiddleware
 
 from gateway.auth import Authenticator
 from gateway.backends import Backends
-from gateway.cache import PredictionCache
 from gateway.client_ip import ClientAddress
 from gateway.drain import Drain
 from gateway.errors import install_error_handlers
 from gateway.jwt_auth import JwtVerifier
-from gateway.keys import KeyStore
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import RequestContextMiddleware
-from gateway.ratelimit import RateLimiter
 from gateway.routes import admin, operations, page, predict, summarize
 from gateway.routes.page import STATIC_DIR
 from gateway.settings import GatewaySettings
 from gateway.state import GatewayState
-from gateway.stream_tokens import StreamTokens
+from gateway.stores import shared_stores
 
 DESCRIPTION = """
 REST and Server-Sent Events in front of Switchyard's gRPC model services.
@@ -60,17 +56,9 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         backends = Backends(settings)
-        if settings.redis_url is None:
-            raise RuntimeError(
-                "no Redis: set REDIS_URL (switchyard up starts a local redis-server)"
-            )
-        # Short timeouts: a Redis that stopped answering must not hold requests up.
-        client = redis.Redis.from_url(
-            settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
-        )
-        keys = KeyStore(client)
+        stores, client = shared_stores(settings)
         authenticator = Authenticator(
-            keys,
+            stores.keys,
             settings.tiers,
             jwt=jwt_verifier(settings),
             admin_key_sha256=settings.admin_key_hash(),
@@ -81,19 +69,19 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
             backends,
             metrics,
             drain,
-            client,
-            keys,
+            stores.keys,
             authenticator,
-            RateLimiter(client),
-            StreamTokens(client),
-            PredictionCache(client, settings.cache_ttl_s),
+            stores.limiter,
+            stores.stream_tokens,
+            stores.cache,
         )
         await backends.start()
         try:
             yield
         finally:
             await backends.close()
-            await client.aclose()
+            if client is not None:
+                await client.aclose()
 
     app = FastAPI(
         title="Switchyard gateway",

@@ -102,6 +102,11 @@ class GatewaySettings(BaseSettings):
     jwt_audience: str = Field("switchyard-gateway", description="Required `aud`.")
     jwt_roles_claim: str = Field("roles", description="The claim that lists the roles.")
     metrics_public: bool = Field(True, description="Serve /metrics without a key.")
+    seed_keys_file: Path | None = Field(
+        None,
+        description="Without Redis: a JSON file of keys the in-process key store starts with"
+        " (id, owner, role, tier, hash), as switchyard up writes it.",
+    )
     cache_ttl_s: int = Field(
         3600, ge=0, description="How long classifier and NER results stay cached; 0: off."
     )

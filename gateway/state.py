@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis.asyncio as redis
 from fastapi import Request
 
 from gateway.auth import Authenticator
@@ -24,7 +23,6 @@ class GatewayState:
     backends: Backends
     metrics: GatewayMetrics
     drain: Drain
-    redis: redis.Redis
     keys: KeyStore
     auth: Authenticator
     limiter: RateLimiter

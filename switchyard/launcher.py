@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -15,13 +16,14 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 
 import grpc
 import redis.asyncio as redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gateway.keys import KeyStore
+from gateway.keys import KeyStore, key_hash, new_key
 from switchyard.paths import state_dir
 from switchyard.redis_server import LocalRedis, redis_server_path
 from switchyard.run_state import clear_run_state, write_run_state
@@ -117,11 +119,15 @@ def wait_serving(running: Running, stop: threading.Event, timeout_s: float) -> b
     return False
 
 
-def start_gateway(services: list[Running], redis_url: str | None) -> RunningGateway:
+def start_gateway(
+    services: list[Running], redis_url: str | None, seed_keys: Path | None = None
+) -> RunningGateway:
     """The gateway, pointed at the services started here (unless the environment says)."""
     env = dict(os.environ)
     if redis_url is not None:
         env.setdefault("REDIS_URL", redis_url)
+    if seed_keys is not None:
+        env["SWITCHYARD_GATEWAY_SEED_KEYS_FILE"] = str(seed_keys)
     env.setdefault("SWITCHYARD_GATEWAY_PORT", str(GATEWAY_DEFAULT_PORT))
     for r in services:
         env.setdefault(
@@ -155,8 +161,9 @@ def start_local_redis() -> LocalRedis | None:
     machine has none."""
     if redis_server_path() is None:
         print(
-            "WARNING: no redis-server on this machine and no REDIS_URL: the gateway needs"
-            " Redis for keys and rate limits (Debian: apt-get install redis-server)",
+            "WARNING: no redis-server on this machine and no REDIS_URL: the gateway keeps"
+            " keys, rate limits and its cache in its own process, so limits are per process"
+            " (Debian: apt-get install redis-server)",
             file=sys.stderr,
         )
         return None
@@ -177,6 +184,31 @@ def bootstrap_keys(redis_url: str) -> dict[str, str]:
             await client.aclose()
 
     return asyncio.run(make())
+
+
+def seed_keys_file() -> tuple[dict[str, str], Path]:
+    """Development keys for a gateway without Redis: their hashes go to a file (owner-only)
+    that its in-process key store starts from."""
+    keys: dict[str, str] = {}
+    entries = []
+    for role, tier in (("admin", "enterprise"), ("client", "pro")):
+        key_id, key = new_key()
+        keys[role] = key
+        entries.append(
+            {
+                "id": key_id,
+                "owner": f"local-{role}",
+                "role": role,
+                "tier": tier,
+                "hash": key_hash(key),
+            }
+        )
+    path = state_dir() / "seed-keys.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as f:
+        json.dump(entries, f)
+    return keys, path
 
 
 def stop_processes(processes: list[subprocess.Popen[bytes]]) -> int:
@@ -231,8 +263,12 @@ def up(names: list[str] | None = None, torch_threads: int = 1) -> int:
             if redis_url is None:
                 local = start_local_redis()
                 redis_url = local.url if local is not None else None
-            dev_keys = bootstrap_keys(redis_url) if redis_url is not None else {}
-            gateway = start_gateway(running, redis_url)
+            if redis_url is not None:
+                dev_keys = bootstrap_keys(redis_url)
+                gateway = start_gateway(running, redis_url)
+            else:
+                dev_keys, seed_file = seed_keys_file()
+                gateway = start_gateway(running, None, seed_file)
             if not wait_gateway_ready(gateway, stop, STARTUP_TIMEOUT_S):
                 if not stop.is_set():
                     print("the gateway did not become ready; stopping", file=sys.stderr)

@@ -1,0 +1,75 @@
+"""Where the gateway keeps what its replicas share: Redis, or this process when no Redis
+is configured (the local system on a machine without one)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis.asyncio as redis
+
+from gateway.cache import PredictionCache
+from gateway.keys import ApiKey, KeyStore
+from gateway.memory_stores import (
+    MemoryKeyStore,
+    MemoryPredictionCache,
+    MemoryRateLimiter,
+    MemoryStreamTokens,
+)
+from gateway.ratelimit import RateLimiter
+from gateway.settings import GatewaySettings
+from gateway.stream_tokens import StreamTokens
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SharedStores:
+    keys: KeyStore
+    limiter: RateLimiter
+    stream_tokens: StreamTokens
+    cache: PredictionCache
+
+
+def shared_stores(settings: GatewaySettings) -> tuple[SharedStores, redis.Redis | None]:
+    """The stores in Redis, or in this process (loudly) when no Redis is configured."""
+    if settings.redis_url is None:
+        log.warning(
+            "NO REDIS: keys, rate limits, stream tokens and the cache are kept in this"
+            " process; every gateway process has its own limits. Set REDIS_URL to share them."
+        )
+        seeded = seed_keys(settings.seed_keys_file) if settings.seed_keys_file else []
+        memory = SharedStores(
+            MemoryKeyStore(seeded),
+            MemoryRateLimiter(),
+            MemoryStreamTokens(),
+            MemoryPredictionCache(settings.cache_ttl_s),
+        )
+        return memory, None
+    # Short timeouts: a Redis that stopped answering must not hold requests up.
+    client = redis.Redis.from_url(
+        settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
+    )
+    stores = SharedStores(
+        KeyStore(client),
+        RateLimiter(client),
+        StreamTokens(client),
+        PredictionCache(client, settings.cache_ttl_s),
+    )
+    return stores, client
+
+
+def seed_keys(path: Path) -> list[tuple[ApiKey, str]]:
+    entries = json.loads(path.read_text())
+    return [
+        (
+            ApiKey(
+                e["id"], e["owner"], e["role"], e["tier"], time.time(), False, e.get("limits", {})
+            ),
+            e["hash"],
+        )
+        for e in entries
+    ]

@@ -1,0 +1,70 @@
+"""With no Redis at all the gateway keeps keys, limits, stream tokens and its cache in
+its own process, and says so loudly."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway.keys import key_hash, new_key
+from tests.scripted_backend import ScriptedBackend, scripted_backend
+from tests.support import GatewayProcess, gateway_process
+
+
+@pytest.fixture(scope="module")
+def scripted() -> Iterator[ScriptedBackend]:
+    with scripted_backend() as backend:
+        yield backend
+
+
+def test_seeded_keys_limits_and_stream_tokens_work_in_one_process(
+    scripted: ScriptedBackend, tmp_path: Path
+) -> None:
+    client_id, client_key = new_key()
+    admin_id, admin_key = new_key()
+    seeds = [
+        {
+            "id": client_id,
+            "owner": "dev",
+            "role": "client",
+            "tier": "free",
+            "hash": key_hash(client_key),
+            "limits": {"per_minute": 3},
+        },
+        {
+            "id": admin_id,
+            "owner": "dev",
+            "role": "admin",
+            "tier": "enterprise",
+            "hash": key_hash(admin_key),
+        },
+    ]
+    seed_file = tmp_path / "seed-keys.json"
+    seed_file.write_text(json.dumps(seeds))
+    backends = {name: scripted.address for name in ("classifier", "ner", "summarizer")}
+    with gateway_process(backends, seed_keys_file=str(seed_file)) as gateway:
+        gateway.wait_log(lambda r: str(r.get("message", "")).startswith("NO REDIS"))
+        auth = {"Authorization": f"Bearer {client_key}"}
+        statuses = [classify(gateway, auth).status_code for _ in range(4)]
+        assert statuses == [200, 200, 200, 429]
+        assert classify(gateway, {"Authorization": "Bearer " + new_key()[1]}).status_code == 401
+
+        admin = {"X-API-Key": admin_key}
+        made = httpx.post(f"{gateway.url}/v1/admin/keys", json={"owner": "x"}, headers=admin)
+        assert made.status_code == 201
+        fresh = {"X-API-Key": made.json()["key"]}
+        issued = httpx.post(f"{gateway.url}/v1/summarize/stream-token", headers=fresh)
+        token = issued.json()["stream_token"]
+        params = {"text": "x", "stream_token": token}
+        opened = httpx.get(f"{gateway.url}/v1/summarize/stream", params=params)
+        assert opened.status_code == 200
+        assert "event: token" in opened.text
+        assert httpx.get(f"{gateway.url}/v1/summarize/stream", params=params).status_code == 401
+
+
+def classify(gateway: GatewayProcess, headers: dict[str, str]) -> httpx.Response:
+    return httpx.post(f"{gateway.url}/v1/classify", json={"text": "x"}, headers=headers)
