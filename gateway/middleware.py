@@ -145,6 +145,7 @@ class RequestContextMiddleware:
             path,
             status,
             extra={
+                "route": route,
                 "status": status,
                 "duration_ms": round(elapsed * 1000, 2),
                 "model": record.model,

@@ -1,0 +1,57 @@
+"""``switchyard keys create|list|revoke`` against a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+
+import redis.asyncio as redis
+
+from gateway.keys import KeyStore, key_id_of
+from switchyard.redis_server import LocalRedis
+
+
+def keys_command(redis_server: LocalRedis, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "REDIS_URL": redis_server.url}
+    return subprocess.run(
+        [sys.executable, "-m", "switchyard", "keys", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def verified(redis_server: LocalRedis, key: str) -> bool:
+    async def check() -> bool:
+        client = redis.Redis.from_url(redis_server.url)
+        try:
+            return await KeyStore(client).verify(key) is not None
+        finally:
+            await client.aclose()
+
+    return asyncio.run(check())
+
+
+def test_create_prints_the_key_once_on_its_own_line_then_list_and_revoke(
+    redis_server: LocalRedis,
+) -> None:
+    made = keys_command(redis_server, "create", "--owner", "team-cli", "--tier", "pro")
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    key_id = key_id_of(key)
+    assert made.stdout == key + "\n" and key_id is not None
+    assert verified(redis_server, key)
+
+    listed = keys_command(redis_server, "list")
+    line = next(x for x in listed.stdout.splitlines() if x.startswith(key_id))
+    assert "live" in line and "team-cli" in line and "pro" in line
+    assert key not in listed.stdout
+
+    assert keys_command(redis_server, "revoke", key_id).returncode == 0
+    assert not verified(redis_server, key)
+    assert "revoked" in keys_command(redis_server, "list").stdout
+    assert keys_command(redis_server, "revoke", "nosuchkey0").returncode == 1
