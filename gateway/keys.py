@@ -41,6 +41,16 @@ def new_key() -> tuple[str, str]:
     return key_id, f"{KEY_PREFIX}{key_id}_{secrets.token_hex(24)}"
 
 
+def new_record(
+    owner: str, role: str, tier: str, limits: dict[str, Any] | None = None
+) -> tuple[ApiKey, str]:
+    """A fresh key's record and the key itself."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    key_id, key = new_key()
+    return ApiKey(key_id, owner, role, tier, time.time(), False, dict(limits or {})), key
+
+
 @dataclass(frozen=True)
 class ApiKey:
     id: str
@@ -80,12 +90,9 @@ class KeyStore:
         self, owner: str, role: str, tier: str, limits: dict[str, Any] | None = None
     ) -> tuple[ApiKey, str]:
         """A new key and its plain text, which is shown once and never stored."""
-        if role not in ROLES:
-            raise ValueError(f"role must be one of {', '.join(ROLES)}")
-        key_id, key = new_key()
-        record = ApiKey(key_id, owner, role, tier, time.time(), False, dict(limits or {}))
+        record, key = new_record(owner, role, tier, limits)
         await self.client.hset(
-            self._record(key_id),
+            self._record(record.id),
             mapping={
                 "hash": key_hash(key),
                 "owner": owner,
@@ -96,7 +103,7 @@ class KeyStore:
                 "limits": json.dumps(record.limits),
             },
         )
-        await self.client.sadd(self._index, key_id)
+        await self.client.sadd(self._index, record.id)
         return record, key
 
     async def verify(self, key: str) -> ApiKey | None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from gateway.auth import Caller
 from gateway.cache import PredictionCache
-from gateway.keys import ROLES, ApiKey, KeyStore, key_hash, key_id_of, new_key
+from gateway.keys import ApiKey, KeyStore, key_hash, key_id_of, new_record
 from gateway.ratelimit import Decision, RateLimiter
 from gateway.stream_tokens import TOKEN_PREFIX, StreamTokens
 
@@ -37,11 +37,8 @@ class MemoryKeyStore(KeyStore):
     async def create(
         self, owner: str, role: str, tier: str, limits: dict[str, Any] | None = None
     ) -> tuple[ApiKey, str]:
-        if role not in ROLES:
-            raise ValueError(f"role must be one of {', '.join(ROLES)}")
-        key_id, key = new_key()
-        record = ApiKey(key_id, owner, role, tier, time.time(), False, dict(limits or {}))
-        self._records[key_id] = (record, key_hash(key))
+        record, key = new_record(owner, role, tier, limits)
+        self._records[record.id] = (record, key_hash(key))
         return record, key
 
     async def verify(self, key: str) -> ApiKey | None:
