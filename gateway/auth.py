@@ -102,7 +102,8 @@ class Authenticator:
         return Caller(f"jwt:{claims.subject}", claims.subject, granted, tier, self.tiers[tier])
 
     async def _from_key(self, key: str) -> Caller:
-        if self.admin_key_sha256 and hmac.compare_digest(key_hash(key), self.admin_key_sha256):
+        digest = key_hash(key)
+        if self.admin_key_sha256 and hmac.compare_digest(digest, self.admin_key_sha256):
             limits = self.tiers.get("enterprise") or next(iter(self.tiers.values()))
             return Caller("admin:bootstrap", "admin", GRANTS["admin"], "enterprise", limits)
         if key_id_of(key) is None:
@@ -110,12 +111,12 @@ class Authenticator:
         try:
             record = await self.keys.verify(key)
         except (redis.ConnectionError, redis.TimeoutError):
-            record = self._remembered(key)
+            record = self._remembered(digest)
         else:
             if record is not None:
-                self._last_known_good[key_hash(key)] = (record, time.monotonic())
+                self._last_known_good[digest] = (record, time.monotonic())
             else:
-                self._last_known_good.pop(key_hash(key), None)
+                self._last_known_good.pop(digest, None)
         if record is None:
             raise unauthenticated("the API key is not valid or was revoked")
         try:
@@ -131,15 +132,9 @@ class Authenticator:
             limits,
         )
 
-    def _remembered(self, key: str) -> ApiKey | None:
-        if not self.fail_open:
-            raise ApiError(
-                503,
-                "unavailable",
-                "the key store is unreachable; retry shortly",
-                {"Retry-After": "1"},
-            )
-        remembered = self._last_known_good.get(key_hash(key))
+    def _remembered(self, digest: str) -> ApiKey:
+        """The key as last verified, while Redis is unreachable and limits fail open."""
+        remembered = self._last_known_good.get(digest) if self.fail_open else None
         if remembered is None or time.monotonic() - remembered[1] > LAST_KNOWN_GOOD_S:
             raise ApiError(
                 503,

@@ -120,12 +120,15 @@ class Backends:
             for service in SERVICES
         }
         self._refresher: asyncio.Task[None] | None = None
+        self._catalogue: dict[str, list[models_pb2.ModelInfo]] = {s: [] for s in SERVICES}
 
     async def refresh_models(self) -> None:
         timeout_s = self.settings.health_timeout_s
         await asyncio.gather(
             *(r.refresh(timeout_s) for replicas in self.replicas.values() for r in replicas)
         )
+        # Merged here, once per refresh: every model request reads it.
+        self._catalogue = {service: self._merged(service) for service in SERVICES}
 
     async def _keep_models_fresh(self) -> None:
         while True:
@@ -148,6 +151,9 @@ class Backends:
 
     def models(self, service: str) -> list[models_pb2.ModelInfo]:
         """The models of ``service`` as its replicas last listed them (merged)."""
+        return self._catalogue[service]
+
+    def _merged(self, service: str) -> list[models_pb2.ModelInfo]:
         merged: dict[str, models_pb2.ModelInfo] = {}
         for replica in self.replicas[service]:
             for info in replica.state.models:

@@ -21,10 +21,10 @@ from grpc import aio
 from starlette.exceptions import HTTPException
 
 from switchyard import logs
+from switchyard.client.config import RETRY_PUSHBACK_KEY
 
 log = logging.getLogger(__name__)
 
-RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
 GENERIC_INTERNAL_MESSAGE = "internal error"
 UNAVAILABLE_RETRY_AFTER_S = 1
 

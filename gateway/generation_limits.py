@@ -3,31 +3,15 @@ day, and summary streams open at once (each kept in Redis, shared by every repli
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable
 from typing import TypeVar
 
 import redis.asyncio as redis
 
 from gateway.errors import ApiError
-from gateway.pipeline import PlannedCall
-
-log = logging.getLogger(__name__)
+from gateway.pipeline import PlannedCall, limits_unreachable
 
 T = TypeVar("T")
-
-
-def _unreachable(plan: PlannedCall, what: str) -> None:
-    """Redis cannot be reached: 503 when limits fail closed, else log and go on."""
-    plan.state.metrics.limiter_unavailable.inc()
-    if plan.state.settings.rate_limit_failure == "closed":
-        raise ApiError(
-            503,
-            "unavailable",
-            f"the {what} cannot be checked now; retry shortly",
-            {"Retry-After": "1"},
-        )
-    log.warning("%s unavailable: serving %s without it", what, plan.caller.id)
 
 
 async def _shared(plan: PlannedCall, operation: Awaitable[T], what: str) -> T | None:
@@ -35,7 +19,7 @@ async def _shared(plan: PlannedCall, operation: Awaitable[T], what: str) -> T | 
     try:
         return await operation
     except (redis.ConnectionError, redis.TimeoutError):
-        _unreachable(plan, what)
+        limits_unreachable(plan.state, plan.caller, what)
         return None
 
 
@@ -89,7 +73,7 @@ async def open_stream_slot(plan: PlannedCall) -> str | None:
     try:
         lease = await plan.state.limiter.open_stream(plan.caller.id, most)
     except (redis.ConnectionError, redis.TimeoutError):
-        _unreachable(plan, "stream limit")
+        limits_unreachable(plan.state, plan.caller, "stream limit")
         return None
     if lease is None:
         raise ApiError(

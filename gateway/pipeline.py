@@ -91,15 +91,7 @@ async def rate_limit(state: GatewayState, caller: Caller) -> None:
     try:
         decision = await state.limiter.hit(caller.id, limits.per_minute, limits.per_day)
     except (redis.ConnectionError, redis.TimeoutError):
-        state.metrics.limiter_unavailable.inc()
-        if state.settings.rate_limit_failure == "closed":
-            raise ApiError(
-                503,
-                "unavailable",
-                "rate limits cannot be checked now; retry shortly",
-                {"Retry-After": "1"},
-            ) from None
-        log.warning("rate limits unavailable: serving %s without them", caller.id)
+        limits_unreachable(state, caller, "rate limits")
         return
     record = request_context.current()
     for name, value in limit_headers(decision):
@@ -114,6 +106,19 @@ async def rate_limit(state: GatewayState, caller: Caller) -> None:
             f" {decision.retry_after_s} s",
             {"Retry-After": str(decision.retry_after_s)},
         )
+
+
+def limits_unreachable(state: GatewayState, caller: Caller, what: str) -> None:
+    """Redis cannot be reached: 503 when limits fail closed, else count, log and go on."""
+    state.metrics.limiter_unavailable.inc()
+    if state.settings.rate_limit_failure == "closed":
+        raise ApiError(
+            503,
+            "unavailable",
+            f"the {what} cannot be checked now; retry shortly",
+            {"Retry-After": "1"},
+        )
+    log.warning("%s unavailable: serving %s without them", what, caller.id)
 
 
 def limit_headers(decision: Decision) -> list[tuple[str, str]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -26,7 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from gateway.keys import KeyStore, key_hash, new_key
 from switchyard.paths import state_dir
 from switchyard.redis_server import LocalRedis, redis_server_path
-from switchyard.run_state import clear_run_state, write_run_state
+from switchyard.run_state import clear_run_state, write_private_json, write_run_state
 
 STARTUP_TIMEOUT_S = 600.0
 STOP_TIMEOUT_S = 60.0
@@ -203,12 +202,7 @@ def seed_keys_file() -> tuple[dict[str, str], Path]:
                 "hash": key_hash(key),
             }
         )
-    path = state_dir() / "seed-keys.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as f:
-        json.dump(entries, f)
-    return keys, path
+    return keys, write_private_json(state_dir() / "seed-keys.json", entries)
 
 
 def stop_processes(processes: list[subprocess.Popen[bytes]]) -> int:

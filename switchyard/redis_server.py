@@ -11,17 +11,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from switchyard.processes import free_port
+
 STARTUP_TIMEOUT_S = 30.0
 
 
 def redis_server_path() -> str | None:
     return shutil.which("redis-server")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _answers_ping(port: int) -> bool:
@@ -42,7 +38,7 @@ class LocalRedis:
             raise FileNotFoundError(
                 "redis-server is not installed (Debian: apt-get install redis-server)"
             )
-        self.port = port or _free_port()
+        self.port = port or free_port()
         workdir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [

@@ -16,15 +16,19 @@ def run_state_path() -> Path:
     return state_dir() / "run.json"
 
 
-def write_run_state(state: dict[str, Any]) -> Path:
-    path = run_state_path()
+def write_private_json(path: Path, content: object) -> Path:
+    """``content`` as JSON in a file only its owner can read (it holds keys)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # Created with owner-only permissions before anything secret is written to it.
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as f:
-        json.dump(state, f, indent=2)
+        json.dump(content, f, indent=2)
     os.chmod(path, 0o600)
     return path
+
+
+def write_run_state(state: dict[str, Any]) -> Path:
+    return write_private_json(run_state_path(), state)
 
 
 def read_run_state() -> dict[str, Any]:

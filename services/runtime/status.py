@@ -12,9 +12,7 @@ from services.runtime.errors import (
     ServiceError,
     Unavailable,
 )
-
-RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
-"""Trailing-metadata key of gRPC's retry pushback: how long a client should wait."""
+from switchyard.client.config import RETRY_PUSHBACK_KEY
 
 GENERIC_INTERNAL_MESSAGE = "internal error"
 

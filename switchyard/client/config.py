@@ -8,6 +8,9 @@ from collections.abc import Sequence
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_STREAM_TIMEOUT_S = 300.0
 
+RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
+"""Trailing-metadata key of gRPC's retry pushback: how long a client should wait."""
+
 CLASSIFIER = "switchyard.classifier.v1.ClassifierService"
 NER = "switchyard.ner.v1.NerService"
 SUMMARIZER = "switchyard.summarizer.v1.SummarizerService"
