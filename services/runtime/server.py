@@ -40,6 +40,11 @@ LAST_STATUS_GRACE_S = 1.0
 """Once no model call is left, how long the server still runs so that the last statuses
 reach their callers; open health Watch streams are ended after it."""
 
+REFUSING_LINGER_S = 1.0
+"""Once no model call is left, how long the draining server keeps answering new calls
+UNAVAILABLE before it stops: a call already in transit then gets that clear status, where
+a stopping server would cut it off with CANCELLED (which clients do not retry)."""
+
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -176,6 +181,7 @@ class ModelServer(Generic[In, Out]):
                 async with asyncio.timeout(REFUSAL_SEND_S):
                     await self.interceptor.wait_idle()
         if self._server is not None:
+            await asyncio.sleep(REFUSING_LINGER_S)
             await self._server.stop(LAST_STATUS_GRACE_S)
         await self.repository.close()
         self.metrics.stop_http()
