@@ -3,6 +3,7 @@ makes (and closes) the gRPC channels."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,14 +16,20 @@ from gateway.backends import Backends
 from gateway.client_ip import ClientAddress
 from gateway.drain import Drain
 from gateway.errors import install_error_handlers
+from gateway.guardrails import GuardrailKeeper
 from gateway.jwt_auth import JwtVerifier
+from gateway.live_stats import LiveStats
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import RequestContextMiddleware
-from gateway.routes import admin, operations, page, predict, summarize
+from gateway.routes import admin, backends_admin, operations, page, predict, rollouts, summarize
 from gateway.routes.page import STATIC_DIR
+from gateway.routing import Router, load_rollouts_file
 from gateway.settings import GatewaySettings
 from gateway.state import GatewayState
 from gateway.stores import shared_stores
+
+LIVE_FLUSH_S = 1.0
+"""How often this replica's live figures are added to the shared ones in Redis."""
 
 DESCRIPTION = """
 REST and Server-Sent Events in front of Switchyard's gRPC model services.
@@ -64,6 +71,8 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
             admin_key_sha256=settings.admin_key_hash(),
             fail_open=settings.rate_limit_failure == "open",
         )
+        live = LiveStats(client, window_s=settings.live_window_s)
+        router = Router(stores.routing, backends, settings.routing_follow_s, metrics)
         app.state.gateway = GatewayState(
             settings,
             backends,
@@ -74,11 +83,25 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
             stores.limiter,
             stores.stream_tokens,
             stores.cache,
+            stores.routing,
+            router,
+            live,
         )
         await backends.start()
+        seed = load_rollouts_file(settings.rollouts_file) if settings.rollouts_file else []
+        await router.start(seed)
+        keeper = GuardrailKeeper(stores.routing, live, metrics)
+        tasks = [
+            asyncio.create_task(live.run(LIVE_FLUSH_S)),
+            asyncio.create_task(keeper.run(settings.guardrail_interval_s, router.tables)),
+        ]
         try:
             yield
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await router.close()
             await backends.close()
             if client is not None:
                 await client.aclose()
@@ -94,6 +117,9 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
     app.include_router(summarize.router)
     app.include_router(operations.router)
     app.include_router(admin.router)
+    app.include_router(rollouts.router)
+    app.include_router(rollouts.unversioned_router, include_in_schema=False)
+    app.include_router(backends_admin.router)
     app.include_router(page.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     if settings.cors_origins:

@@ -18,7 +18,8 @@ from starlette.requests import Request
 
 from gateway.errors import ApiError
 from gateway.jwt_auth import InvalidToken, JwtVerifier
-from gateway.keys import ApiKey, KeyStore, key_hash, key_id_of
+from gateway.keys import ApiKey, KeyStore, UnknownTier, key_hash, key_id_of
+from gateway.ratelimit import Decision, RateLimiter
 from gateway.tiers import TierLimits, limits_for
 
 log = logging.getLogger(__name__)
@@ -76,18 +77,63 @@ class Authenticator:
         self._last_known_good: dict[str, tuple[ApiKey, float]] = {}
 
     async def authenticate(self, request: Request, role: str = "client") -> Caller:
+        credential = self._credential(request)
+        if self._is_token(credential):
+            caller = self._from_token(credential)
+        else:
+            caller = await self._from_key(credential)
+        return _with_role(caller, role)
+
+    async def admit(self, request: Request, limiter: RateLimiter) -> tuple[Caller, Decision | None]:
+        """The caller of a model request (client role), and the request counted against
+        their limits: for an API key, in the same Redis call that checks it. The decision
+        is None when Redis could not be reached (the limits are then unchecked)."""
+        credential = self._credential(request)
+        if (
+            self._is_token(credential)
+            or self._is_bootstrap_admin(key_hash(credential))
+            or key_id_of(credential) is None
+        ):
+            caller = await self.authenticate(request, "client")
+            try:
+                limits = caller.limits
+                return caller, await limiter.hit(caller.id, limits.per_minute, limits.per_day)
+            except (redis.ConnectionError, redis.TimeoutError):
+                return caller, None
+        digest = key_hash(credential)
+        subject = f"key:{key_id_of(credential)}"
+        try:
+            checked = await self.keys.verify_and_count(credential, self.tiers, limiter, subject)
+        except UnknownTier as error:
+            raise self._unknown_tier(error.record) from None
+        except (redis.ConnectionError, redis.TimeoutError):
+            remembered = self._remembered(digest)
+            return _with_role(self._caller_of(remembered), "client"), None
+        if checked is None:
+            self._last_known_good.pop(digest, None)
+            raise unauthenticated("the API key is not valid or was revoked")
+        record, limits, decision = checked
+        self._last_known_good[digest] = (record, time.monotonic())
+        caller = Caller(
+            subject, record.owner, GRANTS.get(record.role, frozenset()), record.tier, limits
+        )
+        return _with_role(caller, "client"), decision
+
+    def _credential(self, request: Request) -> str:
         credential = credential_of(request)
         if credential is None:
             raise unauthenticated(
                 "send an API key (Authorization: Bearer sy_...) or a token", False
             )
-        if self.jwt is not None and JwtVerifier.looks_like_jwt(credential):
-            caller = self._from_token(credential)
-        else:
-            caller = await self._from_key(credential)
-        if role not in caller.roles:
-            raise ApiError(403, "permission_denied", f"this needs the {role} role")
-        return caller
+        return credential
+
+    def _is_token(self, credential: str) -> bool:
+        return self.jwt is not None and JwtVerifier.looks_like_jwt(credential)
+
+    def _is_bootstrap_admin(self, digest: str) -> bool:
+        return bool(self.admin_key_sha256) and hmac.compare_digest(
+            digest, self.admin_key_sha256 or ""
+        )
 
     def _from_token(self, token: str) -> Caller:
         assert self.jwt is not None
@@ -103,7 +149,7 @@ class Authenticator:
 
     async def _from_key(self, key: str) -> Caller:
         digest = key_hash(key)
-        if self.admin_key_sha256 and hmac.compare_digest(digest, self.admin_key_sha256):
+        if self._is_bootstrap_admin(digest):
             limits = self.tiers.get("enterprise") or next(iter(self.tiers.values()))
             return Caller("admin:bootstrap", "admin", GRANTS["admin"], "enterprise", limits)
         if key_id_of(key) is None:
@@ -119,11 +165,13 @@ class Authenticator:
                 self._last_known_good.pop(digest, None)
         if record is None:
             raise unauthenticated("the API key is not valid or was revoked")
+        return self._caller_of(record)
+
+    def _caller_of(self, record: ApiKey) -> Caller:
         try:
             limits = limits_for(self.tiers, record.tier, record.limits)
         except KeyError:
-            log.error("key %s names an unknown tier %r", record.id, record.tier)
-            raise ApiError(403, "permission_denied", "the key's tier is not configured") from None
+            raise self._unknown_tier(record) from None
         return Caller(
             f"key:{record.id}",
             record.owner,
@@ -131,6 +179,10 @@ class Authenticator:
             record.tier,
             limits,
         )
+
+    def _unknown_tier(self, record: ApiKey) -> ApiError:
+        log.error("key %s names an unknown tier %r", record.id, record.tier)
+        return ApiError(403, "permission_denied", "the key's tier is not configured")
 
     def _remembered(self, digest: str) -> ApiKey:
         """The key as last verified, while Redis is unreachable and limits fail open."""
@@ -144,3 +196,9 @@ class Authenticator:
             )
         log.warning("key store unreachable: serving key %s as last verified", remembered[0].id)
         return remembered[0]
+
+
+def _with_role(caller: Caller, role: str) -> Caller:
+    if role not in caller.roles:
+        raise ApiError(403, "permission_denied", f"this needs the {role} role")
+    return caller

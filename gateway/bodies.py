@@ -32,8 +32,26 @@ async def read_body(request: Request, kind: type[Body]) -> Body:
 VERSION_PIN_HEADER = "x-model-version"
 
 
+PINNED_PREFIX = "/models/{model}/versions/{version}"
+"""Routes under this prefix pin the model and version in the path instead of a header."""
+
+
 def version_pin(request: Request) -> str | None:
-    return request.headers.get(VERSION_PIN_HEADER)
+    """The pinned version: the path's (``/v1/models/{model}/versions/{version}/...``),
+    else the ``X-Model-Version`` header's."""
+    pinned: str | None = request.path_params.get("version")
+    return pinned or request.headers.get(VERSION_PIN_HEADER)
+
+
+def model_of(request: Request, named: str) -> str:
+    """The model the request names: the path's, else the body's (400 if they differ)."""
+    in_path: str | None = request.path_params.get("model")
+    if in_path is None:
+        return named
+    if named and named != in_path:
+        message = f"model: the path names {in_path}, the body {named}"
+        raise ApiError(400, "invalid_argument", message)
+    return in_path
 
 
 VERSION_PIN_DOC: dict[str, Any] = {
@@ -50,11 +68,11 @@ VERSION_PIN_DOC: dict[str, Any] = {
 """``openapi_extra`` of a route that reads the version pin."""
 
 
-def documented(kind: type[BaseModel]) -> dict[str, Any]:
+def documented(kind: type[BaseModel], pin: bool = True) -> dict[str, Any]:
     """``openapi_extra`` that documents ``kind`` as the route's JSON body, and the
-    version pin header."""
+    version pin header (for model routes)."""
     body = {
         "required": True,
         "content": {"application/json": {"schema": kind.model_json_schema()}},
     }
-    return {"requestBody": body, **VERSION_PIN_DOC}
+    return {"requestBody": body, **(VERSION_PIN_DOC if pin else {})}

@@ -19,6 +19,60 @@ from typing import Any
 
 import redis.asyncio as redis
 
+from gateway.ratelimit import (
+    HIT_FUNCTION_LUA,
+    NOW_LUA,
+    Decision,
+    RateLimiter,
+    decision_of,
+    now_arg,
+)
+from gateway.tiers import TierLimits, limits_for
+
+# One round trip instead of two on every model request: the key's record is read and, if
+# the key is live, the request is counted against its limits in the same script. Checking
+# the hash first means a caller who knows only a key's public id cannot spend its quota.
+# The script compares SHA-256 digests with Lua's ``==``: a timing difference could only
+# tell how much of the stored digest matches the digest of a guess, which does not help
+# find a key that hashes to it.
+VERIFY_AND_HIT_LUA = (
+    NOW_LUA
+    + HIT_FUNCTION_LUA
+    + """
+-- KEYS[1]  key record (hash)    KEYS[2]  GCRA state    KEYS[3]  day quota
+-- ARGV[1]  SHA-256 of the presented key    ARGV[2]  now in ms (tests only; '' = TIME)
+-- ARGV[3..]  the tiers, three values each: name, per_minute, per_day (-1 = no cap)
+-- Returns {status, role, owner, tier, limits, created_at, per_minute, per_day, hit...}
+-- where status is 'ok', 'unknown' (no such key, or another secret), 'revoked' or
+-- 'tier' (the key's tier is not configured); the hit's answer follows only for 'ok'.
+local record = redis.call('HMGET', KEYS[1], 'hash', 'revoked', 'role', 'owner', 'tier',
+                          'limits', 'created_at')
+if not record[1] or record[1] ~= ARGV[1] then return {'unknown'} end
+local fields = {record[3], record[4], record[5], record[6] or '', record[7] or '0'}
+if record[2] == '1' then return {'revoked', unpack(fields)} end
+local per_minute, per_day
+for i = 3, #ARGV, 3 do
+  if ARGV[i] == record[5] then
+    per_minute = tonumber(ARGV[i + 1])
+    per_day = tonumber(ARGV[i + 2])
+  end
+end
+if not per_minute then return {'tier', unpack(fields)} end
+local ok, overrides = pcall(cjson.decode, fields[4])
+if ok and type(overrides) == 'table' then
+  if type(overrides.per_minute) == 'number' then per_minute = overrides.per_minute end
+  if overrides.per_day == cjson.null then per_day = -1
+  elseif type(overrides.per_day) == 'number' then per_day = overrides.per_day end
+end
+local answer = {'ok', fields[1], fields[2], fields[3], fields[4], fields[5], per_minute,
+                per_day}
+for _, value in ipairs(hit(KEYS[2], KEYS[3], per_minute, per_day, now_us(ARGV[2]))) do
+  table.insert(answer, value)
+end
+return answer
+"""
+)
+
 KEY_PREFIX = "sy_"
 ROLES = ("client", "operator", "admin")
 _KEY_SHAPE = re.compile(r"^sy_([a-z0-9]{10})_([0-9a-f]{48})$")
@@ -51,6 +105,14 @@ def new_record(
     return ApiKey(key_id, owner, role, tier, time.time(), False, dict(limits or {})), key
 
 
+class UnknownTier(Exception):
+    """A live key names a tier the gateway does not configure."""
+
+    def __init__(self, record: ApiKey) -> None:
+        super().__init__(record.tier)
+        self.record = record
+
+
 @dataclass(frozen=True)
 class ApiKey:
     id: str
@@ -78,9 +140,12 @@ class KeyStore:
     def __init__(self, client: redis.Redis, prefix: str = "sy:") -> None:
         self.client = client
         self.prefix = prefix
+        self._verify_and_hit = client.register_script(VERIFY_AND_HIT_LUA)
 
     def _record(self, key_id: str) -> str:
-        return f"{self.prefix}key:{key_id}"
+        # The hash tag equals the rate limiter's for ``key:<id>``, so the record and the
+        # key's limits share a Redis Cluster slot, as one script touching both requires.
+        return f"{self.prefix}key:{{key:{key_id}}}"
 
     @property
     def _index(self) -> str:
@@ -119,6 +184,41 @@ class KeyStore:
             return None
         record = _from_fields(key_id, record_fields)
         return None if record.revoked else record
+
+    async def verify_and_count(
+        self,
+        key: str,
+        tiers: dict[str, TierLimits],
+        limiter: RateLimiter,
+        subject: str,
+        *,
+        now_ms: int | None = None,
+    ) -> tuple[ApiKey, TierLimits, Decision] | None:
+        """``verify`` and, for a live key, ``limiter.hit`` on ``subject`` with its limits,
+        in one Redis call. None for a key that is not live; ``UnknownTier`` for a live key
+        whose tier is not configured (nothing is counted then)."""
+        key_id = key_id_of(key)
+        if key_id is None:
+            return None
+        tier_args: list[str | int] = []
+        for name, limits in tiers.items():
+            tier_args += [name, limits.per_minute, -1 if limits.per_day is None else limits.per_day]
+        answer = await self._verify_and_hit(
+            keys=[self._record(key_id), limiter.key(subject, "gcra"), limiter.key(subject, "day")],
+            args=[key_hash(key), now_arg(now_ms), *tier_args],
+        )
+        status = _text(answer[0])
+        if status in ("unknown", "revoked"):
+            return None
+        role, owner, tier, overrides, created_at = (_text(v) for v in answer[1:6])
+        record = ApiKey(
+            key_id, owner, role, tier, float(created_at or 0), False, json.loads(overrides or "{}")
+        )
+        if status == "tier":
+            raise UnknownTier(record)
+        per_minute, per_day = int(answer[6]), int(answer[7])
+        decision = decision_of(answer[8:], per_minute, None if per_day < 0 else per_day)
+        return record, limits_for(tiers, tier, record.limits), decision
 
     async def get(self, key_id: str) -> ApiKey | None:
         fields = await self.client.hgetall(self._record(key_id))

@@ -19,9 +19,10 @@ from typing import Any
 
 from gateway.auth import Caller
 from gateway.cache import PredictionCache
-from gateway.keys import ApiKey, KeyStore, key_hash, key_id_of, new_record
+from gateway.keys import ApiKey, KeyStore, UnknownTier, key_hash, key_id_of, new_record
 from gateway.ratelimit import Decision, RateLimiter
 from gateway.stream_tokens import TOKEN_PREFIX, StreamTokens
+from gateway.tiers import TierLimits, limits_for
 
 DAY_US = 86_400_000_000
 
@@ -46,6 +47,25 @@ class MemoryKeyStore(KeyStore):
         if found is None or not hmac.compare_digest(found[1], key_hash(key)):
             return None
         return None if found[0].revoked else found[0]
+
+    async def verify_and_count(
+        self,
+        key: str,
+        tiers: dict[str, TierLimits],
+        limiter: RateLimiter,
+        subject: str,
+        *,
+        now_ms: int | None = None,
+    ) -> tuple[ApiKey, TierLimits, Decision] | None:
+        record = await self.verify(key)
+        if record is None:
+            return None
+        try:
+            limits = limits_for(tiers, record.tier, record.limits)
+        except KeyError:
+            raise UnknownTier(record) from None
+        decision = await limiter.hit(subject, limits.per_minute, limits.per_day, now_ms=now_ms)
+        return record, limits, decision
 
     async def get(self, key_id: str) -> ApiKey | None:
         found = self._records.get(key_id)

@@ -12,8 +12,9 @@ class GatewayMetrics:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "switchyard_gateway_requests",
-            "HTTP requests answered, by route, status and the model version that answered.",
-            ["route", "method", "status", "model", "version"],
+            "HTTP requests answered, by route, status, the model version routed to and why"
+            " (route_reason: pinned, allowlist, canary, stable).",
+            ["route", "method", "status", "model", "version", "route_reason"],
             registry=self.registry,
         )
         self.latency = Histogram(
@@ -49,5 +50,22 @@ class GatewayMetrics:
             "switchyard_gateway_streamed_tokens",
             "Pieces of summaries sent to clients over SSE.",
             ["model", "version"],
+            registry=self.registry,
+        )
+        self.guardrail_rollbacks = Counter(
+            "switchyard_gateway_guardrail_rollbacks",
+            "Canaries this replica rolled back for breaching a guardrail (error_rate, latency).",
+            ["model", "version", "breach"],
+            registry=self.registry,
+        )
+        self.guardrail_steps = Counter(
+            "switchyard_gateway_guardrail_steps",
+            "Automatic canary steps this replica made.",
+            ["model", "version"],
+            registry=self.registry,
+        )
+        self.routing_revision = Gauge(
+            "switchyard_gateway_routing_revision",
+            "Revision of the routing tables this replica routes with.",
             registry=self.registry,
         )

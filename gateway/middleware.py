@@ -123,11 +123,41 @@ class RequestContextMiddleware:
             self.metrics.in_flight.dec()
             self._observe(scope, status, record)
 
+    @staticmethod
+    def _live(
+        scope: Scope,
+        record: request_context.RequestRecord,
+        model: str,
+        version: str,
+        status: int,
+        elapsed: float,
+    ) -> None:
+        """The request in the live figures of the version it was routed to: a 5xx counts
+        as the version's error; a caller's own mistake (4xx) does not."""
+        state = getattr(scope["app"].state, "gateway", None)
+        if state is None:
+            return
+        state.live.record(
+            model,
+            version,
+            ok=status < 500,
+            code=str(status),
+            latency_s=elapsed,
+            ttft_s=record.backend_s if record.stream else None,
+            labels=record.labels,
+        )
+
     def _observe(self, scope: Scope, status: int, record: request_context.RequestRecord) -> None:
         route = _route_template(scope)
         method: str = scope["method"]
         elapsed = time.perf_counter() - record.started
-        self.metrics.requests.labels(route, method, str(status), record.model, record.version).inc()
+        model = record.model or record.routed_model
+        version = record.version or record.routed_version
+        self.metrics.requests.labels(
+            route, method, str(status), model, version, record.route_reason
+        ).inc()
+        if record.route_reason and version:
+            self._live(scope, record, model, version, status, elapsed)
         key = (route, method)
         histogram = self._latency.get(key)
         if histogram is None:
@@ -150,6 +180,7 @@ class RequestContextMiddleware:
                 "duration_ms": round(elapsed * 1000, 2),
                 "model": record.model,
                 "version": record.version,
+                "route_reason": record.route_reason,
                 "caller": record.caller,
                 "client": record.client,
             },

@@ -2,8 +2,9 @@
 
 1. request id and trace context (``RequestContextMiddleware``, for every request);
 2. authentication of the caller;
-3. rate limit of the caller;
-4. choice of the model version (``choose_version``);
+3. rate limit of the caller (for an API key, in the same Redis call as step 2);
+4. choice of the model version (``Router.choose``: pin, allowlist, sticky weight, stable)
+   and of a backend that hosts it;
 5. cached answer, for deterministic models;
 6. the backend call, with the request's time budget as its gRPC deadline (``call_backend``);
 7. the answer mapped to JSON, or the error to its envelope (``gateway.errors``).
@@ -25,9 +26,10 @@ from grpc import aio
 
 from gateway import request_context
 from gateway.auth import Caller
-from gateway.backends import Backends
+from gateway.backends import Endpoint
 from gateway.errors import ApiError, from_grpc
 from gateway.ratelimit import Decision
+from gateway.routing import Target
 from gateway.state import GatewayState, gateway_state
 
 log = logging.getLogger(__name__)
@@ -39,18 +41,14 @@ TIME_BUDGET_HEADER = "x-request-timeout"
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
-    model: str
-    version: str
-
-
-@dataclass(frozen=True, slots=True)
 class PlannedCall:
     """What a route needs to call its backend: the version, the deadline, the trace."""
 
     state: GatewayState
     caller: Caller
     target: Target
+    endpoint: Endpoint
+    """The backend address this call goes to."""
     timeout_s: float
     request_id: str
     metadata: tuple[tuple[str, str], ...]
@@ -67,30 +65,47 @@ async def plan_call(
     record = request_context.current()
     started = time.perf_counter()
     if caller is None:
-        caller = await state.auth.authenticate(request, "client")
-    authenticated = time.perf_counter()
+        # An API key is checked and counted in one Redis call, so "auth" includes the
+        # rate limit then; a token is checked here and counted in a second step.
+        caller, decision = await state.auth.admit(request, state.limiter)
+        record.timings.append(("auth", time.perf_counter() - started))
+    else:
+        decision = await count_request(state, caller)
+        record.timings.append(("limit", time.perf_counter() - started))
     record.caller = caller.id
-    await rate_limit(state, caller)
-    record.timings += [
-        ("auth", authenticated - started),
-        ("limit", time.perf_counter() - authenticated),
-    ]
-    target = choose_version(state.backends, service, model, pin)
+    enforce_limits(state, caller, decision)
+    target = state.router.choose(service, model, caller.id, pin)
+    # Only versions a backend lists are named in metrics and live figures: a pin is the
+    # caller's free text, and each new name would make new time series.
+    known = state.backends.lists(service, target.model, target.version)
+    record.route(target.model, target.version if known else "", target.reason)
+    for header in target.headers:
+        record.add_header(*header)
+    endpoint = state.backends.pick(service, target.model, target.version)
     # Step 5, a cached answer, comes in the routes of deterministic models (classify, NER).
     settings = state.settings
     limit_s = settings.stream_timeout_s if service == "summarizer" else settings.request_timeout_s
     timeout_s = time_budget_s(request, limit_s)
     trace = request_context.current().trace
-    return PlannedCall(state, caller, target, timeout_s, trace.request_id, trace.grpc_metadata())
+    return PlannedCall(
+        state, caller, target, endpoint, timeout_s, trace.request_id, trace.grpc_metadata()
+    )
 
 
-async def rate_limit(state: GatewayState, caller: Caller) -> None:
+async def count_request(state: GatewayState, caller: Caller) -> Decision | None:
     """Count the request against the caller's burst and daily limits (one atomic script
-    in Redis, shared by every replica); 429 naming the limit when either is spent."""
+    in Redis, shared by every replica); None when Redis cannot be reached."""
     limits = caller.limits
     try:
-        decision = await state.limiter.hit(caller.id, limits.per_minute, limits.per_day)
+        return await state.limiter.hit(caller.id, limits.per_minute, limits.per_day)
     except (redis.ConnectionError, redis.TimeoutError):
+        return None
+
+
+def enforce_limits(state: GatewayState, caller: Caller, decision: Decision | None) -> None:
+    """The limit headers, and 429 naming the limit when either is spent (a decision of
+    None: Redis was unreachable, handled as the failure setting says)."""
+    if decision is None:
         limits_unreachable(state, caller, "rate limits")
         return
     record = request_context.current()
@@ -168,23 +183,6 @@ def time_budget_s(request: Request, limit_s: float) -> float:
     if left <= 0:
         raise ApiError(504, "deadline_exceeded", "the request's time budget ran out")
     return left
-
-
-def choose_version(backends: Backends, service: str, model: str, pinned: str | None) -> Target:
-    """The model version to call: the caller's pin, else the model's default as the
-    backends list it. A name the listing does not know yet goes to the backend as it is:
-    the backend's answer (NOT_FOUND or a result) is the authority."""
-    models = backends.models(service)
-    info = next((m for m in models if m.name == model), None) if model else None
-    if not model:
-        info = next((m for m in models if m.is_default), models[0] if models else None)
-    name = info.name if info is not None else model
-    if pinned:
-        return Target(name, pinned)
-    if info is None:
-        return Target(name, "")
-    default = next((v.version for v in info.versions if v.is_default), "")
-    return Target(name, default)
 
 
 async def call_backend(service: str, call: Awaitable[T]) -> T:

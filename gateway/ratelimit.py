@@ -28,7 +28,7 @@ import redis.asyncio
 # and microseconds; ~1.7e15 us is well inside the 2^53 that Lua's doubles hold exactly).
 # Every number the scripts write is formatted with %.0f so a large value is never stored in
 # exponent notation.
-_NOW_LUA = """
+NOW_LUA = """
 local function now_us(override_ms)
   if override_ms ~= '' then
     return tonumber(override_ms) * 1000
@@ -40,13 +40,11 @@ local DAY_US = 86400000000
 local function int(x) return string.format('%.0f', x) end
 """
 
-HIT_LUA = (
-    _NOW_LUA
-    + """
--- KEYS[1]  GCRA state: the theoretical arrival time (TAT), integer us since the epoch
--- KEYS[2]  day quota: hash {d = UTC day number, n = requests counted on that day}
--- ARGV[1]  per_minute (>= 1)    ARGV[2]  per_day (-1 = no daily cap)
--- ARGV[3]  now in ms (tests only; '' = Redis TIME)
+HIT_FUNCTION_LUA = """
+-- hit(gcra_key, day_key, per_minute, per_day, now)
+-- gcra_key    GCRA state: the theoretical arrival time (TAT), integer us since the epoch
+-- day_key     day quota: hash {d = UTC day number, n = requests counted on that day}
+-- per_minute  >= 1        per_day  -1 = no daily cap        now  us since the epoch
 --
 -- GCRA (generic cell rate algorithm). The limit is one request per emission interval
 -- T = 60 s / per_minute, with a burst capacity of per_minute. The only state is the TAT:
@@ -74,55 +72,63 @@ HIT_LUA = (
 -- Returns {allowed 0/1, refused by 'minute' | 'day' | '', burst remaining (floor),
 --          day remaining (-1 = no cap), s until the burst is full again (ceil),
 --          s until a retry can succeed (ceil, 0 when allowed), s until 00:00 UTC (ceil)}
-local per_minute = tonumber(ARGV[1])
-local per_day = tonumber(ARGV[2])
-local now = now_us(ARGV[3])
+local function hit(gcra_key, day_key, per_minute, per_day, now)
+  local interval = math.max(1, math.floor(60000000 / per_minute))
+  local tau = per_minute * interval
+  local tat = tonumber(redis.call('GET', gcra_key)) or now
+  if tat < now then tat = now end
+  local new_tat = tat + interval
+  local minute_ok = new_tat - now <= tau
 
-local interval = math.max(1, math.floor(60000000 / per_minute))
-local tau = per_minute * interval
-local tat = tonumber(redis.call('GET', KEYS[1])) or now
-if tat < now then tat = now end
-local new_tat = tat + interval
-local minute_ok = new_tat - now <= tau
-
-local day = math.floor(now / DAY_US)
-local day_end = (day + 1) * DAY_US
-local used = 0
-if per_day >= 0 then
-  local stored = redis.call('HMGET', KEYS[2], 'd', 'n')
-  if tonumber(stored[1]) == day then used = tonumber(stored[2]) or 0 end
-end
-local day_ok = per_day < 0 or used < per_day
-
-local allowed = minute_ok and day_ok
-if allowed then
-  tat = new_tat
-  -- Once the TAT has passed the state equals a fresh one, so the key can expire then.
-  redis.call('SET', KEYS[1], int(tat), 'PX', int(math.ceil((tat - now) / 1000)))
+  local day = math.floor(now / DAY_US)
+  local day_end = (day + 1) * DAY_US
+  local used = 0
   if per_day >= 0 then
-    used = used + 1
-    redis.call('HSET', KEYS[2], 'd', int(day), 'n', int(used))
-    redis.call('PEXPIRE', KEYS[2], int(math.ceil((day_end - now) / 1000)))
+    local stored = redis.call('HMGET', day_key, 'd', 'n')
+    if tonumber(stored[1]) == day then used = tonumber(stored[2]) or 0 end
   end
-end
+  local day_ok = per_day < 0 or used < per_day
 
-local limit = ''
-if not day_ok then limit = 'day' elseif not minute_ok then limit = 'minute' end
-local remaining_minute = math.max(0, math.floor((now + tau - tat) / interval))
-local remaining_day = -1
-if per_day >= 0 then remaining_day = math.max(0, per_day - used) end
-local reset_s = math.ceil((tat - now) / 1000000)
-local day_reset_s = math.ceil((day_end - now) / 1000000)
-local retry_s = 0
-if not minute_ok then retry_s = math.ceil((new_tat - tau - now) / 1000000) end
-if not day_ok then retry_s = math.max(retry_s, day_reset_s) end
-return {allowed and 1 or 0, limit, remaining_minute, remaining_day, reset_s, retry_s,
-        day_reset_s}
+  local allowed = minute_ok and day_ok
+  if allowed then
+    tat = new_tat
+    -- Once the TAT has passed the state equals a fresh one, so the key can expire then.
+    redis.call('SET', gcra_key, int(tat), 'PX', int(math.ceil((tat - now) / 1000)))
+    if per_day >= 0 then
+      used = used + 1
+      redis.call('HSET', day_key, 'd', int(day), 'n', int(used))
+      redis.call('PEXPIRE', day_key, int(math.ceil((day_end - now) / 1000)))
+    end
+  end
+
+  local limit = ''
+  if not day_ok then limit = 'day' elseif not minute_ok then limit = 'minute' end
+  local remaining_minute = math.max(0, math.floor((now + tau - tat) / interval))
+  local remaining_day = -1
+  if per_day >= 0 then remaining_day = math.max(0, per_day - used) end
+  local reset_s = math.ceil((tat - now) / 1000000)
+  local day_reset_s = math.ceil((day_end - now) / 1000000)
+  local retry_s = 0
+  if not minute_ok then retry_s = math.ceil((new_tat - tau - now) / 1000000) end
+  if not day_ok then retry_s = math.max(retry_s, day_reset_s) end
+  return {allowed and 1 or 0, limit, remaining_minute, remaining_day, reset_s, retry_s,
+          day_reset_s}
+end
+"""
+
+HIT_LUA = (
+    NOW_LUA
+    + HIT_FUNCTION_LUA
+    + """
+-- KEYS[1]  GCRA state    KEYS[2]  day quota
+-- ARGV[1]  per_minute (>= 1)    ARGV[2]  per_day (-1 = no daily cap)
+-- ARGV[3]  now in ms (tests only; '' = Redis TIME)
+return hit(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), now_us(ARGV[3]))
 """
 )
 
 TOKENS_LUA = (
-    _NOW_LUA
+    NOW_LUA
     + """
 -- KEYS[1]  token budget: hash {d = UTC day number, n = tokens generated on that day}
 -- ARGV[1]  tokens to add (0 = only read)    ARGV[2]  now in ms (tests only; '' = TIME)
@@ -157,7 +163,7 @@ end
 """
 
 OPEN_STREAM_LUA = (
-    _NOW_LUA
+    NOW_LUA
     + _STREAMS_LUA
     + """
 -- KEYS[1]  open streams: zset lease id -> expiry (us)
@@ -174,7 +180,7 @@ return 1
 )
 
 RENEW_STREAM_LUA = (
-    _NOW_LUA
+    NOW_LUA
     + _STREAMS_LUA
     + """
 -- KEYS[1]  open streams: zset lease id -> expiry (us)
@@ -209,7 +215,23 @@ class Decision:
     per_day: int | None
 
 
-def _now_arg(now_ms: int | None) -> str:
+def decision_of(result: list[Any], per_minute: int, per_day: int | None) -> Decision:
+    """The ``Decision`` that the Lua ``hit`` function's answer describes."""
+    allowed, limit, remaining_minute, remaining_day, reset_s, retry_s, day_reset_s = result
+    return Decision(
+        allowed=bool(allowed),
+        limit=_text(limit),
+        remaining_minute=int(remaining_minute),
+        remaining_day=None if per_day is None else int(remaining_day),
+        reset_s=int(reset_s),
+        retry_after_s=int(retry_s),
+        day_reset_s=int(day_reset_s),
+        per_minute=per_minute,
+        per_day=per_day,
+    )
+
+
+def now_arg(now_ms: int | None) -> str:
     return "" if now_ms is None else str(int(now_ms))
 
 
@@ -251,24 +273,13 @@ class RateLimiter:
             raise ValueError(f"per_day must be None or at least 0, got {per_day}")
         result = await self._hit(
             keys=[self.key(subject, "gcra"), self.key(subject, "day")],
-            args=[per_minute, -1 if per_day is None else per_day, _now_arg(now_ms)],
+            args=[per_minute, -1 if per_day is None else per_day, now_arg(now_ms)],
         )
-        allowed, limit, remaining_minute, remaining_day, reset_s, retry_s, day_reset_s = result
-        return Decision(
-            allowed=bool(allowed),
-            limit=_text(limit),
-            remaining_minute=int(remaining_minute),
-            remaining_day=None if per_day is None else int(remaining_day),
-            reset_s=int(reset_s),
-            retry_after_s=int(retry_s),
-            day_reset_s=int(day_reset_s),
-            per_minute=per_minute,
-            per_day=per_day,
-        )
+        return decision_of(result, per_minute, per_day)
 
     async def tokens_used(self, subject: str, *, now_ms: int | None = None) -> int:
         """Generated tokens counted for ``subject`` today (UTC)."""
-        used = await self._tokens(keys=[self.key(subject, "tokens")], args=[0, _now_arg(now_ms)])
+        used = await self._tokens(keys=[self.key(subject, "tokens")], args=[0, now_arg(now_ms)])
         return int(used)
 
     async def tokens_left(
@@ -288,7 +299,7 @@ class RateLimiter:
         if tokens < 0:
             raise ValueError(f"tokens must be at least 0, got {tokens}")
         if tokens:
-            await self._tokens(keys=[self.key(subject, "tokens")], args=[tokens, _now_arg(now_ms)])
+            await self._tokens(keys=[self.key(subject, "tokens")], args=[tokens, now_arg(now_ms)])
 
     async def open_stream(
         self,
@@ -308,7 +319,7 @@ class RateLimiter:
         lease = secrets.token_hex(8)
         opened = await self._open_stream(
             keys=[self.key(subject, "streams")],
-            args=[max_streams, _lease_us(lease_s), lease, _now_arg(now_ms)],
+            args=[max_streams, _lease_us(lease_s), lease, now_arg(now_ms)],
         )
         return lease if int(opened) else None
 
@@ -323,7 +334,7 @@ class RateLimiter:
         """Extend a live lease to ``lease_s`` from now; False if it had already expired."""
         renewed = await self._renew_stream(
             keys=[self.key(subject, "streams")],
-            args=[_lease_us(lease_s), lease, _now_arg(now_ms)],
+            args=[_lease_us(lease_s), lease, now_arg(now_ms)],
         )
         return bool(int(renewed))
 

@@ -21,6 +21,14 @@ class RequestRecord:
     started: float = field(default_factory=time.perf_counter)
     model: str = ""
     version: str = ""
+    """The model version that answered (empty until one did)."""
+    routed_model: str = ""
+    routed_version: str = ""
+    route_reason: str = ""
+    """Where the router sent the request and why, whether or not an answer came."""
+    stream: bool = False
+    labels: list[str] = field(default_factory=list)
+    """The top label of each classified text, for the live label distribution."""
     backend_s: float | None = None
     client: str = ""
     """The caller's address (see ``gateway.client_ip``)."""
@@ -34,6 +42,13 @@ class RequestRecord:
 
     def add_header(self, name: str, value: str) -> None:
         self.headers.append((name.encode("latin-1"), value.encode("latin-1")))
+
+    def route(self, model: str, version: str, reason: str) -> None:
+        self.routed_model = model
+        self.routed_version = version
+        self.route_reason = reason
+        if reason:
+            self.add_header("X-Route-Reason", reason)
 
     def answered_by(self, model: str, version: str, backend_s: float | None = None) -> None:
         self.model = model

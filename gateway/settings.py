@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -15,15 +14,6 @@ from gateway.tiers import DEFAULT_TIERS, TierLimits
 Addresses = Annotated[list[str], NoDecode]
 
 
-def _is_ip_literal(address: str) -> bool:
-    host = address.rsplit(":", 1)[0].strip("[]")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SWITCHYARD_GATEWAY_", extra="ignore", frozen=True)
 
@@ -31,7 +21,8 @@ class GatewaySettings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535, description="HTTP port; 0 picks a free one.")
     classifier_backends: Addresses = Field(
         default_factory=lambda: ["127.0.0.1:50051"],
-        description="Comma-separated host:port of every classifier replica.",
+        description="Comma-separated host:port of the classifier backends (replicas, or"
+        " names that resolve to several).",
     )
     ner_backends: Addresses = Field(
         default_factory=lambda: ["127.0.0.1:50052"],
@@ -110,6 +101,23 @@ class GatewaySettings(BaseSettings):
     cache_ttl_s: int = Field(
         3600, ge=0, description="How long classifier and NER results stay cached; 0: off."
     )
+    rollouts_file: Path | None = Field(
+        None,
+        description="A JSON file of routing tables ({model: {versions: [{version, state,"
+        " weight}], ...}}) written to Redis at start for models that have none yet.",
+    )
+    routing_follow_s: float = Field(
+        1.0,
+        gt=0,
+        description="How often a replica checks for routing changes made elsewhere (the"
+        " longest it serves an old table).",
+    )
+    guardrail_interval_s: float = Field(
+        5.0, gt=0, description="How often canaries are judged against their guardrails."
+    )
+    live_window_s: int = Field(
+        300, ge=10, description="Seconds of live figures per version (rollout status)."
+    )
     trusted_proxies: Addresses = Field(
         default_factory=list,
         description="Comma-separated proxy addresses whose X-Forwarded-For is believed.",
@@ -130,15 +138,13 @@ class GatewaySettings(BaseSettings):
 
     @field_validator("classifier_backends", "ner_backends", "summarizer_backends")
     @classmethod
-    def _one_name_or_addresses(cls, value: list[str]) -> list[str]:
-        # gRPC balances over the addresses one name resolves to, or over a list of IP
-        # addresses; it cannot balance over a list of names.
+    def _host_and_port(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError("at least one backend address is needed")
-        if len(value) > 1 and not all(_is_ip_literal(a) for a in value):
-            raise ValueError(
-                "give one DNS name that resolves to every replica, or a list of IP addresses"
-            )
+        for address in value:
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"{address!r}: give host:port")
         return value
 
     def admin_key_hash(self) -> str | None:

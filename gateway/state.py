@@ -11,8 +11,11 @@ from gateway.backends import Backends
 from gateway.cache import PredictionCache
 from gateway.drain import Drain
 from gateway.keys import KeyStore
+from gateway.live_stats import LiveStats
 from gateway.metrics import GatewayMetrics
 from gateway.ratelimit import RateLimiter
+from gateway.routing import Router
+from gateway.routing_store import RoutingStore
 from gateway.settings import GatewaySettings
 from gateway.stream_tokens import StreamTokens
 
@@ -28,6 +31,9 @@ class GatewayState:
     limiter: RateLimiter
     stream_tokens: StreamTokens
     cache: PredictionCache
+    routing: RoutingStore
+    router: Router
+    live: LiveStats
 
 
 def gateway_state(request: Request) -> GatewayState:

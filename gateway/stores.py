@@ -20,6 +20,7 @@ from gateway.memory_stores import (
     MemoryStreamTokens,
 )
 from gateway.ratelimit import RateLimiter
+from gateway.routing_store import MemoryRoutingStore, RoutingStore
 from gateway.settings import GatewaySettings
 from gateway.stream_tokens import StreamTokens
 
@@ -32,14 +33,16 @@ class SharedStores:
     limiter: RateLimiter
     stream_tokens: StreamTokens
     cache: PredictionCache
+    routing: RoutingStore
 
 
 def shared_stores(settings: GatewaySettings) -> tuple[SharedStores, redis.Redis | None]:
     """The stores in Redis, or in this process (loudly) when no Redis is configured."""
     if settings.redis_url is None:
         log.warning(
-            "NO REDIS: keys, rate limits, stream tokens and the cache are kept in this"
-            " process; every gateway process has its own limits. Set REDIS_URL to share them."
+            "NO REDIS: keys, rate limits, stream tokens, the cache, routing tables and live"
+            " figures are kept in this process; every gateway process has its own limits."
+            " Set REDIS_URL to share them."
         )
         seeded = seed_keys(settings.seed_keys_file) if settings.seed_keys_file else []
         memory = SharedStores(
@@ -47,6 +50,7 @@ def shared_stores(settings: GatewaySettings) -> tuple[SharedStores, redis.Redis 
             MemoryRateLimiter(),
             MemoryStreamTokens(),
             MemoryPredictionCache(settings.cache_ttl_s),
+            MemoryRoutingStore(),
         )
         return memory, None
     # Short timeouts: a Redis that stopped answering must not hold requests up.
@@ -58,6 +62,7 @@ def shared_stores(settings: GatewaySettings) -> tuple[SharedStores, redis.Redis 
         RateLimiter(client),
         StreamTokens(client),
         PredictionCache(client, settings.cache_ttl_s),
+        RoutingStore(client),
     )
     return stores, client
 

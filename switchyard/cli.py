@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_keys_parser(commands)
 
+    from switchyard.rollout_cli import add_parsers as add_rollout_parsers
+
+    add_rollout_parsers(commands)
+
     models = commands.add_parser("models", help="manage the starter models")
     model_commands = models.add_subparsers(dest="models_command", required=True)
     prepare = model_commands.add_parser(

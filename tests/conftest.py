@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
@@ -28,6 +28,16 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedi
     key prefixes or flush what they own)."""
     with local_redis(tmp_path_factory.mktemp("redis")) as server:
         yield server
+
+
+@pytest.fixture
+async def client(redis_server: LocalRedis) -> AsyncIterator[redis.Redis]:
+    """An asyncio client of the session's Redis."""
+    connection = redis.Redis.from_url(redis_server.url)
+    try:
+        yield connection
+    finally:
+        await connection.aclose()
 
 
 @pytest.fixture(scope="session")

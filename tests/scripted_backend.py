@@ -39,13 +39,19 @@ class Script:
     """Keep each stream open after its pieces until ``release`` is set."""
     release: threading.Event = field(default_factory=threading.Event)
     seen_metadata: list[dict[str, str]] = field(default_factory=list)
+    model: str = "scripted"
+    versions: tuple[str, ...] = ("s1",)
+    """The versions this backend hosts (the first is its default)."""
+    classify_delay_s: float = 0.0
+    label: str = "scripted"
 
 
-def _models(name: str) -> list[models_pb2.ModelInfo]:
-    version = models_pb2.ModelVersion(
-        version="s1", status=models_pb2.MODEL_STATUS_READY, is_default=True
-    )
-    return [models_pb2.ModelInfo(name=name, is_default=True, versions=[version])]
+def _models(script: Script) -> list[models_pb2.ModelInfo]:
+    versions = [
+        models_pb2.ModelVersion(version=v, status=models_pb2.MODEL_STATUS_READY, is_default=i == 0)
+        for i, v in enumerate(script.versions)
+    ]
+    return [models_pb2.ModelInfo(name=script.model, is_default=True, versions=versions)]
 
 
 class ScriptedClassifier(classifier_pb2_grpc.ClassifierServiceServicer):
@@ -55,14 +61,20 @@ class ScriptedClassifier(classifier_pb2_grpc.ClassifierServiceServicer):
     async def Classify(
         self, request: classifier_pb2.ClassifyRequest, context: Context
     ) -> classifier_pb2.ClassifyResponse:
-        self.script.seen_metadata.append(dict(context.invocation_metadata() or ()))
-        if self.script.classify_code is not grpc.StatusCode.OK:
-            context.set_trailing_metadata(self.script.trailing_metadata)
-            await context.abort(self.script.classify_code, self.script.classify_message)
-        label = classifier_pb2.LabelScore(label="scripted", score=1.0)
+        script = self.script
+        script.seen_metadata.append(dict(context.invocation_metadata() or ()))
+        version = request.version or script.versions[0]
+        if request.model not in ("", script.model) or version not in script.versions:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no {request.model} {version}")
+        if script.classify_delay_s:
+            await asyncio.sleep(script.classify_delay_s)
+        if script.classify_code is not grpc.StatusCode.OK:
+            context.set_trailing_metadata(script.trailing_metadata)
+            await context.abort(script.classify_code, script.classify_message)
+        label = classifier_pb2.LabelScore(label=script.label, score=1.0)
         return classifier_pb2.ClassifyResponse(
-            model="scripted",
-            version="s1",
+            model=script.model,
+            version=version,
             request_id=request.request_id,
             results=[classifier_pb2.Classification(labels=[label]) for _ in request.texts],
         )
@@ -76,7 +88,7 @@ class ScriptedClassifier(classifier_pb2_grpc.ClassifierServiceServicer):
     async def ListModels(
         self, request: classifier_pb2.ListModelsRequest, context: Context
     ) -> classifier_pb2.ListModelsResponse:
-        return classifier_pb2.ListModelsResponse(models=_models("scripted"))
+        return classifier_pb2.ListModelsResponse(models=_models(self.script))
 
 
 class ScriptedSummarizer(summarizer_pb2_grpc.SummarizerServiceServicer):
@@ -104,7 +116,7 @@ class ScriptedSummarizer(summarizer_pb2_grpc.SummarizerServiceServicer):
     async def ListModels(
         self, request: summarizer_pb2.ListModelsRequest, context: Context
     ) -> summarizer_pb2.ListModelsResponse:
-        return summarizer_pb2.ListModelsResponse(models=_models("scripted"))
+        return summarizer_pb2.ListModelsResponse(models=_models(self.script))
 
 
 @dataclass
@@ -114,9 +126,9 @@ class ScriptedBackend:
 
 
 @contextmanager
-def scripted_backend() -> Iterator[ScriptedBackend]:
+def scripted_backend(script: Script | None = None) -> Iterator[ScriptedBackend]:
     """The scripted server on a free port, run on its own event loop in a thread."""
-    script = Script()
+    script = script or Script()
     loop = asyncio.new_event_loop()
     started = threading.Event()
     stop: asyncio.Event | None = None

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -26,15 +25,6 @@ def ms(when: datetime) -> int:
 # Noon UTC, far from a day boundary; tests add offsets in ms.
 T0 = ms(datetime(2030, 1, 1, 12, 0, tzinfo=UTC))
 S = 1000  # one second in ms
-
-
-@pytest.fixture
-async def client(redis_server: LocalRedis) -> AsyncIterator[Redis]:
-    connection = Redis.from_url(redis_server.url)
-    try:
-        yield connection
-    finally:
-        await connection.aclose()
 
 
 @pytest.fixture

@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway import request_context
 from gateway.bodies import documented, read_body
 from gateway.errors import ApiError
 from gateway.keys import ROLES
 from gateway.responses import ERROR_RESPONSES
-from gateway.state import GatewayState, gateway_state
+from gateway.routes.access import caller_with_role
+from gateway.state import GatewayState
 from gateway.tiers import TierLimits
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=ERROR_RESPONSES)
@@ -48,9 +48,7 @@ class KeyList(BaseModel):
 
 
 async def _admin(request: Request) -> GatewayState:
-    state = gateway_state(request)
-    caller = await state.auth.authenticate(request, "admin")
-    request_context.current().caller = caller.id
+    state, _ = await caller_with_role(request, "admin")
     return state
 
 
@@ -59,7 +57,7 @@ async def _admin(request: Request) -> GatewayState:
     response_model=CreatedKey,
     status_code=201,
     summary="Make an API key",
-    openapi_extra=documented(NewKey),
+    openapi_extra=documented(NewKey, pin=False),
 )
 async def create_key(request: Request) -> CreatedKey:
     state = await _admin(request)

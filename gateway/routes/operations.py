@@ -56,17 +56,24 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     tags=["operations"],
-    summary="Readiness: every backend answers SERVING to a gRPC health check",
-    responses={503: {"description": "Draining, or some backends are not serving (named)."}},
+    summary="Readiness: every service has a backend that answers SERVING to a gRPC health check",
+    responses={503: {"description": "Draining, or a service has no serving backend."}},
 )
 async def readyz(request: Request) -> JSONResponse:
     state = gateway_state(request)
     if state.drain.draining:
         return JSONResponse({"status": "draining"}, status_code=503)
     failing = await state.backends.unhealthy()
-    if failing:
+    # Ready while every service has a serving backend; one replica down (a canary's, say)
+    # is named but does not take the whole gateway out of its balancer.
+    down = [
+        service
+        for service, endpoints in state.backends.endpoints.items()
+        if all(e.name in failing for e in endpoints)
+    ]
+    if down:
         return JSONResponse({"status": "unavailable", "failing": failing}, status_code=503)
-    return JSONResponse({"status": "ready"})
+    return JSONResponse({"status": "ready", **({"degraded": failing} if failing else {})})
 
 
 @router.get("/metrics", tags=["operations"], summary="Prometheus metrics")

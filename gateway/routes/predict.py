@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from gateway import request_context
-from gateway.bodies import documented, read_body, version_pin
+from gateway.bodies import PINNED_PREFIX, documented, model_of, read_body, version_pin
 from gateway.cache import cached_results
 from gateway.pipeline import PlannedCall, call_backend, plan_call
 from gateway.responses import ERROR_RESPONSES, json_answer
@@ -54,9 +54,16 @@ def note_cache(plan: PlannedCall, hits: int, texts: int) -> request_context.Requ
     summary="Classify texts",
     openapi_extra=documented(ClassifyBody),
 )
+@router.post(
+    PINNED_PREFIX + "/classify",
+    response_model=ClassifyAnswer,
+    summary="Classify texts with a pinned model version",
+    openapi_extra=documented(ClassifyBody, pin=False),
+)
 async def classify(request: Request) -> object:
     body = await read_body(request, ClassifyBody)
-    plan = await plan_call(request, "classifier", body.model, version_pin(request))
+    model = model_of(request, body.model)
+    plan = await plan_call(request, "classifier", model, version_pin(request))
     texts = body.all_texts()
     keys = cache_keys(request, plan, "classifier", f"top_k={body.top_k}", texts)
 
@@ -64,7 +71,7 @@ async def classify(request: Request) -> object:
         wanted = texts if positions is None else [texts[p] for p in positions]
         reply = await call_backend(
             "classifier",
-            plan.state.backends.classifier.classify(
+            plan.endpoint.classifier.classify(
                 wanted,
                 model=plan.target.model,
                 version=plan.target.version,
@@ -85,6 +92,7 @@ async def classify(request: Request) -> object:
         plan.state.cache, keys, plan.target.version, Classification, compute
     )
     record = note_cache(plan, hits, len(texts))
+    record.labels = [r.labels[0].label for r in results if r.labels]
     return json_answer(
         ClassifyAnswer(
             model=record.model, version=record.version, request_id=plan.request_id, results=results
@@ -98,9 +106,16 @@ async def classify(request: Request) -> object:
     summary="Find named entities in texts",
     openapi_extra=documented(NerBody),
 )
+@router.post(
+    PINNED_PREFIX + "/ner",
+    response_model=NerAnswer,
+    summary="Find named entities with a pinned model version",
+    openapi_extra=documented(NerBody, pin=False),
+)
 async def ner(request: Request) -> object:
     body = await read_body(request, NerBody)
-    plan = await plan_call(request, "ner", body.model, version_pin(request))
+    model = model_of(request, body.model)
+    plan = await plan_call(request, "ner", model, version_pin(request))
     texts = body.all_texts()
     keys = cache_keys(request, plan, "ner", "", texts)
 
@@ -108,7 +123,7 @@ async def ner(request: Request) -> object:
         wanted = texts if positions is None else [texts[p] for p in positions]
         reply = await call_backend(
             "ner",
-            plan.state.backends.ner.extract_entities(
+            plan.endpoint.ner.extract_entities(
                 wanted,
                 model=plan.target.model,
                 version=plan.target.version,

@@ -15,7 +15,14 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from gateway import generation_limits, request_context
 from gateway.auth import Caller, unauthenticated
-from gateway.bodies import VERSION_PIN_DOC, documented, read_body, version_pin
+from gateway.bodies import (
+    PINNED_PREFIX,
+    VERSION_PIN_DOC,
+    documented,
+    model_of,
+    read_body,
+    version_pin,
+)
 from gateway.errors import ApiError, envelope, from_grpc
 from gateway.pipeline import PlannedCall, call_backend, plan_call
 from gateway.responses import ERROR_RESPONSES, json_answer
@@ -69,13 +76,20 @@ def usage_from(usage: summarizer_pb2.Usage) -> Usage:
     summary="Summarize a text",
     openapi_extra=documented(SummarizeBody),
 )
+@router.post(
+    PINNED_PREFIX + "/summarize",
+    response_model=SummarizeAnswer,
+    summary="Summarize a text with a pinned model version",
+    openapi_extra=documented(SummarizeBody, pin=False),
+)
 async def summarize(request: Request) -> object:
     body = await read_body(request, SummarizeBody)
-    plan = await plan_call(request, "summarizer", body.model, version_pin(request))
+    model = model_of(request, body.model)
+    plan = await plan_call(request, "summarizer", model, version_pin(request))
     max_new_tokens = await generation_limits.tokens_for(plan, body.max_new_tokens)
     reply = await call_backend(
         "summarizer",
-        plan.state.backends.summarizer.summarize(
+        plan.endpoint.summarizer.summarize(
             body.text,
             **(body.generation() | {"max_new_tokens": max_new_tokens}),
             model=plan.target.model,
@@ -104,6 +118,13 @@ async def summarize(request: Request) -> object:
     response_class=EventSourceResponse,
     responses=SSE_RESPONSES,
     openapi_extra=documented(SummarizeBody),
+)
+@router.post(
+    PINNED_PREFIX + "/summarize/stream",
+    summary="Summarize a text, streamed, with a pinned model version",
+    response_class=EventSourceResponse,
+    responses=SSE_RESPONSES,
+    openapi_extra=documented(SummarizeBody, pin=False),
 )
 async def summarize_stream_post(request: Request) -> Response:
     return await open_stream(request, await read_body(request, SummarizeBody))
@@ -161,7 +182,8 @@ async def open_stream(
     # resumed, and starting a new one would repeat the text: 204 tells it to stop.
     if request.headers.get("last-event-id") is not None:
         return Response(status_code=204)
-    plan = await plan_call(request, "summarizer", body.model, version_pin(request), caller)
+    model = model_of(request, body.model)
+    plan = await plan_call(request, "summarizer", model, version_pin(request), caller)
     max_new_tokens = await generation_limits.tokens_for(plan, body.max_new_tokens)
     lease = await generation_limits.open_stream_slot(plan)
     try:
@@ -175,7 +197,7 @@ async def _start_stream(
     plan: PlannedCall, body: SummarizeBody, max_new_tokens: int, lease: str | None
 ) -> Response:
     state = plan.state
-    call = state.backends.summarizer.open_summarize_stream(
+    call = plan.endpoint.summarizer.open_summarize_stream(
         body.text,
         **(body.generation() | {"max_new_tokens": max_new_tokens}),
         model=plan.target.model,
@@ -196,7 +218,9 @@ async def _start_stream(
         raise
     if not isinstance(first, summarizer_pb2.SummarizeStreamResponse):  # the end of the stream
         raise ApiError(500, "internal", "the model service ended the stream without a summary")
-    request_context.current().answered_by(first.model, first.version, time.perf_counter() - started)
+    record = request_context.current()
+    record.answered_by(first.model, first.version, time.perf_counter() - started)
+    record.stream = True
     return EventSourceResponse(
         _events(plan, call, first, lease),
         ping=state.settings.sse_heartbeat_s,

@@ -106,9 +106,10 @@ class AsyncClassifierClient(_AsyncClient):
         finally:
             call.cancel()  # leaving early stops the service's work on the rest
 
-    async def list_models(self) -> list[models_pb2.ModelInfo]:
+    async def list_models(self, timeout_s: float | None = None) -> list[models_pb2.ModelInfo]:
         request = classifier_pb2.ListModelsRequest()
-        return list((await self.stub.ListModels(request, timeout=self.timeout_s)).models)
+        reply = await self.stub.ListModels(request, timeout=timeout_s or self.timeout_s)
+        return list(reply.models)
 
 
 class AsyncNerClient(_AsyncClient):
@@ -158,9 +159,10 @@ class AsyncNerClient(_AsyncClient):
         finally:
             call.cancel()  # leaving early stops the service's work on the rest
 
-    async def list_models(self) -> list[models_pb2.ModelInfo]:
+    async def list_models(self, timeout_s: float | None = None) -> list[models_pb2.ModelInfo]:
         request = ner_pb2.ListModelsRequest()
-        return list((await self.stub.ListModels(request, timeout=self.timeout_s)).models)
+        reply = await self.stub.ListModels(request, timeout=timeout_s or self.timeout_s)
+        return list(reply.models)
 
 
 class AsyncSummarizerClient(_AsyncClient):
@@ -172,6 +174,11 @@ class AsyncSummarizerClient(_AsyncClient):
 
     async def __aenter__(self) -> AsyncSummarizerClient:
         return self
+
+    async def list_models(self, timeout_s: float | None = None) -> list[models_pb2.ModelInfo]:
+        request = summarizer_pb2.ListModelsRequest()
+        reply = await self.stub.ListModels(request, timeout=timeout_s or self.timeout_s)
+        return list(reply.models)
 
     async def summarize(
         self,

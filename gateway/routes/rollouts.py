@@ -1,0 +1,251 @@
+"""``/v1/admin/rollouts``: the routing table of each model, its live figures, and the
+operator's changes to it (the operator role). Every change is checked, written with a
+compare-and-set and audited; this replica routes with it at once, the others within
+``routing_follow_s``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.bodies import documented, read_body
+from gateway.guardrails import judge
+from gateway.responses import ERROR_RESPONSES
+from gateway.rollout_ops import RolloutOps
+from gateway.routes.access import operator
+from gateway.routing_table import Guardrails, Rollout
+from gateway.state import GatewayState
+
+router = APIRouter(prefix="/v1/admin/rollouts", tags=["rollouts"], responses=ERROR_RESPONSES)
+unversioned_router = APIRouter(prefix="/admin/rollouts", tags=["rollouts"])
+
+
+class Reason(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field("", max_length=500, description="Why: kept in the audit trail.")
+
+
+class StartCanary(Reason):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "canary": "v2",
+                    "weight": 10,
+                    "guardrails": {"max_error_rate_delta": 0.02, "steps": [5, 25, 50, 100]},
+                    "reason": "new sentiment model",
+                }
+            ]
+        },
+    )
+    canary: str = Field(min_length=1, description="The version to put in front of callers.")
+    weight: float = Field(ge=0, le=100, description="Percent of callers it takes at first.")
+    stable: str | None = Field(
+        None,
+        description="The stable version, when the model has no table yet (default:"
+        " the version the backends list as default).",
+    )
+    guardrails: Guardrails | None = None
+
+
+class SetWeight(Reason):
+    weight: float = Field(ge=0, le=100)
+    version: str | None = Field(None, description="The canary (needed only with several).")
+
+
+class CanaryAction(Reason):
+    version: str | None = Field(None, description="The canary (needed only with several).")
+
+
+class Promote(CanaryAction):
+    sunset: datetime | None = Field(
+        None, description="When the old stable version stops answering (it is deprecated)."
+    )
+
+
+class VersionState(Reason):
+    state: str = Field(description="deprecated or retired.")
+    sunset: datetime | None = None
+
+
+class AllowCaller(Reason):
+    version: str = Field(min_length=1)
+
+
+class RolloutStatus(BaseModel):
+    rollout: dict[str, Any] | None
+    routing_revision: int = Field(description="Revision of the tables this replica routes with.")
+    live: dict[str, dict[str, Any]] = Field(
+        description="Per version: requests, errors by code, latency and time-to-first-token"
+        " percentiles, label shares, over the live window of every replica."
+    )
+    guardrails: dict[str, str] = Field(description="Per canary: the guardrails' verdict now.")
+
+
+class AuditList(BaseModel):
+    entries: list[dict[str, Any]]
+
+
+def _ops(state: GatewayState) -> RolloutOps:
+    return RolloutOps(state.routing, state.backends)
+
+
+async def _applied(state: GatewayState, rollout: Rollout) -> RolloutStatus:
+    await state.router.refresh()
+    return await _status(state, rollout.model, rollout)
+
+
+async def _status(state: GatewayState, model: str, rollout: Rollout | None) -> RolloutStatus:
+    versions = [v.version for v in rollout.versions] if rollout is not None else None
+    figures = await state.live.figures(model, versions)
+    verdicts: dict[str, str] = {}
+    if rollout is not None and rollout.guardrails is not None:
+        stable = figures.get(rollout.stable.version)
+        for canary in rollout.canaries:
+            found = figures.get(canary.version)
+            if stable is not None and found is not None:
+                verdicts[canary.version] = judge(rollout.guardrails, stable, found).reason
+    return RolloutStatus(
+        rollout=rollout.model_dump(mode="json") if rollout is not None else None,
+        routing_revision=state.router.revision,
+        live={version: f.public() for version, f in figures.items()},
+        guardrails=verdicts,
+    )
+
+
+@router.get("", summary="Every routing table this replica routes with")
+async def list_rollouts(request: Request) -> dict[str, Any]:
+    state, _ = await operator(request)
+    return {
+        "routing_revision": state.router.revision,
+        "rollouts": {m: r.model_dump(mode="json") for m, r in state.router.tables().items()},
+    }
+
+
+@router.get("/{model}", response_model=RolloutStatus, summary="A model's table and live figures")
+@unversioned_router.get("/{model}", response_model=RolloutStatus)
+async def rollout_status(model: str, request: Request) -> RolloutStatus:
+    state, _ = await operator(request)
+    stored = await state.routing.get(model)
+    return await _status(state, model, stored)
+
+
+@router.post(
+    "/{model}/start",
+    response_model=RolloutStatus,
+    summary="Put a canary version in front of a share of callers",
+    openapi_extra=documented(StartCanary, pin=False),
+)
+async def start(model: str, request: Request) -> RolloutStatus:
+    state, actor = await operator(request)
+    body = await read_body(request, StartCanary)
+    rollout = await _ops(state).start(
+        model,
+        body.canary,
+        body.weight,
+        actor,
+        body.reason,
+        stable=body.stable,
+        guardrails=body.guardrails,
+    )
+    return await _applied(state, rollout)
+
+
+@router.post(
+    "/{model}/weight",
+    response_model=RolloutStatus,
+    summary="Set the canary's share of callers",
+    openapi_extra=documented(SetWeight, pin=False),
+)
+async def set_weight(model: str, request: Request) -> RolloutStatus:
+    state, actor = await operator(request)
+    body = await read_body(request, SetWeight)
+    rollout = await _ops(state).set_weight(model, body.weight, actor, body.reason, body.version)
+    return await _applied(state, rollout)
+
+
+@router.post("/{model}/pause", response_model=RolloutStatus, summary="Hold automatic steps")
+async def pause(model: str, request: Request) -> RolloutStatus:
+    state, actor = await operator(request)
+    body = await read_body(request, Reason) if await request.body() else Reason()
+    return await _applied(state, await _ops(state).pause(model, True, actor, body.reason))
+
+
+@router.post("/{model}/resume", response_model=RolloutStatus, summary="Go on stepping")
+async def resume(model: str, request: Request) -> RolloutStatus:
+    state, actor = await operator(request)
+    body = await read_body(request, Reason) if await request.body() else Reason()
+    return await _applied(state, await _ops(state).pause(model, False, actor, body.reason))
+
+
+@router.post(
+    "/{model}/promote",
+    response_model=RolloutStatus,
+    summary="Make the canary the stable version (the old one is deprecated)",
+    openapi_extra=documented(Promote, pin=False),
+)
+async def promote(model: str, request: Request) -> RolloutStatus:
+    state, actor = await operator(request)
+    body = await read_body(request, Promote) if await request.body() else Promote()
+    rollout = await _ops(state).promote(model, actor, body.reason, body.version, body.sunset)
+    return await _applied(state, rollout)
+
+
+@router.post(
+    "/{model}/rollback",
+    response_model=RolloutStatus,
+    summary="Send every caller of the canary back to stable",
+    openapi_extra=documented(CanaryAction, pin=False),
+)
+async def rollback(model: str, request: Request) -> RolloutStatus:
+    state, actor = await operator(request)
+    body = await read_body(request, CanaryAction) if await request.body() else CanaryAction()
+    rollout = await _ops(state).rollback(model, actor, body.reason, body.version)
+    return await _applied(state, rollout)
+
+
+@router.post(
+    "/{model}/versions/{version}",
+    response_model=RolloutStatus,
+    summary="Deprecate (Deprecation and Sunset headers) or retire (410) a version",
+    openapi_extra=documented(VersionState, pin=False),
+)
+async def set_version_state(model: str, version: str, request: Request) -> RolloutStatus:
+    state, actor = await operator(request)
+    body = await read_body(request, VersionState)
+    rollout = await _ops(state).set_state(
+        model, version, body.state, actor, body.reason, body.sunset
+    )
+    return await _applied(state, rollout)
+
+
+@router.put(
+    "/{model}/allowlist/{caller}",
+    response_model=RolloutStatus,
+    summary="Send one caller (key:<id> or jwt:<subject>) to a version",
+    openapi_extra=documented(AllowCaller, pin=False),
+)
+async def allow(model: str, caller: str, request: Request) -> RolloutStatus:
+    state, actor = await operator(request)
+    body = await read_body(request, AllowCaller)
+    rollout = await _ops(state).allow(model, caller, body.version, actor, body.reason)
+    return await _applied(state, rollout)
+
+
+@router.delete(
+    "/{model}/allowlist/{caller}", response_model=RolloutStatus, summary="Unlist a caller"
+)
+async def disallow(model: str, caller: str, request: Request) -> RolloutStatus:
+    state, actor = await operator(request)
+    return await _applied(state, await _ops(state).allow(model, caller, None, actor, ""))
+
+
+@router.get("/{model}/audit", response_model=AuditList, summary="Changes, newest first")
+async def audit(model: str, request: Request, limit: int = 100) -> AuditList:
+    state, _ = await operator(request)
+    entries = await state.routing.audit(model, max(1, min(limit, 1000)))
+    return AuditList(entries=[e.public() for e in entries])

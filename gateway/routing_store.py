@@ -1,0 +1,239 @@
+"""The routing tables, the backends operators added at run time, and the audit trail of
+both, kept in Redis so that every gateway replica follows one state.
+
+Every change goes through one Lua script that checks the model's revision (a
+compare-and-set: of two replicas acting on the same revision, one wins and the other
+learns it lost), writes the new table, appends the audit entry and raises a global
+revision. Replicas watch that global revision to know when to read the tables again.
+All keys share the ``{routing}`` hash tag, so one script may touch them under Redis
+Cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import redis.asyncio as redis
+
+from gateway.routing_table import Rollout
+
+AUDIT_KEPT = 10_000
+"""Audit entries kept (the oldest are dropped first)."""
+
+CHANGE_ROLLOUT_LUA = """
+-- KEYS[1] tables (hash model -> JSON)   KEYS[2] global revision   KEYS[3] audit (list)
+-- ARGV[1] model   ARGV[2] expected revision of the model's table (-1: no table yet)
+-- ARGV[3] new table (JSON)   ARGV[4] audit entry (JSON)   ARGV[5] audit entries kept
+-- Returns {1, global revision} when written, {0, the table's actual revision} when not.
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+local revision = -1
+if current then revision = cjson.decode(current)['revision'] end
+if revision ~= tonumber(ARGV[2]) then return {0, revision} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+local global = redis.call('INCR', KEYS[2])
+redis.call('LPUSH', KEYS[3], ARGV[4])
+redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[5]) - 1)
+return {1, global}
+"""
+
+CHANGE_BACKEND_LUA = """
+-- KEYS[1] added backends (hash "service address" -> JSON)   KEYS[2] global revision
+-- KEYS[3] audit (list)
+-- ARGV[1] field   ARGV[2] JSON to add, '' to remove   ARGV[3] audit entry (JSON)
+-- ARGV[4] audit entries kept
+-- Returns 1 when something changed, 0 when it was already so.
+local changed
+if ARGV[2] == '' then
+  changed = redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  changed = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+end
+if changed == 0 then return 0 end
+redis.call('INCR', KEYS[2])
+redis.call('LPUSH', KEYS[3], ARGV[3])
+redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: float
+    actor: str
+    action: str
+    subject: str
+    """The model, or ``backend <service> <address>``."""
+    reason: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+    def public(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AddedBackend:
+    service: str
+    address: str
+    added_by: str
+    added_at: float
+
+
+@dataclass(frozen=True)
+class RoutingState:
+    revision: int
+    rollouts: dict[str, Rollout]
+    backends: list[AddedBackend]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def audit_entry(
+    actor: str, action: str, subject: str, reason: str, before: Any, after: Any
+) -> AuditEntry:
+    def dump(value: Any) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        if isinstance(value, Rollout):
+            return value.model_dump(mode="json")
+        return dict(value)
+
+    return AuditEntry(time.time(), actor, action, subject, reason, dump(before), dump(after))
+
+
+class RoutingStore:
+    def __init__(self, client: redis.Redis, prefix: str = "sy:") -> None:
+        self._client = client
+        self._tables = f"{prefix}{{routing}}:tables"
+        self._revision = f"{prefix}{{routing}}:revision"
+        self._audit = f"{prefix}{{routing}}:audit"
+        self._backends = f"{prefix}{{routing}}:backends"
+        self._change_rollout = client.register_script(CHANGE_ROLLOUT_LUA)
+        self._change_backend = client.register_script(CHANGE_BACKEND_LUA)
+
+    async def revision(self) -> int:
+        """The global revision: it rises with every change of any table or backend."""
+        return int(await self._client.get(self._revision) or 0)
+
+    async def load(self) -> RoutingState:
+        """Every table and added backend, read together (one transaction)."""
+        pipe = self._client.pipeline(transaction=True)
+        pipe.get(self._revision)
+        pipe.hgetall(self._tables)
+        pipe.hgetall(self._backends)
+        revision, tables, backends = await pipe.execute()
+        return RoutingState(
+            int(revision or 0),
+            {
+                _text(model): Rollout.model_validate_json(_text(table))
+                for model, table in tables.items()
+            },
+            sorted(
+                (AddedBackend(**json.loads(_text(b))) for b in backends.values()),
+                key=lambda b: (b.service, b.address),
+            ),
+        )
+
+    async def get(self, model: str) -> Rollout | None:
+        table = await self._client.hget(self._tables, model)
+        return Rollout.model_validate_json(_text(table)) if table else None
+
+    async def change(self, before: Rollout | None, after: Rollout, entry: AuditEntry) -> bool:
+        """Write ``after`` if the stored table is still ``before`` (by revision); False
+        when another change came first, and then nothing is written."""
+        expected = before.revision if before is not None else -1
+        written, _ = await self._change_rollout(
+            keys=[self._tables, self._revision, self._audit],
+            args=[
+                after.model,
+                expected,
+                after.model_copy(update={"revision": max(expected, 0) + 1}).model_dump_json(),
+                json.dumps(entry.public()),
+                AUDIT_KEPT,
+            ],
+        )
+        return bool(written)
+
+    async def add_backend(self, backend: AddedBackend, entry: AuditEntry) -> bool:
+        return await self._change_backend_field(backend, json.dumps(asdict(backend)), entry)
+
+    async def remove_backend(self, backend: AddedBackend, entry: AuditEntry) -> bool:
+        return await self._change_backend_field(backend, "", entry)
+
+    async def _change_backend_field(
+        self, backend: AddedBackend, value: str, entry: AuditEntry
+    ) -> bool:
+        changed = await self._change_backend(
+            keys=[self._backends, self._revision, self._audit],
+            args=[
+                f"{backend.service} {backend.address}",
+                value,
+                json.dumps(entry.public()),
+                AUDIT_KEPT,
+            ],
+        )
+        return bool(changed)
+
+    async def audit(self, subject: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        """The newest entries first, of one subject or of all."""
+        raw = await self._client.lrange(self._audit, 0, AUDIT_KEPT - 1)
+        entries = [AuditEntry(**json.loads(_text(r))) for r in raw]
+        if subject is not None:
+            entries = [e for e in entries if e.subject == subject]
+        return entries[:limit]
+
+
+class MemoryRoutingStore(RoutingStore):
+    """The same rules in one process, for a gateway without Redis."""
+
+    def __init__(self) -> None:
+        self._global = 0
+        self._rollouts: dict[str, Rollout] = {}
+        self._added: dict[str, AddedBackend] = {}
+        self._entries: list[AuditEntry] = []
+
+    async def revision(self) -> int:
+        return self._global
+
+    async def load(self) -> RoutingState:
+        backends = sorted(self._added.values(), key=lambda b: (b.service, b.address))
+        return RoutingState(self._global, dict(self._rollouts), backends)
+
+    async def get(self, model: str) -> Rollout | None:
+        return self._rollouts.get(model)
+
+    async def change(self, before: Rollout | None, after: Rollout, entry: AuditEntry) -> bool:
+        current = self._rollouts.get(after.model)
+        expected = before.revision if before is not None else -1
+        if (current.revision if current is not None else -1) != expected:
+            return False
+        self._rollouts[after.model] = after.model_copy(update={"revision": max(expected, 0) + 1})
+        self._record(entry)
+        return True
+
+    async def _change_backend_field(
+        self, backend: AddedBackend, value: str, entry: AuditEntry
+    ) -> bool:
+        field = f"{backend.service} {backend.address}"
+        if value and field not in self._added:
+            self._added[field] = backend
+        elif not value and field in self._added:
+            del self._added[field]
+        else:
+            return False
+        self._record(entry)
+        return True
+
+    def _record(self, entry: AuditEntry) -> None:
+        self._global += 1
+        self._entries.insert(0, entry)
+        del self._entries[AUDIT_KEPT:]
+
+    async def audit(self, subject: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        entries = [e for e in self._entries if subject is None or e.subject == subject]
+        return entries[:limit]

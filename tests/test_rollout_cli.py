@@ -1,0 +1,121 @@
+"""The operator's commands against a real gateway in front of the real classifier (hosting
+sentiment v1 and v2), finding the gateway and the admin key in the run-state file as
+they do against the local system."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from switchyard.cli import main
+from switchyard.processes import ServiceProcess
+from switchyard.redis_server import local_redis
+from switchyard.run_state import write_run_state
+from tests.conftest import make_key
+from tests.support import GatewayProcess, gateway_process
+
+
+@pytest.fixture
+def system(
+    tmp_path: Path,
+    classifier: ServiceProcess,
+    ner: ServiceProcess,
+    summarizer: ServiceProcess,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[tuple[GatewayProcess, str]]:
+    """A gateway with a Redis of its own (routing tables are shared state), and the
+    run-state file of a local system pointing at it."""
+    backends = {
+        "classifier": classifier.address,
+        "ner": ner.address,
+        "summarizer": summarizer.address,
+    }
+    with (
+        local_redis(tmp_path / "redis") as redis,
+        gateway_process(backends, redis_url=redis.url, routing_follow_s="0.2") as gateway,
+    ):
+        admin_key = make_key(redis.url, "admin", "enterprise")
+        client_key = make_key(redis.url, "client", "enterprise")
+        monkeypatch.setenv("SWITCHYARD_HOME", str(tmp_path / "home"))
+        monkeypatch.delenv("SWITCHYARD_URL", raising=False)
+        monkeypatch.delenv("SWITCHYARD_API_KEY", raising=False)
+        write_run_state({"gateway_url": gateway.url, "admin_key": admin_key})
+        yield gateway, client_key
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    assert main(list(argv)) == 0
+    return capsys.readouterr().out
+
+
+def test_an_operator_rolls_out_v2_from_the_command_line(
+    system: tuple[GatewayProcess, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    gateway, client_key = system
+    started = run(capsys, "rollout", "start", "sentiment", "--canary", "v2", "--weight", "10",
+                  "--guardrails", "--reason", "new model")  # fmt: skip
+    rows = {line.split()[0]: line.split() for line in started.splitlines() if line[:2] == "v1"}
+    rows |= {line.split()[0]: line.split() for line in started.splitlines() if line[:2] == "v2"}
+    assert rows["v1"][1:3] == ["stable", "90%"]
+    assert rows["v2"][1:3] == ["canary", "10%"]
+
+    for _ in range(5):
+        reply = httpx.post(
+            f"{gateway.url}/v1/classify",
+            json={"text": "I love it"},
+            headers={"X-API-Key": client_key},
+            timeout=30,
+        )
+        assert reply.status_code == 200
+        assert reply.headers["x-route-reason"] in ("stable", "canary")
+    deadline = time.monotonic() + 60
+    while "positive" not in (shown := run(capsys, "rollout", "status", "sentiment")):
+        assert time.monotonic() < deadline, shown
+    assert "guardrails, v2: waiting for 50 requests each" in shown
+
+    run(capsys, "rollout", "set-weight", "sentiment", "50", "--reason", "looks fine")
+    paused = run(capsys, "rollout", "pause", "sentiment")
+    assert "automatic steps paused" in paused
+    run(capsys, "rollout", "resume", "sentiment")
+    promoted = run(capsys, "rollout", "promote", "sentiment", "--sunset", "2027-01-01T00:00:00Z")
+    assert "sunset 2027-01-01T00:00:00Z" in promoted
+    assert [line.split()[1] for line in promoted.splitlines() if line[:2] in ("v1", "v2")] == [
+        "deprecated",
+        "stable",
+    ]
+    answer = httpx.post(
+        f"{gateway.url}/v1/classify",
+        json={"text": "I love it"},
+        headers={"X-API-Key": client_key, "X-Model-Version": "v1"},
+        timeout=30,
+    )
+    assert answer.headers["sunset"] == "Fri, 01 Jan 2027 00:00:00 GMT"
+
+    audit = run(capsys, "rollout", "audit", "sentiment")
+    actions = [line.split()[2] for line in audit.splitlines()]
+    assert actions == ["promote", "resume", "pause", "set-weight", "start"]
+    assert "new model" in audit and "admin" in audit
+
+    listed = run(capsys, "backends", "list")
+    assert "sentiment v1, sentiment v2" in listed
+
+
+def test_refused_changes_exit_with_the_gateways_message(
+    system: tuple[GatewayProcess, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "rollout", "start", "sentiment", "--canary", "v2", "--weight", "5")
+    with pytest.raises(
+        SystemExit,
+        match=r"refused \(400\): weight: Input should be less than or equal to 100",
+    ):
+        main(["rollout", "set-weight", "sentiment", "150"])
+    with pytest.raises(SystemExit, match=r"refused \(404\): no backend lists sentiment v9"):
+        main(["rollout", "start", "sentiment", "--canary", "v9", "--weight", "5"])
+    with pytest.raises(SystemExit, match="refused \\(403\\)"):
+        main(["rollout", "set-weight", "sentiment", "20", "--key", system[1]])
+    rolled = run(capsys, "rollout", "rollback", "sentiment", "--reason", "manual")
+    assert "0%" in next(line for line in rolled.splitlines() if line.startswith("v2"))
