@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis.asyncio as redis
@@ -84,10 +85,21 @@ class Authenticator:
             caller = await self._from_key(credential)
         return _with_role(caller, role)
 
-    async def admit(self, request: Request, limiter: RateLimiter) -> tuple[Caller, Decision | None]:
-        """The caller of a model request (client role), and the request counted against
-        their limits: for an API key, in the same Redis call that checks it. The decision
-        is None when Redis could not be reached (the limits are then unchecked)."""
+    def claimed_identity(self, request: Request) -> str | None:
+        """``key:<id>`` of a well-formed API key in the request, before it is checked."""
+        credential = credential_of(request)
+        if not credential or self._is_token(credential):
+            return None
+        key_id = key_id_of(credential)
+        return f"key:{key_id}" if key_id is not None else None
+
+    async def admit(
+        self, request: Request, limiter: RateLimiter, also_get: Sequence[str] = ()
+    ) -> tuple[Caller, Decision | None, list[bytes | None] | None]:
+        """The caller of a model request (client role), the request counted against their
+        limits and, for an API key, the values of ``also_get`` (cache entries), all in one
+        Redis round trip. The decision is None when Redis could not be reached (the limits
+        are then unchecked); the values are None when they were not read."""
         credential = self._credential(request)
         if (
             self._is_token(credential)
@@ -97,18 +109,21 @@ class Authenticator:
             caller = await self.authenticate(request, "client")
             try:
                 limits = caller.limits
-                return caller, await limiter.hit(caller.id, limits.per_minute, limits.per_day)
+                decision = await limiter.hit(caller.id, limits.per_minute, limits.per_day)
             except (redis.ConnectionError, redis.TimeoutError):
-                return caller, None
+                return caller, None, None
+            return caller, decision, None
         digest = key_hash(credential)
         subject = f"key:{key_id_of(credential)}"
         try:
-            checked = await self.keys.verify_and_count(credential, self.tiers, limiter, subject)
+            checked, found = await self.keys.verify_count_and_get(
+                credential, self.tiers, limiter, subject, also_get
+            )
         except UnknownTier as error:
             raise self._unknown_tier(error.record) from None
         except (redis.ConnectionError, redis.TimeoutError):
             remembered = self._remembered(digest)
-            return _with_role(self._caller_of(remembered), "client"), None
+            return _with_role(self._caller_of(remembered), "client"), None, None
         if checked is None:
             self._last_known_good.pop(digest, None)
             raise unauthenticated("the API key is not valid or was revoked")
@@ -117,7 +132,7 @@ class Authenticator:
         caller = Caller(
             subject, record.owner, GRANTS.get(record.role, frozenset()), record.tier, limits
         )
-        return _with_role(caller, "client"), decision
+        return _with_role(caller, "client"), decision, found
 
     def _credential(self, request: Request) -> str:
         credential = credential_of(request)

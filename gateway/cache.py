@@ -64,18 +64,21 @@ async def cached_results(
     version: str,
     kind: type[Result],
     compute: Callable[[list[int] | None], Awaitable[tuple[list[Result], str]]],
+    found: Sequence[bytes | str | None] | None = None,
 ) -> tuple[list[Result], int, str]:
     """Each text's result: from the cache where ``keys`` (one per text, for ``version``)
     find one, from ``compute`` for the rest. ``compute`` gets the positions of the
     misses (None: every text, uncached) and answers their results and the version that
-    computed them. Returns the results, the number of hits, and the version that
-    answered."""
+    computed them. ``found`` holds the cache's values for ``keys`` when they were read
+    already (with the caller's key check). Returns the results, the number of hits, and
+    the version that answered."""
     if keys is None:
         computed, answered = await compute(None)
         return computed, 0, answered
-    started = time.perf_counter()
-    found = await cache.lookup(keys)
-    request_context.current().timings.append(("cache", time.perf_counter() - started))
+    if found is None:
+        started = time.perf_counter()
+        found = await cache.lookup(keys)
+        request_context.current().timings.append(("cache", time.perf_counter() - started))
     results = [kind.model_validate_json(raw) if raw is not None else None for raw in found]
     misses = [position for position, result in enumerate(results) if result is None]
     answered = version

@@ -14,10 +14,12 @@ import json
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as redis
+from redis.exceptions import NoScriptError
 
 from gateway.ratelimit import (
     HIT_FUNCTION_LUA,
@@ -103,6 +105,10 @@ def new_record(
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     key_id, key = new_key()
     return ApiKey(key_id, owner, role, tier, time.time(), False, dict(limits or {})), key
+
+
+Checked = tuple["ApiKey", TierLimits, Decision]
+"""A live key's record, its limits, and the decision on the request just counted."""
 
 
 class UnknownTier(Exception):
@@ -193,20 +199,62 @@ class KeyStore:
         subject: str,
         *,
         now_ms: int | None = None,
-    ) -> tuple[ApiKey, TierLimits, Decision] | None:
+    ) -> Checked | None:
         """``verify`` and, for a live key, ``limiter.hit`` on ``subject`` with its limits,
         in one Redis call. None for a key that is not live; ``UnknownTier`` for a live key
         whose tier is not configured (nothing is counted then)."""
+        checked, _ = await self.verify_count_and_get(
+            key, tiers, limiter, subject, (), now_ms=now_ms
+        )
+        return checked
+
+    async def verify_count_and_get(
+        self,
+        key: str,
+        tiers: dict[str, TierLimits],
+        limiter: RateLimiter,
+        subject: str,
+        also_get: Sequence[str],
+        *,
+        now_ms: int | None = None,
+    ) -> tuple[Checked | None, list[bytes | None] | None]:
+        """``verify_and_count``, and the values of ``also_get`` (cache entries the caller
+        may be about to read) in the same round trip: a pipeline of the script and an
+        MGET. The values are the caller's to discard if the key turns out not live."""
         key_id = key_id_of(key)
         if key_id is None:
-            return None
+            return None, None
         tier_args: list[str | int] = []
         for name, limits in tiers.items():
             tier_args += [name, limits.per_minute, -1 if limits.per_day is None else limits.per_day]
-        answer = await self._verify_and_hit(
-            keys=[self._record(key_id), limiter.key(subject, "gcra"), limiter.key(subject, "day")],
-            args=[key_hash(key), now_arg(now_ms), *tier_args],
-        )
+        keys = [self._record(key_id), limiter.key(subject, "gcra"), limiter.key(subject, "day")]
+        args = [key_hash(key), now_arg(now_ms), *tier_args]
+        found: list[bytes | None] | None = None
+        if also_get:
+            answer, found = await self._script_and_mget(keys, args, also_get)
+        else:
+            answer = await self._verify_and_hit(keys=keys, args=args)
+        return self._checked(key_id, answer, tiers), found
+
+    async def _script_and_mget(
+        self, keys: list[str], args: list[str | int], also_get: Sequence[str]
+    ) -> tuple[list[Any], list[bytes | None]]:
+        # A pipeline, not the Script object: redis-py checks a pipeline's scripts with
+        # SCRIPT EXISTS before every execute, which would cost the round trip saved here.
+        for _ in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.evalsha(self._verify_and_hit.sha, len(keys), *keys, *args)
+            pipe.mget(also_get)
+            try:
+                answer, found = await pipe.execute()
+            except NoScriptError:
+                await self.client.script_load(VERIFY_AND_HIT_LUA)
+                continue
+            return answer, found
+        raise NoScriptError("the key script could not be loaded")
+
+    @staticmethod
+    def _checked(key_id: str, answer: list[Any], tiers: dict[str, TierLimits]) -> Checked | None:
         status = _text(answer[0])
         if status in ("unknown", "revoked"):
             return None

@@ -19,7 +19,7 @@ from typing import Any
 
 from gateway.auth import Caller
 from gateway.cache import PredictionCache
-from gateway.keys import ApiKey, KeyStore, UnknownTier, key_hash, key_id_of, new_record
+from gateway.keys import ApiKey, Checked, KeyStore, UnknownTier, key_hash, key_id_of, new_record
 from gateway.ratelimit import Decision, RateLimiter
 from gateway.stream_tokens import TOKEN_PREFIX, StreamTokens
 from gateway.tiers import TierLimits, limits_for
@@ -56,7 +56,7 @@ class MemoryKeyStore(KeyStore):
         subject: str,
         *,
         now_ms: int | None = None,
-    ) -> tuple[ApiKey, TierLimits, Decision] | None:
+    ) -> Checked | None:
         record = await self.verify(key)
         if record is None:
             return None
@@ -66,6 +66,19 @@ class MemoryKeyStore(KeyStore):
             raise UnknownTier(record) from None
         decision = await limiter.hit(subject, limits.per_minute, limits.per_day, now_ms=now_ms)
         return record, limits, decision
+
+    async def verify_count_and_get(
+        self,
+        key: str,
+        tiers: dict[str, TierLimits],
+        limiter: RateLimiter,
+        subject: str,
+        also_get: Sequence[str],
+        *,
+        now_ms: int | None = None,
+    ) -> tuple[Checked | None, list[bytes | None] | None]:
+        # Nothing to save in one process: the cache is read on its own.
+        return await self.verify_and_count(key, tiers, limiter, subject, now_ms=now_ms), None
 
     async def get(self, key_id: str) -> ApiKey | None:
         found = self._records.get(key_id)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -52,22 +52,42 @@ class PlannedCall:
     timeout_s: float
     request_id: str
     metadata: tuple[tuple[str, str], ...]
+    cache_keys: list[str] | None = None
+    """One cache key per text for the chosen version; None when the answer is not cached."""
+    cached: list[bytes | None] | None = None
+    """The cache's values for ``cache_keys``, when they were read with the key check."""
+
+
+CacheKeys = Callable[[Target], list[str] | None]
+"""The cache keys of a request's texts for a version (None: not cached)."""
 
 
 async def plan_call(
-    request: Request, service: str, model: str, pin: str | None, caller: Caller | None = None
+    request: Request,
+    service: str,
+    model: str,
+    pin: str | None,
+    caller: Caller | None = None,
+    cache_keys_for: CacheKeys | None = None,
 ) -> PlannedCall:
     """Steps 2 to 4 for one model request, in their order (step 5 follows in the routes
-    of deterministic models). (A caller already known, from
+    of deterministic models, which give ``cache_keys_for``). (A caller already known, from
     a stream token, skips authentication.)"""
     state = gateway_state(request)
     admit()
     record = request_context.current()
     started = time.perf_counter()
+    prefetched_keys: list[str] | None = None
+    found: list[bytes | None] | None = None
     if caller is None:
-        # An API key is checked and counted in one Redis call, so "auth" includes the
-        # rate limit then; a token is checked here and counted in a second step.
-        caller, decision = await state.auth.admit(request, state.limiter)
+        # An API key is checked and counted in one Redis round trip, so "auth" includes
+        # the rate limit then; a token is checked here and counted in a second step. The
+        # same round trip reads the cache entries of the version the key's id would be
+        # routed to; they are used only if the checked caller is routed there too.
+        prefetched_keys = _early_cache_keys(request, state, service, model, pin, cache_keys_for)
+        caller, decision, found = await state.auth.admit(
+            request, state.limiter, prefetched_keys or ()
+        )
         record.timings.append(("auth", time.perf_counter() - started))
     else:
         decision = await count_request(state, caller)
@@ -83,13 +103,45 @@ async def plan_call(
         record.add_header(*header)
     endpoint = state.backends.pick(service, target.model, target.version)
     # Step 5, a cached answer, comes in the routes of deterministic models (classify, NER).
+    keys = cache_keys_for(target) if cache_keys_for is not None else None
+    cached = found if keys is not None and keys == prefetched_keys else None
     settings = state.settings
     limit_s = settings.stream_timeout_s if service == "summarizer" else settings.request_timeout_s
     timeout_s = time_budget_s(request, limit_s)
     trace = request_context.current().trace
     return PlannedCall(
-        state, caller, target, endpoint, timeout_s, trace.request_id, trace.grpc_metadata()
+        state,
+        caller,
+        target,
+        endpoint,
+        timeout_s,
+        trace.request_id,
+        trace.grpc_metadata(),
+        keys,
+        cached,
     )
+
+
+def _early_cache_keys(
+    request: Request,
+    state: GatewayState,
+    service: str,
+    model: str,
+    pin: str | None,
+    cache_keys_for: CacheKeys | None,
+) -> list[str] | None:
+    """The cache keys to read with the key check: those of the version the API key's id
+    would be routed to (None for a token, or when the routing itself refuses: that error
+    comes after authentication, in its place)."""
+    if cache_keys_for is None:
+        return None
+    identity = state.auth.claimed_identity(request)
+    if identity is None:
+        return None
+    try:
+        return cache_keys_for(state.router.choose(service, model, identity, pin))
+    except ApiError:
+        return None
 
 
 async def count_request(state: GatewayState, caller: Caller) -> Decision | None:

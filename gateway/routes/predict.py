@@ -8,8 +8,9 @@ from fastapi import APIRouter, Request
 from gateway import request_context
 from gateway.bodies import PINNED_PREFIX, documented, model_of, read_body, version_pin
 from gateway.cache import cached_results
-from gateway.pipeline import PlannedCall, call_backend, plan_call
+from gateway.pipeline import CacheKeys, PlannedCall, call_backend, plan_call
 from gateway.responses import ERROR_RESPONSES, json_answer
+from gateway.routing import Target
 from gateway.schemas import (
     Classification,
     ClassifyAnswer,
@@ -20,22 +21,24 @@ from gateway.schemas import (
     NerAnswer,
     NerBody,
 )
+from gateway.state import gateway_state
 
 router = APIRouter(prefix="/v1", tags=["models"], responses=ERROR_RESPONSES)
 
 
-def cache_keys(
-    request: Request, plan: PlannedCall, service: str, options: str, texts: list[str]
-) -> list[str] | None:
-    """One cache key per text, or None when this request is not cached: the cache is
-    off, the caller asked to bypass it (``Cache-Control: no-cache``), or the version is
-    not known before the call."""
-    cache = plan.state.cache
+def cache_keys_for(request: Request, service: str, options: str, texts: list[str]) -> CacheKeys:
+    """One cache key per text for a version, or None when this request is not cached: the
+    cache is off, the caller asked to bypass it (``Cache-Control: no-cache``), or the
+    version is not known before the call."""
+    cache = gateway_state(request).cache
     bypass = "no-cache" in request.headers.get("cache-control", "")
-    if not cache.enabled or bypass or not plan.target.version:
-        return None
-    model, version = plan.target.model, plan.target.version
-    return [cache.key(service, model, version, options, text) for text in texts]
+
+    def keys(target: Target) -> list[str] | None:
+        if not cache.enabled or bypass or not target.version:
+            return None
+        return [cache.key(service, target.model, target.version, options, t) for t in texts]
+
+    return keys
 
 
 def note_cache(plan: PlannedCall, hits: int, texts: int) -> request_context.RequestRecord:
@@ -63,9 +66,11 @@ def note_cache(plan: PlannedCall, hits: int, texts: int) -> request_context.Requ
 async def classify(request: Request) -> object:
     body = await read_body(request, ClassifyBody)
     model = model_of(request, body.model)
-    plan = await plan_call(request, "classifier", model, version_pin(request))
     texts = body.all_texts()
-    keys = cache_keys(request, plan, "classifier", f"top_k={body.top_k}", texts)
+    keys_for = cache_keys_for(request, "classifier", f"top_k={body.top_k}", texts)
+    plan = await plan_call(
+        request, "classifier", model, version_pin(request), cache_keys_for=keys_for
+    )
 
     async def compute(positions: list[int] | None) -> tuple[list[Classification], str]:
         wanted = texts if positions is None else [texts[p] for p in positions]
@@ -89,7 +94,7 @@ async def classify(request: Request) -> object:
         return results, reply.version
 
     results, hits, _ = await cached_results(
-        plan.state.cache, keys, plan.target.version, Classification, compute
+        plan.state.cache, plan.cache_keys, plan.target.version, Classification, compute, plan.cached
     )
     record = note_cache(plan, hits, len(texts))
     record.labels = [r.labels[0].label for r in results if r.labels]
@@ -115,9 +120,9 @@ async def classify(request: Request) -> object:
 async def ner(request: Request) -> object:
     body = await read_body(request, NerBody)
     model = model_of(request, body.model)
-    plan = await plan_call(request, "ner", model, version_pin(request))
     texts = body.all_texts()
-    keys = cache_keys(request, plan, "ner", "", texts)
+    keys_for = cache_keys_for(request, "ner", "", texts)
+    plan = await plan_call(request, "ner", model, version_pin(request), cache_keys_for=keys_for)
 
     async def compute(positions: list[int] | None) -> tuple[list[EntityList], str]:
         wanted = texts if positions is None else [texts[p] for p in positions]
@@ -145,7 +150,7 @@ async def ner(request: Request) -> object:
         return results, reply.version
 
     results, hits, _ = await cached_results(
-        plan.state.cache, keys, plan.target.version, EntityList, compute
+        plan.state.cache, plan.cache_keys, plan.target.version, EntityList, compute, plan.cached
     )
     record = note_cache(plan, hits, len(texts))
     return json_answer(
