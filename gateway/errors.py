@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from grpc import aio
+from redis import exceptions as redis_errors
 from starlette.exceptions import HTTPException
 
 from switchyard import logs
@@ -155,8 +156,20 @@ async def _on_http_error(request: Request, error: Exception) -> JSONResponse:
     return error_response(ApiError(error.status_code, code, message, dict(error.headers or {})))
 
 
+async def _on_store_unreachable(request: Request, exc: Exception) -> JSONResponse:
+    # Requests that must read or write shared state (admin changes, key lists) while Redis
+    # is away; model requests handle that themselves (fail open or closed).
+    log.warning("shared store unreachable on %s: %s", request.url.path, type(exc).__name__)
+    unreachable = ApiError(
+        503, "unavailable", "the shared store is unreachable; retry shortly", {"Retry-After": "1"}
+    )
+    return await _on_api_error(request, unreachable)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(redis_errors.ConnectionError, _on_store_unreachable)
+    app.add_exception_handler(redis_errors.TimeoutError, _on_store_unreachable)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(HTTPException, _on_http_error)
     # Anything else is answered by RequestContextMiddleware, which also logs it.

@@ -77,9 +77,12 @@ class Router:
     async def refresh(self, force: bool = False) -> None:
         """Read the tables again if the store's revision moved (or ``force``)."""
         try:
-            if not force and await self.store.revision() == self.state.revision:
+            revision = await self.store.revision()
+            if not force and revision == self.state.revision:
                 self._store_away = False
                 return
+            if revision < self.state.revision:
+                await self._restore(revision)
             state = await self.store.load()
         except (redis.ConnectionError, redis.TimeoutError):
             if not self._store_away:
@@ -90,6 +93,21 @@ class Router:
         await self.backends.follow_added([(b.service, b.address) for b in state.backends])
         self.state = state
         self.metrics.routing_revision.set(state.revision)
+
+    async def _restore(self, revision: int) -> None:
+        """The store's revision went back: it lost its data (a Redis restarted without
+        persistence, say). Write back the tables and added backends this replica routes
+        with; of several replicas doing so at once, the compare-and-set lets one write."""
+        reason = f"the routing store had lost it (revision {self.state.revision} -> {revision})"
+        log.error("routing store went back from revision %d to %d", self.state.revision, revision)
+        for rollout in self.state.rollouts.values():
+            if await self.store.get(rollout.model) is None:
+                entry = audit_entry("gateway", "restore", rollout.model, reason, None, rollout)
+                await self.store.change(None, rollout, entry)
+        for backend in self.state.backends:
+            subject = f"backend {backend.service} {backend.address}"
+            entry = audit_entry("gateway", "restore", subject, reason, None, backend.__dict__)
+            await self.store.add_backend(backend, entry)
 
     async def _follow(self) -> None:
         while True:

@@ -24,7 +24,7 @@ import pytest
 from gateway.routing_table import Rollout, choose
 from switchyard.redis_server import LocalRedis, local_redis
 from tests.scripted_backend import Script, ScriptedBackend, scripted_backend
-from tests.support import GatewayProcess, gateway_process
+from tests.support import GatewayProcess, free_port, gateway_process
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256!"
 WAIT_S = 60.0
@@ -99,7 +99,7 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = WAIT_S) -> None
 def rollout_system(tmp_path: Path, canary_backend: bool = True) -> Iterator[System]:
     """A fresh Redis, the two scripted backends and two gateway replicas."""
     with ExitStack() as stack:
-        redis = stack.enter_context(local_redis(tmp_path / "redis"))
+        redis = stack.enter_context(local_redis(tmp_path / "redis", free_port()))
         stable = stack.enter_context(
             scripted_backend(Script(model="sentiment", versions=("v1",), label="calm"))
         )
@@ -389,3 +389,32 @@ def test_a_backend_added_at_run_time_takes_traffic_on_every_replica(tmp_path: Pa
         )
         entries = system.audit()
         assert [e["action"] for e in entries] == ["start"]
+
+
+def test_replicas_route_with_their_last_table_while_redis_is_away_and_restore_it(
+    tmp_path: Path,
+) -> None:
+    with rollout_system(tmp_path) as system:
+        started = start_canary(system, 50)
+        system.wait_revision(1, started["routing_revision"])
+        rollout = system.rollout()
+        subjects = [f"user-{n}" for n in range(30)]
+        expected = {s: choose(rollout, f"jwt:{s}", None).version for s in subjects}
+        assert set(expected.values()) == {"v1", "v2"}
+
+        system.redis.stop()  # rate limits fail open; tokens need no Redis
+        for subject in subjects:
+            for replica in (0, 1):
+                reply = system.classify(subject, replica)
+                assert reply.status_code == 200, reply.text
+                assert reply.headers["x-model-version"] == expected[subject]
+
+        # Redis comes back empty (no persistence): a replica writes its last tables back,
+        # so callers keep their versions and the operator's table is not lost.
+        with local_redis(tmp_path / "redis", system.redis.port):
+            wait_until(
+                lambda: system.op("GET", "/rollouts/sentiment").json()["rollout"] is not None
+            )
+            assert [e["action"] for e in system.audit()] == ["restore"]
+            for subject in subjects:
+                assert system.classify(subject, 1).headers["x-model-version"] == expected[subject]

@@ -99,7 +99,18 @@ class ModelServer(Generic[In, Out]):
 
     async def start(self) -> int:
         """Bind and start answering (health NOT_SERVING until ``load``); returns the port."""
-        server = aio.server(interceptors=[self.interceptor])
+        options: list[tuple[str, int]] = []
+        if self.settings.max_connection_age_s:
+            # GOAWAY after this age: the client opens a new connection, resolving the name
+            # again, and calls in flight finish on the old one within the grace.
+            options = [
+                ("grpc.max_connection_age_ms", int(self.settings.max_connection_age_s * 1000)),
+                (
+                    "grpc.max_connection_age_grace_ms",
+                    int(self.settings.max_connection_age_grace_s * 1000),
+                ),
+            ]
+        server = aio.server(interceptors=[self.interceptor], options=options)
         self.definition.add_servicer(server, self.repository, self.settings, self.metrics)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(

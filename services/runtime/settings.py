@@ -55,6 +55,19 @@ class ServiceSettings(BaseSettings):
     drain_grace_s: float = Field(
         30.0, gt=0, description="How long accepted calls may take to finish after SIGTERM."
     )
+    max_connection_age_s: float = Field(
+        0.0,
+        ge=0,
+        description="Ask each client to reconnect after this long (0: never), so that clients"
+        " resolve the service's name again and reach replicas added since (a headless"
+        " Kubernetes Service).",
+    )
+    max_connection_age_grace_s: float = Field(
+        330.0,
+        gt=0,
+        description="How long calls on a connection past its age may still run (longer than"
+        " the longest summary stream).",
+    )
     log_level: str = Field("INFO", description="Log level of the service's JSON logs.")
 
     @field_validator("only_versions", mode="before")
