@@ -89,7 +89,9 @@ class GuardrailKeeper:
             return ""
         stable = rollout.stable
         versions = [stable.version, *(c.version for c in live)]
-        figures = await self.live.figures(rollout.model, versions)
+        # Only what was counted since the canary's weight was last set: figures from before
+        # (a rolled-back bad build, a smaller share) must not judge it now.
+        figures = await self.live.figures(rollout.model, versions, since=rollout.step_started_at)
         now = time.time() if now is None else now
         for canary in live:
             verdict = judge(guardrails, figures[stable.version], figures[canary.version])

@@ -354,15 +354,19 @@ class LiveStats:
                     await self.flush()
 
     async def figures(
-        self, model: str, versions: Sequence[str] | None = None
+        self, model: str, versions: Sequence[str] | None = None, since: float | None = None
     ) -> dict[str, VersionFigures]:
         """Each version's figures over the window, summed over every replica.
 
         ``versions`` None: every version of ``model`` counted in the window, in name order.
-        A named version with nothing counted gets zero figures. With Redis this is one
-        pipeline (two round trips when ``versions`` is None, to find the versions first).
+        A named version with nothing counted gets zero figures. ``since`` (epoch seconds)
+        leaves out the buckets that began before it, so that figures from before a change
+        (a canary's new weight) do not judge it. With Redis this is one pipeline (two round
+        trips when ``versions`` is None, to find the versions first).
         """
         oldest, current = self._window()
+        if since is not None:
+            oldest = max(oldest, math.ceil(since / self.bucket_s))
         named = None if versions is None else list(dict.fromkeys(versions))
         totals: dict[str, _Counts] = {v: defaultdict(int) for v in named or ()}
         local = [self._pending] if self._client is not None else [self._pending, self._local]

@@ -77,8 +77,11 @@ class RequestContextMiddleware:
                 raw = list(message.get("headers", ()))
                 present = {key for key, _ in raw}
                 raw.append((b"x-request-id", trace.request_id.encode("latin-1")))
-                if record.version:
-                    raw.append((b"x-model-version", record.version.encode("latin-1")))
+                # The version that answered, or on an error the one the request was
+                # routed to: which version failed is what an operator needs to know.
+                version = record.version or record.routed_version
+                if version:
+                    raw.append((b"x-model-version", version.encode("latin-1")))
                 steps = [f"{name};dur={seconds * 1000:.2f}" for name, seconds in record.timings]
                 if record.backend_s is not None:
                     steps.append(f"backend;dur={record.backend_s * 1000:.1f}")

@@ -118,6 +118,12 @@ class GatewaySettings(BaseSettings):
     live_window_s: int = Field(
         300, ge=10, description="Seconds of live figures per version (rollout status)."
     )
+    live_bucket_s: int = Field(
+        10,
+        ge=1,
+        description="Granularity of the live figures: a canary is judged on whole buckets"
+        " counted since its weight was last set.",
+    )
     trusted_proxies: Addresses = Field(
         default_factory=list,
         description="Comma-separated proxy addresses whose X-Forwarded-For is believed.",

@@ -194,6 +194,27 @@ async def test_the_window_slides_and_every_key_expires(
         assert 0 < await client.ttl(key) <= 60 + 2 * 10
 
 
+async def test_figures_since_a_change_leave_out_the_buckets_begun_before_it(
+    replica: Callable[..., LiveStats], clock: FakeClock
+) -> None:
+    stats = replica(window_s=60, bucket_s=10)
+    for _ in range(4):
+        stats.record("sentiment", "v2", ok=False, code="503", latency_s=0.5)
+    await stats.flush()
+    changed = T0 + 12  # a new weight set two seconds into the second bucket
+    clock.now = T0 + 15
+    stats.record("sentiment", "v2", ok=True, code="200", latency_s=0.01)
+    clock.now = T0 + 21
+    for _ in range(3):
+        stats.record("sentiment", "v2", ok=True, code="200", latency_s=0.01)
+    await stats.flush()
+    everything = (await stats.figures("sentiment", ["v2"]))["v2"]
+    assert (everything.requests, everything.errors) == (8, 4)
+    since = (await stats.figures("sentiment", ["v2"], since=changed))["v2"]
+    # Only whole buckets after the change: the one it fell in may hold older counts.
+    assert (since.requests, since.errors) == (3, 0)
+
+
 async def test_counts_that_left_the_window_unflushed_are_not_sent(
     replica: Callable[..., LiveStats], clock: FakeClock, connect: Callable[[], Redis], prefix: str
 ) -> None:

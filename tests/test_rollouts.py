@@ -119,6 +119,7 @@ def rollout_system(tmp_path: Path, canary_backend: bool = True) -> Iterator[Syst
             "routing_follow_s": "0.2",
             "guardrail_interval_s": "0.2",
             "models_refresh_s": "0.5",
+            "live_bucket_s": "1",
         }
         replicas = [stack.enter_context(gateway_process(backends, **settings)) for _ in range(2)]
         yield System(redis, stable, canary, replicas, settings, backends)

@@ -104,9 +104,10 @@ async def _status(state: GatewayState, model: str, rollout: Rollout | None) -> R
     figures = await state.live.figures(model, versions)
     verdicts: dict[str, str] = {}
     if rollout is not None and rollout.guardrails is not None:
-        stable = figures.get(rollout.stable.version)
+        judged = await state.live.figures(model, versions, since=rollout.step_started_at)
+        stable = judged.get(rollout.stable.version)
         for canary in rollout.canaries:
-            found = figures.get(canary.version)
+            found = judged.get(canary.version)
             if stable is not None and found is not None:
                 verdicts[canary.version] = judge(rollout.guardrails, stable, found).reason
     return RolloutStatus(
