@@ -71,9 +71,7 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
             admin_key_sha256=settings.admin_key_hash(),
             fail_open=settings.rate_limit_failure == "open",
         )
-        live = LiveStats(
-            client, window_s=settings.live_window_s, bucket_s=settings.live_bucket_s
-        )
+        live = LiveStats(client, window_s=settings.live_window_s, bucket_s=settings.live_bucket_s)
         router = Router(stores.routing, backends, settings.routing_follow_s, metrics)
         app.state.gateway = GatewayState(
             settings,
