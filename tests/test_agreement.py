@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.settings import GatewaySettings
 from services.classifier.service import DEFINITION as CLASSIFIER_DEFINITION
 from services.ner.service import DEFINITION as NER_DEFINITION
 from services.runtime.settings import (
@@ -95,6 +96,17 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     documented = set(re.findall(r"SWITCHYARD_<SERVICE>_([A-Z_]+)", README))
     fields = {name.upper() for name in ServiceSettings.model_fields}
     assert fields == documented
+
+
+def test_every_gateway_setting_is_documented_in_the_readme() -> None:
+    # Rows name a setting in full or, after the first of a pair, by its suffix (`_PORT`).
+    missing = [
+        name
+        for name in GatewaySettings.model_fields
+        if f"SWITCHYARD_GATEWAY_{name.upper()}" not in README
+        and f"`_{name.upper()}`" not in README
+    ]
+    assert missing == []
 
 
 def test_grpcurl_examples_name_real_methods() -> None:

@@ -232,6 +232,21 @@ def test_pins_allowlists_deprecation_and_retirement(tmp_path: Path) -> None:
         actions = [e["action"] for e in system.audit()]
         assert actions == ["retired", "disallow", "promote", "allow", "start"]
 
+        # A stream counts its time to first token in the live figures of its version.
+        stream = httpx.post(
+            f"{system.replicas[0].url}/v1/summarize/stream",
+            json={"text": "x"},
+            headers={"Authorization": f"Bearer {token('user-5', ['client'])}"},
+            timeout=30,
+        )
+        assert stream.status_code == 200 and "event: token" in stream.text
+
+        def ttft_counted() -> bool:
+            live = system.op("GET", "/rollouts/scripted").json()["live"]
+            return bool(live.get("s1", {}).get("ttft_ms", {}).get("p50"))
+
+        wait_until(ttft_counted)
+
 
 def test_invalid_changes_are_refused_and_change_nothing(tmp_path: Path) -> None:
     with rollout_system(tmp_path) as system:
