@@ -103,8 +103,7 @@ def test_every_gateway_setting_is_documented_in_the_readme() -> None:
     missing = [
         name
         for name in GatewaySettings.model_fields
-        if f"SWITCHYARD_GATEWAY_{name.upper()}" not in README
-        and f"`_{name.upper()}`" not in README
+        if f"SWITCHYARD_GATEWAY_{name.upper()}" not in README and f"`_{name.upper()}`" not in README
     ]
     assert missing == []
 
