@@ -4,11 +4,13 @@ makes (and closes) the gRPC channels."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from redis import exceptions as redis_errors
 from starlette.middleware.cors import CORSMiddleware
 
 from gateway.auth import Authenticator
@@ -27,6 +29,8 @@ from gateway.routing import Router, load_rollouts_file
 from gateway.settings import GatewaySettings
 from gateway.state import GatewayState
 from gateway.stores import shared_stores
+
+log = logging.getLogger(__name__)
 
 LIVE_FLUSH_S = 1.0
 """How often this replica's live figures are added to the shared ones in Redis."""
@@ -87,6 +91,12 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
             router,
             live,
         )
+        try:
+            moved = await stores.keys.move_older_records()
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError):
+            moved = 0  # Redis away at start: the next start moves them
+        if moved:
+            log.info("moved %d API key records to their current names", moved)
         await backends.start()
         seed = load_rollouts_file(settings.rollouts_file) if settings.rollouts_file else []
         await router.start(seed)

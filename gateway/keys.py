@@ -277,6 +277,19 @@ class KeyStore:
         records = [await self.get(key_id) for key_id in ids]
         return [r for r in records if r is not None]
 
+    async def move_older_records(self) -> int:
+        """Records written under the older key name (``sy:key:<id>``, before the record
+        shared its key's hash tag) moved to the current one; how many were moved. Run at
+        start, so that keys made before keep working."""
+        moved = 0
+        for member in await self.client.smembers(self._index):
+            key_id = _text(member)
+            older = f"{self.prefix}key:{key_id}"
+            if older != self._record(key_id) and await self.client.exists(older):
+                # RENAMENX: a record already at the current name (made since) is kept.
+                moved += int(await self.client.renamenx(older, self._record(key_id)))
+        return moved
+
     async def revoke(self, key_id: str) -> bool:
         """Revoke a key; False if there is no such key. Every replica refuses it from the
         next request on (nothing caches a key)."""

@@ -80,6 +80,9 @@ class MemoryKeyStore(KeyStore):
         # Nothing to save in one process: the cache is read on its own.
         return await self.verify_and_count(key, tiers, limiter, subject, now_ms=now_ms), None
 
+    async def move_older_records(self) -> int:
+        return 0
+
     async def get(self, key_id: str) -> ApiKey | None:
         found = self._records.get(key_id)
         return found[0] if found else None

@@ -98,3 +98,18 @@ async def test_the_in_process_store_gives_the_same_answers() -> None:
     ]
     assert [a[2].allowed for a in answers if a is not None] == [True, True, False]
     assert await keys.verify_and_count(key[:-1] + "x", DEFAULT_TIERS, limiter, subject) is None
+
+
+async def test_records_under_the_older_name_are_moved_and_keep_working(
+    stores: tuple[KeyStore, RateLimiter], client: Redis
+) -> None:
+    keys, limiter = stores
+    record, key = await keys.create("team-f", "client", "free")
+    older = f"{keys.prefix}key:{record.id}"
+    await client.rename(keys._record(record.id), older)  # as a key made before the move
+    assert await keys.verify_and_count(key, DEFAULT_TIERS, limiter, f"key:{record.id}") is None
+    assert await keys.move_older_records() == 1
+    assert await keys.move_older_records() == 0
+    checked = await keys.verify_and_count(key, DEFAULT_TIERS, limiter, f"key:{record.id}")
+    assert checked is not None and checked[0].owner == "team-f"
+    assert not await client.exists(older)
