@@ -212,7 +212,10 @@ class Backends:
             raise ApiError(
                 503, "unavailable", f"no {service} backend is configured", {"Retry-After": "1"}
             )
-        turns = self._turns.setdefault((service, model, version), itertools.count())
+        # One turn counter per listed version; names no backend lists (a caller's free
+        # text) share the service's, so they cannot grow this table.
+        turn_key = (service, model, version) if hosting else (service, "", "")
+        turns = self._turns.setdefault(turn_key, itertools.count())
         return candidates[next(turns) % len(candidates)]
 
     def _merged(self, service: str) -> list[models_pb2.ModelInfo]:

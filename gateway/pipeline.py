@@ -98,7 +98,7 @@ async def plan_call(
     # Only versions a backend lists are named in metrics and live figures: a pin is the
     # caller's free text, and each new name would make new time series.
     known = state.backends.lists(service, target.model, target.version)
-    record.route(target.model, target.version if known else "", target.reason)
+    record.route(target.model if known else "", target.version if known else "", target.reason)
     for header in target.headers:
         record.add_header(*header)
     endpoint = state.backends.pick(service, target.model, target.version)

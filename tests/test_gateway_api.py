@@ -144,6 +144,16 @@ def test_malformed_bodies_unknown_versions_and_routes(http: httpx.Client) -> Non
     assert "v9" in cases[2][0].json()["error"]["message"]
 
 
+def test_names_callers_make_up_make_no_metric_series(http: httpx.Client) -> None:
+    pinned = http.post("/v1/classify", json={"text": "x"}, headers={"X-Model-Version": "zz-41"})
+    assert pinned.status_code == 404
+    assert "x-model-version" not in pinned.headers
+    unknown = http.post("/v1/classify", json={"text": "x", "model": "made-up-model"})
+    assert unknown.status_code == 404
+    metrics = http.get("/metrics").text
+    assert "zz-41" not in metrics and "made-up-model" not in metrics
+
+
 def test_a_body_over_the_limit_is_refused_before_it_is_read_whole(
     http: httpx.Client,
 ) -> None:
