@@ -101,9 +101,10 @@ class Authenticator:
         Redis round trip. The decision is None when Redis could not be reached (the limits
         are then unchecked); the values are None when they were not read."""
         credential = self._credential(request)
+        digest = key_hash(credential)
         if (
             self._is_token(credential)
-            or self._is_bootstrap_admin(key_hash(credential))
+            or self._is_bootstrap_admin(digest)
             or key_id_of(credential) is None
         ):
             caller = await self.authenticate(request, "client")
@@ -113,7 +114,6 @@ class Authenticator:
             except (redis.ConnectionError, redis.TimeoutError):
                 return caller, None, None
             return caller, decision, None
-        digest = key_hash(credential)
         subject = f"key:{key_id_of(credential)}"
         try:
             checked, found = await self.keys.verify_count_and_get(

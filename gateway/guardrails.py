@@ -112,11 +112,7 @@ class GuardrailKeeper:
         return started is None or now - started >= rollout.guardrails.step_interval_s
 
     async def _roll_back(self, rollout: Rollout, canary: VersionRoute, verdict: Verdict) -> bool:
-        versions = [
-            v.model_copy(update={"weight": 0.0}) if v.version == canary.version else v
-            for v in rollout.versions
-        ]
-        after = rollout.model_copy(update={"versions": versions, "paused": True})
+        after = rollout.with_weight(canary.version, 0.0, paused=True)
         entry = audit_entry("guardrail", "rollback", rollout.model, verdict.reason, rollout, after)
         if not await self.store.change(rollout, after, entry):
             return False  # another replica (or an operator) changed the table first
@@ -129,11 +125,7 @@ class GuardrailKeeper:
     async def _step(
         self, rollout: Rollout, canary: VersionRoute, step: float, verdict: Verdict, now: float
     ) -> bool:
-        versions = [
-            v.model_copy(update={"weight": step}) if v.version == canary.version else v
-            for v in rollout.versions
-        ]
-        after = rollout.model_copy(update={"versions": versions, "step_started_at": now})
+        after = rollout.with_weight(canary.version, step, step_started_at=now)
         reason = f"{canary.weight:g}% -> {step:g}%: {verdict.reason}"
         entry = audit_entry("guardrail", "step", rollout.model, reason, rollout, after)
         if not await self.store.change(rollout, after, entry):

@@ -48,25 +48,6 @@ class MemoryKeyStore(KeyStore):
             return None
         return None if found[0].revoked else found[0]
 
-    async def verify_and_count(
-        self,
-        key: str,
-        tiers: dict[str, TierLimits],
-        limiter: RateLimiter,
-        subject: str,
-        *,
-        now_ms: int | None = None,
-    ) -> Checked | None:
-        record = await self.verify(key)
-        if record is None:
-            return None
-        try:
-            limits = limits_for(tiers, record.tier, record.limits)
-        except KeyError:
-            raise UnknownTier(record) from None
-        decision = await limiter.hit(subject, limits.per_minute, limits.per_day, now_ms=now_ms)
-        return record, limits, decision
-
     async def verify_count_and_get(
         self,
         key: str,
@@ -77,8 +58,16 @@ class MemoryKeyStore(KeyStore):
         *,
         now_ms: int | None = None,
     ) -> tuple[Checked | None, list[bytes | None] | None]:
-        # Nothing to save in one process: the cache is read on its own.
-        return await self.verify_and_count(key, tiers, limiter, subject, now_ms=now_ms), None
+        # Nothing to save in one process: the cache is read on its own (values: None).
+        record = await self.verify(key)
+        if record is None:
+            return None, None
+        try:
+            limits = limits_for(tiers, record.tier, record.limits)
+        except KeyError:
+            raise UnknownTier(record) from None
+        decision = await limiter.hit(subject, limits.per_minute, limits.per_day, now_ms=now_ms)
+        return (record, limits, decision), None
 
     async def move_older_records(self) -> int:
         return 0

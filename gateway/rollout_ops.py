@@ -18,6 +18,7 @@ from gateway.backends import SERVICES, Backends
 from gateway.errors import ApiError
 from gateway.routing_store import RoutingStore, audit_entry
 from gateway.routing_table import Guardrails, Rollout, VersionRoute
+from switchyard.common.v1 import models_pb2
 
 ATTEMPTS = 5
 """Compare-and-set attempts before giving up on a table that keeps changing."""
@@ -40,10 +41,12 @@ class RolloutOps:
                 return service
         raise refused(f"no backend lists a model named {model!r}", 404, "not_found")
 
-    def listed_versions(self, model: str) -> list[str]:
+    def _listed(self, model: str) -> models_pb2.ModelInfo:
         service = self.service_of(model)
-        info = next(m for m in self.backends.models(service) if m.name == model)
-        return [v.version for v in info.versions]
+        return next(m for m in self.backends.models(service) if m.name == model)
+
+    def listed_versions(self, model: str) -> list[str]:
+        return [v.version for v in self._listed(model).versions]
 
     def check_version(self, model: str, version: str, taking_traffic: bool) -> None:
         """404 for a version no backend lists; 409 when it should take traffic and no
@@ -54,9 +57,7 @@ class RolloutOps:
             raise refused(f"no healthy backend hosts {model} {version}")
 
     def default_version(self, model: str) -> str:
-        service = self.service_of(model)
-        info = next(m for m in self.backends.models(service) if m.name == model)
-        default = next((v.version for v in info.versions if v.is_default), None)
+        default = next((v.version for v in self._listed(model).versions if v.is_default), None)
         if default is None:
             raise refused(f"{model} lists no default version: name the stable one")
         return default
@@ -139,7 +140,7 @@ class RolloutOps:
 
         def weigh(before: Rollout | None) -> Rollout:
             table = self._present(model, before)
-            return _with_version(table, canary, weight=weight, update={"step_started_at": now})
+            return table.with_weight(canary, weight, step_started_at=now)
 
         return await self.change(model, actor, "set-weight", reason, weigh)
 
@@ -191,7 +192,7 @@ class RolloutOps:
         def back(before: Rollout | None) -> Rollout:
             table = self._present(model, before)
             # Paused too, so automatic steps do not raise it again.
-            return _with_version(table, canary, weight=0.0, update={"paused": True})
+            return table.with_weight(canary, 0.0, paused=True)
 
         return await self.change(model, actor, "rollback", reason, back)
 
@@ -268,13 +269,3 @@ class RolloutOps:
                 else f"{table.model} has no canary: start one"
             )
         return canaries[0]
-
-
-def _with_version(
-    table: Rollout, version: str, *, weight: float, update: dict[str, object]
-) -> Rollout:
-    versions = [
-        v.model_copy(update={"weight": weight}) if v.version == version else v
-        for v in table.versions
-    ]
-    return table.model_copy(update={"versions": versions, **update})

@@ -125,6 +125,14 @@ class Rollout(BaseModel):
     def route_of(self, version: str) -> VersionRoute | None:
         return next((v for v in self.versions if v.version == version), None)
 
+    def with_weight(self, version: str, weight: float, **update: Any) -> Rollout:
+        """This table with ``version`` at ``weight`` (and the other fields in ``update``)."""
+        versions = [
+            v.model_copy(update={"weight": weight}) if v.version == version else v
+            for v in self.versions
+        ]
+        return self.model_copy(update={"versions": versions, **update})
+
 
 @dataclass(frozen=True, slots=True)
 class Choice:

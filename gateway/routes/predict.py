@@ -33,10 +33,19 @@ def cache_keys_for(request: Request, service: str, options: str, texts: list[str
     cache = gateway_state(request).cache
     bypass = "no-cache" in request.headers.get("cache-control", "")
 
+    made: dict[tuple[str, str], list[str]] = {}
+
     def keys(target: Target) -> list[str] | None:
         if not cache.enabled or bypass or not target.version:
             return None
-        return [cache.key(service, target.model, target.version, options, t) for t in texts]
+        # Asked for the version the key's id would get, then for the one the checked
+        # caller gets (the same, as a rule): the texts are hashed once.
+        version = (target.model, target.version)
+        if version not in made:
+            made[version] = [
+                cache.key(service, target.model, target.version, options, t) for t in texts
+            ]
+        return made[version]
 
     return keys
 

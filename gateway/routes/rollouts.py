@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.bodies import documented, read_body
+from gateway.bodies import Body, documented, read_body
 from gateway.guardrails import judge
 from gateway.responses import ERROR_RESPONSES
 from gateway.rollout_ops import RolloutOps
@@ -88,6 +88,11 @@ class RolloutStatus(BaseModel):
 
 class AuditList(BaseModel):
     entries: list[dict[str, Any]]
+
+
+async def _optional_body(request: Request, kind: type[Body]) -> Body:
+    """The body as a ``kind``, or ``kind``'s defaults when there is none."""
+    return await read_body(request, kind) if await request.body() else kind()
 
 
 def _ops(state: GatewayState) -> RolloutOps:
@@ -172,14 +177,14 @@ async def set_weight(model: str, request: Request) -> RolloutStatus:
 @router.post("/{model}/pause", response_model=RolloutStatus, summary="Hold automatic steps")
 async def pause(model: str, request: Request) -> RolloutStatus:
     state, actor = await operator(request)
-    body = await read_body(request, Reason) if await request.body() else Reason()
+    body = await _optional_body(request, Reason)
     return await _applied(state, await _ops(state).pause(model, True, actor, body.reason))
 
 
 @router.post("/{model}/resume", response_model=RolloutStatus, summary="Go on stepping")
 async def resume(model: str, request: Request) -> RolloutStatus:
     state, actor = await operator(request)
-    body = await read_body(request, Reason) if await request.body() else Reason()
+    body = await _optional_body(request, Reason)
     return await _applied(state, await _ops(state).pause(model, False, actor, body.reason))
 
 
@@ -191,7 +196,7 @@ async def resume(model: str, request: Request) -> RolloutStatus:
 )
 async def promote(model: str, request: Request) -> RolloutStatus:
     state, actor = await operator(request)
-    body = await read_body(request, Promote) if await request.body() else Promote()
+    body = await _optional_body(request, Promote)
     rollout = await _ops(state).promote(model, actor, body.reason, body.version, body.sunset)
     return await _applied(state, rollout)
 
@@ -204,7 +209,7 @@ async def promote(model: str, request: Request) -> RolloutStatus:
 )
 async def rollback(model: str, request: Request) -> RolloutStatus:
     state, actor = await operator(request)
-    body = await read_body(request, CanaryAction) if await request.body() else CanaryAction()
+    body = await _optional_body(request, CanaryAction)
     rollout = await _ops(state).rollback(model, actor, body.reason, body.version)
     return await _applied(state, rollout)
 
