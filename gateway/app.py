@@ -23,6 +23,7 @@ from gateway.jwt_auth import JwtVerifier
 from gateway.live_stats import LiveStats
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import RequestContextMiddleware
+from gateway.openapi import install_openapi
 from gateway.routes import admin, backends_admin, operations, page, predict, rollouts, summarize
 from gateway.routes.page import STATIC_DIR
 from gateway.routing import Router, load_rollouts_file
@@ -123,6 +124,7 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(predict.router)
     app.include_router(summarize.router)
     app.include_router(operations.router)

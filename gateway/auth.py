@@ -134,6 +134,14 @@ class Authenticator:
         )
         return _with_role(caller, "client"), decision, found
 
+    async def still_valid(self, caller: Caller) -> bool:
+        """Whether a caller checked earlier (the one a stream token was issued to) may
+        still call: False once their API key has been revoked, on every replica at once."""
+        if not caller.id.startswith("key:"):
+            return True
+        record = await self.keys.get(caller.id.removeprefix("key:"))
+        return record is not None and not record.revoked
+
     def _credential(self, request: Request) -> str:
         credential = credential_of(request)
         if credential is None:

@@ -15,14 +15,33 @@ from typing import Any, TypeVar
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
-from gateway.errors import ApiError, validation_message
+from gateway.errors import ApiError
+from gateway.validation import validation_message
 
 Body = TypeVar("Body", bound=BaseModel)
 
 
+def is_json(content_type: str | None) -> bool:
+    """``application/json`` or a ``+json`` type, any parameters aside; an absent type is
+    taken as JSON (as most HTTP clients send a body they were given as bytes)."""
+    if content_type is None:
+        return True
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
 async def read_body(request: Request, kind: type[Body]) -> Body:
-    """The body as a ``kind``; 400 naming every field that is wrong, or saying why the
-    body is not JSON (malformed, not UTF-8)."""
+    """The body as a ``kind``; 415 unless it is declared JSON; 400 naming every field
+    that is wrong, or saying why the body is not JSON (malformed, not UTF-8)."""
+    # A browser sends text/plain (or a form) cross-origin without asking CORS first:
+    # refusing every other type keeps such requests from reaching a model or an admin
+    # action.
+    if not is_json(request.headers.get("content-type")):
+        raise ApiError(
+            415, "unsupported_media_type", "the body must be JSON (Content-Type: application/json)"
+        )
     try:
         return kind.model_validate_json(await request.body())
     except ValidationError as error:
@@ -76,3 +95,12 @@ def documented(kind: type[BaseModel], pin: bool = True) -> dict[str, Any]:
         "content": {"application/json": {"schema": kind.model_json_schema()}},
     }
     return {"requestBody": body, **(VERSION_PIN_DOC if pin else {})}
+
+
+def documented_pinned(kind: type[BaseModel]) -> dict[str, Any]:
+    """``documented`` for a route under ``PINNED_PREFIX``: the path names the model, so
+    the body's ``model`` is left out of its schema (it is accepted if it names the same)."""
+    schema = kind.model_json_schema()
+    schema["properties"] = {k: v for k, v in schema["properties"].items() if k != "model"}
+    body = {"required": True, "content": {"application/json": {"schema": schema}}}
+    return {"requestBody": body}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +19,9 @@ from fastapi.responses import JSONResponse
 from grpc import aio
 from redis import exceptions as redis_errors
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
+from gateway.validation import validation_message
 from switchyard import logs
 from switchyard.client.config import RETRY_PUSHBACK_KEY
 
@@ -116,25 +117,6 @@ def error_response(error: ApiError) -> JSONResponse:
     )
 
 
-def _field_name(location: tuple[Any, ...]) -> str:
-    parts = [str(part) for part in location if part not in ("body", "query", "header")]
-    return ".".join(parts) or "body"
-
-
-def validation_message(problems: Sequence[Any]) -> str:
-    """Name every field that failed, for example ``texts: List should have at least 1 item``."""
-    named = []
-    for problem in problems:
-        if problem.get("type") == "json_invalid":
-            # pydantic's message says where the JSON breaks (or that it is not UTF-8).
-            detail = str(problem.get("msg", "")).removeprefix("Invalid JSON: ")
-            return (
-                f"the body is not valid JSON: {detail}" if detail else "the body is not valid JSON"
-            )
-        named.append(f"{_field_name(tuple(problem.get('loc', ())))}: {problem.get('msg')}")
-    return "; ".join(named) or "the request is not valid"
-
-
 async def _on_api_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ApiError)
     return error_response(error)
@@ -153,7 +135,29 @@ async def _on_http_error(request: Request, error: Exception) -> JSONResponse:
         404: "no such route",
         413: "the request body is too large",
     }.get(error.status_code, str(error.detail))
-    return error_response(ApiError(error.status_code, code, message, dict(error.headers or {})))
+    headers = dict(error.headers or {})
+    if error.status_code == 405:
+        # Starlette names the methods of the first route that matched the path; a path
+        # served by several routes (GET and POST of a stream) must name them all.
+        headers["Allow"] = ", ".join(allowed_methods(request))
+        message = f"{request.method} is not allowed here; use {headers['Allow']}"
+    return error_response(ApiError(error.status_code, code, message, headers))
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers at the request's path (asked of each route, as
+    included routers keep their routes to themselves)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
 
 
 async def _on_store_unreachable(request: Request, exc: Exception) -> JSONResponse:

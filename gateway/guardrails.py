@@ -91,7 +91,10 @@ class GuardrailKeeper:
         versions = [stable.version, *(c.version for c in live)]
         # Only what was counted since the canary's weight was last set: figures from before
         # (a rolled-back bad build, a smaller share) must not judge it now.
-        figures = await self.live.figures(rollout.model, versions, since=rollout.step_started_at)
+        # Only randomly assigned requests: a caller who pins the canary must not decide it.
+        figures = await self.live.figures(
+            rollout.model, versions, since=rollout.step_started_at, assigned_only=True
+        )
         now = time.time() if now is None else now
         for canary in live:
             verdict = judge(guardrails, figures[stable.version], figures[canary.version])

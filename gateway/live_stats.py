@@ -18,6 +18,11 @@ short names because every request writes some:
 - ``l:<bin>`` and ``t:<bin>`` latency and time-to-first-token bins of ``LogHistogram``
 - ``y:<label>`` classifier labels answered (y as in the predicted label)
 
+A request the gateway did not assign at random (a pinned or allowlisted version) is
+counted under the same names with a ``p`` in front (``pn``, ``pe``, ``pl:<bin>``...):
+operators see all of a version's traffic, and guardrails judge only the assigned share
+(``assigned_only``), so a caller who pins a version cannot decide its comparison.
+
 A sorted set per model, ``sy:live:{sentiment}:versions``, maps each version to the newest
 bucket written, so ``figures`` can find every version active in the window. Every key
 expires ``window_s + 2 * bucket_s`` after its last write, so nothing outlives the window.
@@ -52,6 +57,9 @@ import redis.asyncio
 log = logging.getLogger(__name__)
 
 QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
+
+PINNED = "p"
+"""Prefix of the counters of requests whose version the caller chose (pin, allowlist)."""
 
 # A final flush on shutdown must not hold the shutdown up for long when Redis hangs.
 FINAL_FLUSH_TIMEOUT_S = 2.0
@@ -144,11 +152,12 @@ class VersionFigures:
     window_s: int
     requests: int
     errors: int  # requests with ok=False
-    errors_by_code: dict[str, int]  # e.g. {"unavailable": 3, "deadline_exceeded": 1}
+    errors_by_code: dict[str, int]  # e.g. {"503": 3, "504": 1}
     error_rate: float  # errors / requests, 0.0 when there were no requests
     latency_ms: dict[str, float | None]  # {"p50", "p95", "p99"}; None when no samples
     ttft_ms: dict[str, float | None]  # time to first token (streams), same keys
     labels: dict[str, float]  # label -> share of labelled answers (sums to 1), {} when none
+    pinned: int = 0  # of ``requests``, those pinned or allowlisted (not assigned at random)
 
     def public(self) -> dict[str, object]:
         return asdict(self)
@@ -185,24 +194,34 @@ def _quantiles_ms(bins: Mapping[int, int]) -> dict[str, float | None]:
     return {name: None if s is None else s * 1000 for name, s in found.items()}
 
 
-def figures_of(version: str, window_s: int, counts: Mapping[str, int]) -> VersionFigures:
-    """The figures that one version's summed counters describe."""
-    by_code: dict[str, int] = {}
-    latency: dict[int, int] = {}
-    ttft: dict[int, int] = {}
-    labels: dict[str, int] = {}
+def figures_of(
+    version: str, window_s: int, counts: Mapping[str, int], assigned_only: bool = False
+) -> VersionFigures:
+    """The figures that one version's summed counters describe: of all its requests, or
+    (``assigned_only``) of those the gateway assigned at random, leaving pins out."""
+    by_code: dict[str, int] = defaultdict(int)
+    latency: dict[int, int] = defaultdict(int)
+    ttft: dict[int, int] = defaultdict(int)
+    labels: dict[str, int] = defaultdict(int)
+    requests = errors = 0
     for field, count in counts.items():
+        if field.startswith(PINNED):
+            if assigned_only:
+                continue
+            field = field[len(PINNED) :]
         kind, _, name = field.partition(":")
-        if kind == "c":
-            by_code[name] = count
+        if kind == "n":
+            requests += count
+        elif kind == "e":
+            errors += count
+        elif kind == "c":
+            by_code[name] += count
         elif kind == "l":
-            latency[int(name)] = count
+            latency[int(name)] += count
         elif kind == "t":
-            ttft[int(name)] = count
+            ttft[int(name)] += count
         elif kind == "y":
-            labels[name] = count
-    requests = counts.get("n", 0)
-    errors = counts.get("e", 0)
+            labels[name] += count
     labelled = sum(labels.values())
     return VersionFigures(
         version=version,
@@ -214,6 +233,7 @@ def figures_of(version: str, window_s: int, counts: Mapping[str, int]) -> Versio
         latency_ms=_quantiles_ms(latency),
         ttft_ms=_quantiles_ms(ttft),
         labels={k: c / labelled for k, c in sorted(labels.items())} if labelled else {},
+        pinned=0 if assigned_only else counts.get(PINNED + "n", 0),
     )
 
 
@@ -262,27 +282,30 @@ class LiveStats:
         latency_s: float,
         ttft_s: float | None = None,
         labels: Sequence[str] = (),
+        assigned: bool = True,
     ) -> None:
         """Count one answered request (``code`` matters only when ``ok`` is False).
 
         ``labels`` are the labels the request answered, one per classified text; a single
-        string counts as one label.
+        string counts as one label. ``assigned`` False: the caller chose the version (a
+        pin, an allowlist), so guardrails leave the request out.
         """
         key = (model, version, int(self._clock() // self.bucket_s))
         counts = self._pending.get(key)
         if counts is None:
             counts = self._pending[key] = defaultdict(int)
-        counts["n"] += 1
+        mark = "" if assigned else PINNED
+        counts[mark + "n"] += 1
         if not ok:
-            counts["e"] += 1
-            counts["c:" + code] += 1
-        counts[_LATENCY_FIELDS[HISTOGRAM.index_of(latency_s)]] += 1
+            counts[mark + "e"] += 1
+            counts[mark + "c:" + code] += 1
+        counts[mark + _LATENCY_FIELDS[HISTOGRAM.index_of(latency_s)]] += 1
         if ttft_s is not None:
-            counts[_TTFT_FIELDS[HISTOGRAM.index_of(ttft_s)]] += 1
+            counts[mark + _TTFT_FIELDS[HISTOGRAM.index_of(ttft_s)]] += 1
         if isinstance(labels, str):
             labels = (labels,)
         for label in labels:
-            counts["y:" + label] += 1
+            counts[mark + "y:" + label] += 1
 
     async def flush(self) -> None:
         """Add the counts recorded since the last flush to Redis, in one round trip.
@@ -354,7 +377,11 @@ class LiveStats:
                     await self.flush()
 
     async def figures(
-        self, model: str, versions: Sequence[str] | None = None, since: float | None = None
+        self,
+        model: str,
+        versions: Sequence[str] | None = None,
+        since: float | None = None,
+        assigned_only: bool = False,
     ) -> dict[str, VersionFigures]:
         """Each version's figures over the window, summed over every replica.
 
@@ -362,7 +389,8 @@ class LiveStats:
         A named version with nothing counted gets zero figures. ``since`` (epoch seconds)
         leaves out the buckets that began before it, so that figures from before a change
         (a canary's new weight) do not judge it. With Redis this is one pipeline (two round
-        trips when ``versions`` is None, to find the versions first).
+        trips when ``versions`` is None, to find the versions first). ``assigned_only``
+        leaves out pinned and allowlisted requests, as guardrails judge.
         """
         oldest, current = self._window()
         if since is not None:
@@ -381,7 +409,7 @@ class LiveStats:
             for version, found in read.items():
                 _sum_into(totals.setdefault(version, defaultdict(int)), found)
         order = named if named is not None else sorted(totals)
-        return {v: figures_of(v, self.window_s, totals[v]) for v in order}
+        return {v: figures_of(v, self.window_s, totals[v], assigned_only) for v in order}
 
     async def _seen(self, client: redis.asyncio.Redis, model: str, oldest: int) -> list[str]:
         found = await client.zrangebyscore(self.versions_key(model), oldest, "+inf")

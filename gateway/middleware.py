@@ -8,6 +8,7 @@ through extra tasks and costs more per request.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -115,6 +116,10 @@ class RequestContextMiddleware:
                 await error_response(_too_large())(scope, receive, send_with_headers)
                 return
             await self.app(scope, receive_with_limit, send_with_headers)
+        except asyncio.CancelledError:
+            if not started:
+                status = CLIENT_CLOSED  # the server cancelled it: the client went away
+            raise
         except Exception as exc:
             log.error("unexpected error handling %s", scope.get("path"), exc_info=exc)
             if not started:
@@ -135,19 +140,22 @@ class RequestContextMiddleware:
         status: int,
         elapsed: float,
     ) -> None:
-        """The request in the live figures of the version it was routed to: a 5xx counts
-        as the version's error; a caller's own mistake (4xx) does not."""
+        """The request in the live figures of the version it was routed to. Only the
+        version's own failures count as its errors (see ``version_failed``); pinned and
+        allowlisted requests are counted apart from the randomly assigned ones that
+        guardrails judge, so that no single caller decides a comparison."""
         state = getattr(scope["app"].state, "gateway", None)
         if state is None:
             return
         state.live.record(
             model,
             version,
-            ok=status < 500,
+            ok=not version_failed(status, record, state.settings.judged_min_budget_s),
             code=str(status),
             latency_s=elapsed,
             ttft_s=record.backend_s if record.stream else None,
             labels=record.labels,
+            assigned=record.route_reason in ASSIGNED_REASONS,
         )
 
     def _observe(self, scope: Scope, status: int, record: request_context.RequestRecord) -> None:
@@ -188,6 +196,24 @@ class RequestContextMiddleware:
                 "client": record.client,
             },
         )
+
+
+ASSIGNED_REASONS = frozenset({"canary", "stable"})
+"""Route reasons of requests whose version the gateway chose at random (sticky weights)."""
+
+CLIENT_CLOSED = 499
+"""Status logged for a request whose client went away before an answer began."""
+
+
+def version_failed(status: int, record: request_context.RequestRecord, min_budget_s: float) -> bool:
+    """Whether an answer is the version's own failure: a 5xx (an internal error, its
+    backend unavailable or overloaded, a deadline missed with a reasonable budget). A
+    4xx, a caller's own limit, a cancel, or a deadline the caller set below
+    ``min_budget_s`` never is."""
+    if status < 500:
+        return False
+    budget = record.caller_budget_s
+    return not (status == 504 and budget is not None and budget < min_budget_s)
 
 
 def _route_template(scope: Scope) -> str:

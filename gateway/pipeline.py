@@ -230,6 +230,7 @@ def time_budget_s(request: Request, limit_s: float) -> float:
             asked = -1.0
         if not 0 < asked < float("inf"):
             raise ApiError(400, "invalid_argument", f"{TIME_BUDGET_HEADER}: give seconds > 0")
+        request_context.current().caller_budget_s = asked
         budget = min(budget, asked)
     left = budget - (time.perf_counter() - request_context.current().started)
     if left <= 0:

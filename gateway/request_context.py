@@ -30,6 +30,8 @@ class RequestRecord:
     labels: list[str] = field(default_factory=list)
     """The top label of each classified text, for the live label distribution."""
     backend_s: float | None = None
+    caller_budget_s: float | None = None
+    """The time budget the caller asked for (``X-Request-Timeout``), if any."""
     client: str = ""
     """The caller's address (see ``gateway.client_ip``)."""
     caller: str = ""

@@ -18,6 +18,7 @@ from gateway.backends import SERVICES, Backends
 from gateway.errors import ApiError
 from gateway.routing_store import RoutingStore, audit_entry
 from gateway.routing_table import Guardrails, Rollout, VersionRoute
+from gateway.validation import validation_message
 from switchyard.common.v1 import models_pb2
 
 ATTEMPTS = 5
@@ -72,8 +73,7 @@ class RolloutOps:
             try:
                 after = Rollout.model_validate(change(before).model_dump())
             except ValidationError as error:
-                problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in error.errors())
-                raise refused(problems, 400, "invalid_argument") from None
+                raise refused(validation_message(error.errors()), 400, "invalid_argument") from None
             entry = audit_entry(actor, action, model, reason, before, after)
             if await self.store.change(before, after, entry):
                 written = await self.store.get(model)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal, Self, TypedDict
+from typing import Annotated, Any, Literal, Self, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 SENTIMENT_EXAMPLE = "The update fixed every crash I had; the app is fast again."
 NER_EXAMPLE = "Ada Lovelace worked with Charles Babbage in London."
@@ -14,15 +15,45 @@ SUMMARY_EXAMPLE = (
 )
 
 
+UINT32_MAX = 2**32 - 1
+UINT64_MAX = 2**64 - 1
+"""The largest values of the protobuf fields the gateway fills (``uint32``, ``uint64``):
+a larger number is refused with a 400 naming the field, not failed while encoding."""
+
+
+def _not_true_or_false(value: object) -> object:
+    # pydantic reads JSON true/false as 1/0 for a number field; a caller who sent
+    # "temperature": false meant something else, so it is refused.
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+NOT_BOOL = BeforeValidator(_not_true_or_false)
+Integer = Annotated[int, NOT_BOOL]
+
+
 class _Body(BaseModel):
     # A misspelt option is an error the caller should see, not a silently ignored field.
     model_config = ConfigDict(extra="forbid")
 
 
+def _texts_schema(examples: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON Schema of a body that takes ``text`` or ``texts``: exactly one of them."""
+    return {
+        "examples": examples,
+        "oneOf": [{"required": ["text"]}, {"required": ["texts"]}],
+    }
+
+
 class TextsBody(_Body):
-    text: str | None = Field(None, description="One text; or give `texts`.")
-    texts: list[str] | None = Field(
-        None, min_length=1, description="Several texts, answered in the same order."
+    """Give exactly one of `text` or `texts`."""
+
+    # Absent means "not given"; the schema shows no null (SkipJsonSchema), as a caller
+    # never needs to send one.
+    text: str | SkipJsonSchema[None] = Field(None, description="One text; or give `texts`.")
+    texts: Annotated[list[str], Field(min_length=1)] | SkipJsonSchema[None] = Field(
+        None, description="Several texts, answered in the same order."
     )
     model: str = Field("", description="Model name; empty chooses the service's default.")
 
@@ -37,16 +68,22 @@ class TextsBody(_Body):
 
 
 class ClassifyBody(TextsBody):
+    """Give exactly one of `text` or `texts`."""
+
     model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"text": SENTIMENT_EXAMPLE}, {"texts": ["Great!", "Awful."]}]
-        }
+        json_schema_extra=_texts_schema(
+            [{"text": SENTIMENT_EXAMPLE}, {"texts": ["Great!", "Awful."]}]
+        )
     )
-    top_k: int = Field(0, ge=0, description="Most labels per text, best first; 0 gives all.")
+    top_k: Integer = Field(
+        0, ge=0, le=UINT32_MAX, description="Most labels per text, best first; 0 gives all."
+    )
 
 
 class NerBody(TextsBody):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"text": NER_EXAMPLE}]})
+    """Give exactly one of `text` or `texts`."""
+
+    model_config = ConfigDict(json_schema_extra=_texts_schema([{"text": NER_EXAMPLE}]))
 
 
 class SummarizeBody(_Body):
@@ -54,14 +91,24 @@ class SummarizeBody(_Body):
 
     text: str = Field(min_length=1, description="The text to summarize.")
     model: str = Field("", description="Model name; empty chooses the service's default.")
-    max_new_tokens: int = Field(
-        0, ge=0, description="Most tokens to generate; 0 uses the model version's default."
+    max_new_tokens: Integer = Field(
+        0,
+        ge=0,
+        le=UINT32_MAX,
+        description="Most tokens to generate; 0 uses the model version's default (and the"
+        " caller's tier caps it).",
     )
-    temperature: float | None = Field(
-        None, ge=0, le=2, description="Sampling temperature; 0 or absent decodes greedily."
+    # Bounds sit inside the optional type, before the validator: elsewhere they would not
+    # reach the JSON Schema as minimum and maximum.
+    temperature: Annotated[float, Field(ge=0, le=2), NOT_BOOL] | SkipJsonSchema[None] = Field(
+        None, description="Sampling temperature; 0 or absent decodes greedily."
     )
-    top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling mass.")
-    seed: int | None = Field(None, ge=0, description="Seed for sampling, for repeatable output.")
+    top_p: Annotated[float, Field(gt=0, le=1), NOT_BOOL] | SkipJsonSchema[None] = Field(
+        None, description="Nucleus sampling mass."
+    )
+    seed: Annotated[int, Field(ge=0, le=UINT64_MAX), NOT_BOOL] | SkipJsonSchema[None] = Field(
+        None, description="Seed for sampling, for repeatable output."
+    )
 
     def generation(self) -> GenerationOptions:
         return GenerationOptions(

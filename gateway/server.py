@@ -77,6 +77,8 @@ def run_gateway(settings: GatewaySettings | None = None) -> int:
         proxy_headers=False,
         log_config=None,
         timeout_graceful_shutdown=5,
+        # The software and its version are nobody's business but ours.
+        server_header=False,
     )
     server = DrainingServer(config, drain, settings.drain_grace_s)
     sock = bind(settings.host, settings.port)

@@ -115,6 +115,13 @@ class GatewaySettings(BaseSettings):
     guardrail_interval_s: float = Field(
         5.0, gt=0, description="How often canaries are judged against their guardrails."
     )
+    judged_min_budget_s: float = Field(
+        1.0,
+        ge=0,
+        description="A deadline missed under a caller's X-Request-Timeout shorter than this"
+        " is the caller's choice, not the version's fault: it does not count as an error in"
+        " the live figures that guardrails judge.",
+    )
     live_window_s: int = Field(
         300, ge=10, description="Seconds of live figures per version (rollout status)."
     )

@@ -7,16 +7,26 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+LARGEST_LIMIT = 2**53 - 1
+"""Limits are counted by Lua scripts in Redis, whose numbers are doubles: integers are
+exact up to here."""
+
 
 class TierLimits(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    per_minute: int = Field(ge=1, description="Requests per minute (a burst of this many).")
-    per_day: int | None = Field(None, ge=1, description="Requests per UTC day; none: no cap.")
-    max_streams: int = Field(ge=1, description="Summary streams open at once.")
-    max_new_tokens: int = Field(ge=1, description="Most tokens one summary may generate.")
+    per_minute: int = Field(
+        ge=1, le=LARGEST_LIMIT, description="Requests per minute (a burst of this many)."
+    )
+    per_day: int | None = Field(
+        None, ge=1, le=LARGEST_LIMIT, description="Requests per UTC day; none: no cap."
+    )
+    max_streams: int = Field(ge=1, le=LARGEST_LIMIT, description="Summary streams open at once.")
+    max_new_tokens: int = Field(
+        ge=1, le=LARGEST_LIMIT, description="Most tokens one summary may generate."
+    )
     tokens_per_day: int | None = Field(
-        None, ge=1, description="Generated tokens per UTC day; none: no cap."
+        None, ge=1, le=LARGEST_LIMIT, description="Generated tokens per UTC day; none: no cap."
     )
 
 

@@ -101,6 +101,26 @@ def test_keys_made_by_an_admin_work_and_revocation_holds_on_every_replica(
     assert httpx.get(f"{first.url}/v1/admin/keys", headers=client).status_code == 403
 
 
+def test_a_revoked_keys_stream_tokens_stop_opening_streams_on_every_replica(
+    replicas: tuple[GatewayProcess, GatewayProcess], admin_key: str
+) -> None:
+    first, second = replicas
+    admin = {"Authorization": f"Bearer {admin_key}"}
+    made = httpx.post(f"{first.url}/v1/admin/keys", json={"owner": "page"}, headers=admin)
+    key, key_id = made.json()["key"], made.json()["id"]
+    auth = {"Authorization": f"Bearer {key}"}
+    issued = [
+        httpx.post(f"{first.url}/v1/summarize/stream-token", headers=auth).json()["stream_token"]
+        for _ in range(2)
+    ]
+    assert httpx.delete(f"{first.url}/v1/admin/keys/{key_id}", headers=admin).status_code == 204
+    for gateway, stream_token in zip((first, second), issued, strict=True):
+        params = {"text": "x", "stream_token": stream_token}
+        refused = httpx.get(f"{gateway.url}/v1/summarize/stream", params=params)
+        assert refused.status_code == 401, refused.text
+        assert "revoked" in refused.json()["error"]["message"]
+
+
 def test_bearer_tokens_are_checked_and_give_roles(
     replicas: tuple[GatewayProcess, GatewayProcess],
 ) -> None:

@@ -113,6 +113,29 @@ async def test_two_replicas_add_up_and_a_reader_sees_its_own_unflushed_counts(
     assert (await first.figures("sentiment", ["v2"]))["v2"] == unflushed
 
 
+@pytest.mark.parametrize("mode", ["redis", "in process"])
+async def test_pinned_requests_are_shown_but_left_out_of_what_guardrails_judge(
+    mode: str, replica: Callable[..., LiveStats], clock: FakeClock
+) -> None:
+    stats = replica() if mode == "redis" else LiveStats(None, clock=clock)
+    for _ in range(3):
+        stats.record("sentiment", "v2", ok=True, code="200", latency_s=0.02, labels=["positive"])
+    for _ in range(50):  # one caller pinning v2 with a budget nobody could meet
+        stats.record("sentiment", "v2", ok=False, code="504", latency_s=9.0, assigned=False)
+    stats.record("sentiment", "v2", ok=True, code="200", latency_s=0.02, labels=["negative"])
+    await stats.flush()
+
+    everything = (await stats.figures("sentiment", ["v2"]))["v2"]
+    assert (everything.requests, everything.pinned, everything.errors) == (54, 50, 50)
+    assert everything.errors_by_code == {"504": 50}
+    assert everything.latency_ms["p50"] is not None and everything.latency_ms["p50"] > 1000
+
+    judged = (await stats.figures("sentiment", ["v2"], assigned_only=True))["v2"]
+    assert (judged.requests, judged.pinned, judged.errors, judged.error_rate) == (4, 0, 0, 0.0)
+    assert judged.latency_ms["p99"] is not None and judged.latency_ms["p99"] < 100
+    assert judged.labels == pytest.approx({"negative": 0.25, "positive": 0.75})
+
+
 def test_histogram_quantiles_are_within_the_documented_relative_error() -> None:
     histogram = LogHistogram()
     assert histogram.relative_error == pytest.approx(0.0488, abs=1e-4)

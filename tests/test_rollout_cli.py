@@ -110,7 +110,7 @@ def test_refused_changes_exit_with_the_gateways_message(
     run(capsys, "rollout", "start", "sentiment", "--canary", "v2", "--weight", "5")
     with pytest.raises(
         SystemExit,
-        match=r"refused \(400\): weight: Input should be less than or equal to 100",
+        match=r"refused \(400\): weight: must be at most 100",
     ):
         main(["rollout", "set-weight", "sentiment", "150"])
     with pytest.raises(SystemExit, match=r"refused \(404\): no backend lists sentiment v9"):

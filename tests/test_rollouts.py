@@ -21,7 +21,10 @@ import httpx
 import jwt
 import pytest
 
+from gateway.middleware import version_failed
+from gateway.request_context import RequestRecord
 from gateway.routing_table import Rollout, choose
+from gateway.tracing import trace_context
 from switchyard.redis_server import LocalRedis, local_redis
 from tests.scripted_backend import Script, ScriptedBackend, scripted_backend
 from tests.support import GatewayProcess, free_port, gateway_process
@@ -77,8 +80,15 @@ class System:
     def wait_revision(self, replica: int, revision: int) -> None:
         wait_until(lambda: self.status(replica)["routing_revision"] >= revision)
 
-    def classify(self, subject: str, replica: int = 0, pin: str | None = None) -> httpx.Response:
-        headers = {"X-Model-Version": pin} if pin else {}
+    def classify(
+        self,
+        subject: str,
+        replica: int = 0,
+        pin: str | None = None,
+        **headers: str,
+    ) -> httpx.Response:
+        if pin:
+            headers["X-Model-Version"] = pin
         headers["Authorization"] = f"Bearer {token(subject, ['client'])}"
         return httpx.post(
             f"{self.replicas[replica].url}/v1/classify",
@@ -361,6 +371,60 @@ def test_a_bad_canary_is_rolled_back_once_by_the_guardrail(tmp_path: Path, fault
         assert {system.classify(f"user-x{n}").headers["x-model-version"] for n in range(20)} == {
             "v1"
         }
+
+
+@pytest.mark.parametrize(
+    ("status", "budget_s", "counts"),
+    [
+        (200, None, False),
+        (400, None, False),
+        (429, None, False),
+        (499, None, False),  # the client went away
+        (500, None, True),
+        (503, None, True),
+        (504, None, True),  # no budget given: the gateway's own limit was missed
+        (504, 5.0, True),
+        (504, 0.2, False),  # a budget under the floor: the caller's choice
+        (503, 0.2, True),
+    ],
+)
+def test_only_the_versions_own_failures_count_against_it(
+    status: int, budget_s: float | None, counts: bool
+) -> None:
+    record = RequestRecord(trace_context(None, None), caller_budget_s=budget_s)
+    assert version_failed(status, record, min_budget_s=1.0) is counts
+
+
+def test_a_caller_cannot_get_a_canary_rolled_back(tmp_path: Path) -> None:
+    """Deadlines a caller sets too short and pinned traffic are not the canary's failures:
+    they are shown in its figures but never judged against it."""
+    with rollout_system(tmp_path) as system:
+        guarded_canary(system)
+        rollout = system.rollout()
+        impossible = {"X-Request-Timeout": "0.000001"}
+        for n in range(50):  # the attack: pin v2 with a budget no one could meet
+            reply = system.classify("attacker", n % 2, pin="v2", **impossible)
+            assert reply.status_code == 504
+        on_canary = [s for s in (f"user-{n}" for n in range(400))
+                     if choose(rollout, f"jwt:{s}", None).version == "v2"]  # fmt: skip
+        for n, subject in enumerate(on_canary[:30]):  # assigned to v2, budgets too short
+            assert system.classify(subject, n % 2, **impossible).status_code == 504
+        judged = ""
+        for round_number in range(100):  # honest traffic until both sides are judged
+            for n in range(20):
+                assert system.classify(f"honest-{round_number}-{n}", n % 2).status_code == 200
+            judged = system.status()["guardrails"].get("v2", "")
+            if judged.startswith("within limits"):
+                break
+        assert judged.startswith("within limits"), judged
+        # Every request is shown, pinned ones apart (once the other replica's counts are
+        # flushed); none was the version's own failure.
+        wait_until(lambda: system.status()["live"]["v2"]["pinned"] >= 50)
+        live = system.status()["live"]["v2"]
+        assert live["requests"] >= 80 and live["errors"] == 0
+        assert system.rollout().canaries[0].weight == 50
+        assert [e["action"] for e in system.audit()] == ["start"]
+        assert rollbacks_counted(system) == 0
 
 
 def test_a_healthy_canary_is_stepped_up_automatically(tmp_path: Path) -> None:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.bodies import documented, read_body
 from gateway.errors import ApiError
 from gateway.keys import ROLES
 from gateway.responses import ERROR_RESPONSES
 from gateway.routes.access import caller_with_role
+from gateway.schemas import Integer
 from gateway.state import GatewayState
 from gateway.tiers import TierLimits
+from gateway.validation import validation_message
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=ERROR_RESPONSES)
 
@@ -24,7 +26,7 @@ class NewKey(BaseModel):
     owner: str = Field(min_length=1, max_length=200, description="Who the key is for.")
     role: str = Field("client", description="client, operator or admin.")
     tier: str = Field("free", description="A configured tier: free, pro, enterprise.")
-    limits: dict[str, int | None] = Field(
+    limits: dict[str, Integer | None] = Field(
         default_factory=dict, description="Overrides of the tier's limits for this key."
     )
 
@@ -69,8 +71,9 @@ async def create_key(request: Request) -> CreatedKey:
         raise ApiError(400, "invalid_argument", f"tier: one of {known}")
     try:
         TierLimits.model_validate(state.settings.tiers[wanted.tier].model_dump() | wanted.limits)
-    except ValueError as error:
-        raise ApiError(400, "invalid_argument", f"limits: {error}") from None
+    except ValidationError as error:
+        message = validation_message(error.errors(), prefix="limits")
+        raise ApiError(400, "invalid_argument", message) from None
     record, key = await state.keys.create(wanted.owner, wanted.role, wanted.tier, wanted.limits)
     return CreatedKey(key=key, **record.public())
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway import request_context
 from gateway.backends import SERVICES
+from gateway.responses import AUTH_RESPONSES, JSON_AUTH_RESPONSES
 from gateway.schemas import ModelEntry, ModelsAnswer, VersionInfo
 from gateway.state import gateway_state
 from switchyard.common.v1 import models_pb2
@@ -15,7 +16,13 @@ from switchyard.common.v1 import models_pb2
 router = APIRouter()
 
 
-@router.get("/v1/models", response_model=ModelsAnswer, tags=["models"], summary="List models")
+@router.get(
+    "/v1/models",
+    response_model=ModelsAnswer,
+    tags=["models"],
+    summary="List models",
+    responses=AUTH_RESPONSES,
+)
 async def list_models(request: Request) -> ModelsAnswer:
     """Every model and version the backends host, as they last listed them."""
     state = gateway_state(request)
@@ -76,7 +83,18 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready", **({"degraded": failing} if failing else {})})
 
 
-@router.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    tags=["operations"],
+    summary="Prometheus metrics",
+    description="The Prometheus text format. Public unless the gateway's settings make it"
+    " an operator's (`metrics_public`).",
+    response_class=PlainTextResponse,
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        **JSON_AUTH_RESPONSES,
+    },
+)
 async def metrics(request: Request) -> Response:
     state = gateway_state(request)
     if not state.settings.metrics_public:

@@ -6,7 +6,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from gateway import request_context
-from gateway.bodies import PINNED_PREFIX, documented, model_of, read_body, version_pin
+from gateway.bodies import (
+    PINNED_PREFIX,
+    documented,
+    documented_pinned,
+    model_of,
+    read_body,
+    version_pin,
+)
 from gateway.cache import cached_results
 from gateway.pipeline import CacheKeys, PlannedCall, call_backend, plan_call
 from gateway.responses import ERROR_RESPONSES, json_answer
@@ -70,7 +77,7 @@ def note_cache(plan: PlannedCall, hits: int, texts: int) -> request_context.Requ
     PINNED_PREFIX + "/classify",
     response_model=ClassifyAnswer,
     summary="Classify texts with a pinned model version",
-    openapi_extra=documented(ClassifyBody, pin=False),
+    openapi_extra=documented_pinned(ClassifyBody),
 )
 async def classify(request: Request) -> object:
     body = await read_body(request, ClassifyBody)
@@ -124,7 +131,7 @@ async def classify(request: Request) -> object:
     PINNED_PREFIX + "/ner",
     response_model=NerAnswer,
     summary="Find named entities with a pinned model version",
-    openapi_extra=documented(NerBody, pin=False),
+    openapi_extra=documented_pinned(NerBody),
 )
 async def ner(request: Request) -> object:
     body = await read_body(request, NerBody)

@@ -109,7 +109,9 @@ async def _status(state: GatewayState, model: str, rollout: Rollout | None) -> R
     figures = await state.live.figures(model, versions)
     verdicts: dict[str, str] = {}
     if rollout is not None and rollout.guardrails is not None:
-        judged = await state.live.figures(model, versions, since=rollout.step_started_at)
+        judged = await state.live.figures(
+            model, versions, since=rollout.step_started_at, assigned_only=True
+        )
         stable = judged.get(rollout.stable.version)
         for canary in rollout.canaries:
             found = judged.get(canary.version)

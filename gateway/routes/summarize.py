@@ -19,11 +19,13 @@ from gateway.bodies import (
     PINNED_PREFIX,
     VERSION_PIN_DOC,
     documented,
+    documented_pinned,
     model_of,
     read_body,
     version_pin,
 )
 from gateway.errors import ApiError, envelope, from_grpc
+from gateway.openapi import sse_content
 from gateway.pipeline import PlannedCall, call_backend, plan_call
 from gateway.responses import ERROR_RESPONSES, json_answer
 from gateway.schemas import (
@@ -51,10 +53,11 @@ _FINISH_REASONS: dict[int, Any] = {
 
 SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "`token` events (`id` counts up; data: text and index), then one"
-        " `done` event with the usage; an `error` event with the error envelope if the"
-        " model service fails mid-stream. Comments (`: ping`) keep the connection alive.",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "description": "`token` events (`id` counts up; data: `TokenEvent`), then one"
+        " `done` event with the usage (data: `DoneEvent`); an `error` event with the error"
+        " envelope (data: `ErrorEnvelope`) if the model service fails mid-stream. Comments"
+        " (`: ping`) keep the connection alive.",
+        "content": sse_content("Server-Sent Events: `token`..., then `done` or `error`."),
     },
     204: {"description": "A reconnect (`Last-Event-ID`) of a stream that has ended."},
 }
@@ -80,7 +83,7 @@ def usage_from(usage: summarizer_pb2.Usage) -> Usage:
     PINNED_PREFIX + "/summarize",
     response_model=SummarizeAnswer,
     summary="Summarize a text with a pinned model version",
-    openapi_extra=documented(SummarizeBody, pin=False),
+    openapi_extra=documented_pinned(SummarizeBody),
 )
 async def summarize(request: Request) -> object:
     body = await read_body(request, SummarizeBody)
@@ -124,7 +127,7 @@ async def summarize(request: Request) -> object:
     summary="Summarize a text, streamed, with a pinned model version",
     response_class=EventSourceResponse,
     responses=SSE_RESPONSES,
-    openapi_extra=documented(SummarizeBody, pin=False),
+    openapi_extra=documented_pinned(SummarizeBody),
 )
 async def summarize_stream_post(request: Request) -> Response:
     return await open_stream(request, await read_body(request, SummarizeBody))
@@ -156,6 +159,8 @@ async def summarize_stream_get(
         caller = await state.stream_tokens.redeem(query.stream_token)
         if caller is None:
             raise unauthenticated("the stream token is unknown, used or expired")
+        if not await state.auth.still_valid(caller):
+            raise unauthenticated("the API key the stream token was made with was revoked")
     body = SummarizeBody.model_validate(query.model_dump(exclude={"stream_token"}))
     return await open_stream(request, body, caller)
 

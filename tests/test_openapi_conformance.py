@@ -1,0 +1,118 @@
+"""The gateway against its own OpenAPI document, with schemathesis: for every operation,
+requests generated from the document (valid ones and some that break it) with a valid
+key, and every answer checked: no 5xx, a status the document declares, the declared
+content type and headers, and a body that matches its declared schema.
+
+Schema-valid input may still be refused (400) where the limit belongs to the model
+version a backend hosts (``max_input_chars``, texts per request) and so is not in the
+static document: schemathesis's ``positive_data_acceptance`` check is left out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis import APIOperation, Case
+from schemathesis.checks import positive_data_acceptance
+from schemathesis.core.result import Ok
+from schemathesis.specs.openapi.schemas import OpenApiSchema
+
+from switchyard.redis_server import LocalRedis
+from tests.conftest import make_key
+from tests.support import GatewayProcess, ServiceProcess, gateway_process
+
+EXAMPLES_PER_OPERATION = 12
+"""Enough to reach every field's bounds and types; few enough that generation routes,
+which run the real summarizer, stay within seconds."""
+
+
+OWN_DATABASE = 7
+"""The Redis database of this test's gateway: the admin operations it sends (rollouts,
+backends, keys) must not reach the routing tables of the other tests' gateways."""
+
+
+@pytest.fixture(scope="module")
+def redis_url(redis_server: LocalRedis) -> str:
+    return redis_server.url.rsplit("/", 1)[0] + f"/{OWN_DATABASE}"
+
+
+@pytest.fixture(scope="module")
+def own_gateway(
+    classifier: ServiceProcess,
+    ner: ServiceProcess,
+    summarizer: ServiceProcess,
+    redis_url: str,
+) -> Iterator[GatewayProcess]:
+    """A gateway of this test's own, in front of the session's services."""
+    backends = {
+        "classifier": classifier.address,
+        "ner": ner.address,
+        "summarizer": summarizer.address,
+    }
+    with gateway_process(backends, redis_url=redis_url) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def document(own_gateway: GatewayProcess) -> OpenApiSchema:
+    loaded = schemathesis.openapi.from_url(f"{own_gateway.url}/openapi.json")
+    assert isinstance(loaded, OpenApiSchema)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def key(redis_url: str) -> str:
+    # An admin key reaches every operation. Short generations keep the summarizer's
+    # examples fast; the limits stay out of the way.
+    return make_key(redis_url, "admin", "enterprise", max_new_tokens=2, per_minute=1_000_000)
+
+
+def operations(document: OpenApiSchema) -> list[APIOperation[Any, Any, Any, Any]]:
+    found = []
+    for result in document.get_all_operations():
+        assert isinstance(result, Ok), result  # the document itself is valid
+        found.append(result.ok())
+    assert len(found) > 10
+    return found
+
+
+@pytest.mark.timeout(900)
+def test_every_operation_answers_as_its_document_says(
+    own_gateway: GatewayProcess, document: OpenApiSchema, key: str
+) -> None:
+    gateway = own_gateway
+    auth = {"Authorization": f"Bearer {key}"}
+    failures: list[str] = []
+    statuses: dict[str, set[int]] = {}
+    for operation in operations(document):
+
+        @given(case=operation.as_strategy())
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+        def answers_as_declared(case: Case[Any]) -> None:
+            response = case.call_and_validate(
+                headers=auth, base_url=gateway.url, excluded_checks=[positive_data_acceptance]
+            )
+            statuses.setdefault(case.operation.label, set()).add(response.status_code)
+
+        try:
+            answers_as_declared()
+        except Exception as error:  # collected, so one run names every failure
+            failures.append(f"{operation.label}: {error}")
+    # The gateway is still up and well after all of it.
+    assert httpx.get(f"{gateway.url}/healthz").status_code == 200
+    assert not failures, "\n\n".join(failures)
+    # Requests really ran, valid ones served and invalid ones refused.
+    assert {200, 400} <= statuses["POST /v1/classify"]
+    assert {200, 400} <= statuses["POST /v1/summarize/stream"]
+    assert {201, 400} <= statuses["POST /v1/admin/keys"]
