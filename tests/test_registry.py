@@ -57,3 +57,17 @@ def test_settings_read_the_environment_with_the_service_prefix(
     assert settings.port == 6000
     assert settings.only_versions == ["sentiment:v1", "sentiment:v2"]
     assert ClassifierSettings(port=7000).port == 7000
+
+
+def test_a_registry_naming_an_unknown_runtime_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "registry.toml"
+    path.write_text(
+        '[classifier]\ndefault_model = "sentiment"\n'
+        '[classifier.models.sentiment]\ndefault_version = "v1"\n'
+        '[classifier.models.sentiment.versions.v1]\nweights = "x"\nruntime = "tensorrt"\n'
+    )
+    with pytest.raises(ValidationError, match="runtime"):
+        load_registry(path, "classifier")
+    spec = VersionSpec(weights="x", runtime="onnxruntime", quantization="int8", reference="v1")
+    assert (spec.runtime, spec.quantization, spec.reference) == ("onnxruntime", "int8", "v1")
+    assert VersionSpec(weights="x").runtime == "transformers"

@@ -30,6 +30,10 @@ def catalogue(
             ),
         )
         annotations = {"description": spec.description} if spec.description else {}
+        annotations["runtime"] = spec.runtime
+        annotations["quantization"] = spec.quantization
+        if spec.reference:
+            annotations["reference"] = spec.reference
         if generator:
             # The gateway bounds a caller's tokens by its tier and needs the default.
             annotations["default_max_new_tokens"] = str(spec.default_max_new_tokens)

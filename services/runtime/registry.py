@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 HUB_PREFIX = "hub:"
+
+Runtime = Literal["transformers", "onnxruntime", "ctranslate2"]
+"""What runs a version's forward pass: eager PyTorch through transformers (the reference,
+any Hugging Face model), ONNX Runtime (classifier, NER) or CTranslate2 (generators), each
+made from the same weights by ``switchyard models prepare``."""
+
+Quantization = Literal["none", "int8"]
 
 
 class VersionSpec(BaseModel):
@@ -26,6 +34,13 @@ class VersionSpec(BaseModel):
     default_max_new_tokens: int = Field(96, ge=1, description="Generators: when a call sets none.")
     max_new_tokens_cap: int = Field(512, ge=1, description="Generators: most a call may ask.")
     description: str = ""
+    runtime: Runtime = Field("transformers", description="What runs the forward pass.")
+    quantization: Quantization = Field("none", description="Weights quantized by prepare.")
+    reference: str = Field(
+        "",
+        description="The version (of the same model) this one was made from; its output is"
+        " what an optimized version must agree with before it serves.",
+    )
 
     @model_validator(mode="after")
     def _queue_holds_a_batch(self) -> VersionSpec:
