@@ -150,6 +150,47 @@ async def test_new_items_queue_while_a_batch_runs_and_form_the_next_batch(
     await b.close()
 
 
+async def test_a_full_next_batch_is_handed_over_while_the_current_one_runs(
+    executor: ThreadPoolExecutor,
+) -> None:
+    gate = threading.Event()
+    run = Recorder(gate)
+    b = batcher(run, executor, size=2, queue=8)
+    first = asyncio.gather(b.submit(1), b.submit(2))
+    assert await asyncio.to_thread(run.started.wait, 30)
+    second = asyncio.gather(b.submit(3), b.submit(4))
+    for _ in range(1000):  # taken at once, to wait in the executor behind the first
+        if b.in_flight == 2:
+            break
+        await asyncio.sleep(0)
+    assert (b.in_flight, b.depth) == (2, 0)
+    third = asyncio.ensure_future(b.submit(5))
+    await wait_depth(b, 1)  # two batches in flight already: this one waits its turn
+    gate.set()
+    assert list(await first) == [2, 4]
+    assert list(await second) == [6, 8]
+    await b.close()  # a lone item waits for company (a long queue delay) until the close
+    assert await third == 10
+    assert run.batches == [[1, 2], [3, 4], [5]]
+
+
+async def test_with_no_queue_delay_a_lone_item_runs_at_once_and_others_gather_behind_it(
+    executor: ThreadPoolExecutor,
+) -> None:
+    gate = threading.Event()
+    run = Recorder(gate)
+    b = batcher(run, executor, size=8, delay=0.0, queue=16)
+    lone = asyncio.ensure_future(b.submit(1))
+    assert await asyncio.to_thread(run.started.wait, 30)  # ran without waiting for company
+    later = asyncio.gather(*(b.submit(i) for i in (2, 3, 4)))
+    gate.set()
+    assert await lone == 2
+    assert list(await later) == [4, 6, 8]
+    assert run.batches[0] == [1]
+    assert sorted(i for batch in run.batches[1:] for i in batch) == [2, 3, 4]
+    await b.close()
+
+
 async def test_close_runs_what_was_accepted_and_refuses_the_rest(
     executor: ThreadPoolExecutor,
 ) -> None:

@@ -1,10 +1,17 @@
 """Dynamic batching: gather single items into batches run by one worker off the event loop.
 
 The batcher knows nothing of gRPC or of any model: it is handed a function that maps a
-list of inputs to a list of outputs and runs it on an executor. Items wait until the
-batch is full or the oldest has waited ``max_queue_delay_s``, the queue is bounded
+list of inputs to a list of outputs and runs it on an executor. The queue is bounded
 (``Overloaded`` when full), items whose deadline passed are dropped before they run
 (``DeadlineExpired``), and a cancelled item gives its slot back at once.
+
+When the worker is idle, items wait until the batch is full or the oldest has waited
+``max_queue_delay_s`` (0, as shipped: a lone item runs at once). While a batch runs, the
+items arriving meanwhile gather, and the next batch is handed to the executor just
+before the running one is expected to end (``HANDOFF_LEAD``), or at once when it is
+full: the worker never idles between batches waiting for results to travel back and the
+next batch to travel out, and the next batch is formed as late as it can be, so it is as
+large as the load allows.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import asyncio
 import collections
 import enum
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import BrokenExecutor, Executor
@@ -25,6 +33,14 @@ In = TypeVar("In")
 Out = TypeVar("Out")
 
 log = logging.getLogger(__name__)
+
+IN_FLIGHT = 2
+"""Batches handed to the executor at once: the running one and the next."""
+
+HANDOFF_LEAD = 0.15
+"""The next batch is handed over when the running one is expected to end within this
+share of its expected duration (at least ``MIN_HANDOFF_LEAD_S``)."""
+MIN_HANDOFF_LEAD_S = 0.002
 
 
 @dataclass(frozen=True)
@@ -90,6 +106,11 @@ class DynamicBatcher(Generic[In, Out]):
         self._closed = False
         self._task: asyncio.Task[None] | None = None
         self._recent_batch_s = 0.0
+        self._running: set[asyncio.Task[None]] = set()
+        self._slot_freed = asyncio.Event()
+        self._launched: collections.deque[float] = collections.deque()
+        """When each batch in flight was handed over, oldest first."""
+        self._last_finished = 0.0
         self.broken = False
         """True once batches can no longer run (the model worker process died)."""
 
@@ -97,6 +118,11 @@ class DynamicBatcher(Generic[In, Out]):
     def depth(self) -> int:
         """Items accepted and waiting to run."""
         return self._queued
+
+    @property
+    def in_flight(self) -> int:
+        """Batches handed to the executor and not finished yet."""
+        return len(self._running)
 
     def start(self) -> None:
         """Start gathering; call from the event loop that will submit."""
@@ -186,18 +212,68 @@ class DynamicBatcher(Generic[In, Out]):
             self.reject_queued(Unavailable("the model is unavailable; retry on another replica"))
 
     async def _gather(self) -> None:
-        while True:
-            if self._queued == 0:
-                self._queue.clear()  # only cancelled leftovers remain
-                if self._closed:
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            await self._wait_for_batch()
-            batch = self._take_batch()
-            if batch:
-                await self._run(batch)
+        try:
+            while True:
+                if self._queued == 0:
+                    self._queue.clear()  # only cancelled leftovers remain
+                    if self._closed:
+                        return
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                if len(self._running) >= IN_FLIGHT:
+                    self._slot_freed.clear()
+                    await self._slot_freed.wait()
+                    continue
+                if self._running:
+                    await self._wait_for_handoff()
+                    if self._queued == 0 or len(self._running) >= IN_FLIGHT:
+                        continue
+                else:
+                    await self._wait_for_batch()
+                batch = self._take_batch()
+                if batch:
+                    self._launch(batch)
+        finally:
+            if self._running:
+                await asyncio.gather(*self._running, return_exceptions=True)
+
+    def _launch(self, batch: list[_Pending[In, Out]]) -> None:
+        self._launched.append(time.perf_counter())
+        task = asyncio.get_running_loop().create_task(self._run(batch))
+        self._running.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._running.discard(finished)
+            self._slot_freed.set()
+            self._wake.set()
+
+        task.add_done_callback(done)
+
+    async def _wait_for_handoff(self) -> None:
+        """While a batch runs: wait until the next batch is full, the running one is about
+        to end, the worker is free, or a flush."""
+        # The worker runs batches in turn: the running one began when it was handed over
+        # or when the one before it ended, whichever came later.
+        began = max(self._launched[0], self._last_finished) if self._launched else 0.0
+        # Before any batch has ended there is no estimate: wait for the running one.
+        expected_end = began + self._recent_batch_s if self._recent_batch_s else math.inf
+        while (
+            self._running
+            and self._queued < self.policy.max_batch_size
+            and not self._flushing
+            and self._queued > 0
+        ):
+            lead = max(MIN_HANDOFF_LEAD_S, HANDOFF_LEAD * self._recent_batch_s)
+            remaining = expected_end - lead - time.perf_counter()
+            if remaining <= 0:
+                return
+            self._wake.clear()
+            try:
+                async with asyncio.timeout(None if math.isinf(remaining) else remaining):
+                    await self._wake.wait()
+            except TimeoutError:
+                return
 
     async def _wait_for_batch(self) -> None:
         """Wait until a batch is full, the oldest item has waited long enough, or a flush."""
@@ -242,21 +318,21 @@ class DynamicBatcher(Generic[In, Out]):
     async def _run(self, batch: list[_Pending[In, Out]]) -> None:
         loop = asyncio.get_running_loop()
         inputs = [p.item for p in batch]
-        started = time.perf_counter()
         try:
             outputs = await loop.run_in_executor(self._executor, self._run_batch, inputs)
             if len(outputs) != len(inputs):
                 raise RuntimeError(f"batch of {len(inputs)} gave {len(outputs)} outputs")
         except BrokenExecutor:
-            log.exception("the model worker died running a batch of %d", len(inputs))
-            self.broken = True
             error = Unavailable("the model worker stopped; retry on another replica")
             for p in batch:
                 if not p.future.done():
                     p.future.set_exception(error)
-            self.reject_queued(error)
-            if self._on_broken is not None:
-                self._on_broken()
+            if not self.broken:  # the batch handed over next fails the same way
+                log.exception("the model worker died running a batch of %d", len(inputs))
+                self.broken = True
+                self.reject_queued(error)
+                if self._on_broken is not None:
+                    self._on_broken()
             return
         except Exception as exc:
             log.exception("batch of %d failed", len(inputs))
@@ -265,7 +341,12 @@ class DynamicBatcher(Generic[In, Out]):
                     p.future.set_exception(exc)
             return
         finally:
-            elapsed = time.perf_counter() - started
+            # Batches end in the order they were handed over: this one began when it was
+            # handed over, or when the one before it ended.
+            finished = time.perf_counter()
+            launched = self._launched.popleft() if self._launched else finished
+            elapsed = finished - max(launched, self._last_finished)
+            self._last_finished = finished
             self._recent_batch_s = elapsed
             if self._observer is not None:
                 self._observer.batch_ran(len(inputs), elapsed)
