@@ -191,6 +191,29 @@ async def test_with_no_queue_delay_a_lone_item_runs_at_once_and_others_gather_be
     await b.close()
 
 
+async def test_with_two_workers_two_batches_run_at_once() -> None:
+    together = threading.Barrier(2, timeout=30)  # broken unless both batches run at once
+
+    def meet(items: Sequence[int]) -> list[int]:
+        together.wait()
+        return [i * 2 for i in items]
+
+    workers = [ThreadPoolExecutor(max_workers=1) for _ in range(2)]
+    b = DynamicBatcher(meet, BatchPolicy(2, 0.0, 8), workers)
+    b.start()
+    first = asyncio.gather(b.submit(1), b.submit(2))
+    for _ in range(1000):
+        if b.in_flight == 1:
+            break
+        await asyncio.sleep(0)
+    second = asyncio.gather(b.submit(3), b.submit(4))  # the idle worker takes these
+    assert list(await first) == [2, 4]
+    assert list(await second) == [6, 8]
+    await b.close()
+    for worker in workers:
+        worker.shutdown()
+
+
 async def test_close_runs_what_was_accepted_and_refuses_the_rest(
     executor: ThreadPoolExecutor,
 ) -> None:

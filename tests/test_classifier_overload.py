@@ -109,8 +109,10 @@ def test_a_dead_model_worker_turns_the_service_not_serving(
 ) -> None:
     fast = {"max_batch_size": 8, "max_queue_delay_ms": 1, "max_queue_size": 8}
     with classifier_process(tmp_path_factory.mktemp("crash"), {"v1": fast}) as service:
-        (worker,) = child_pids(service.process.pid)
-        os.kill(worker, signal.SIGKILL)  # as the kernel's OOM killer would
+        workers = child_pids(service.process.pid)
+        assert workers  # one per core by default
+        for worker in workers:
+            os.kill(worker, signal.SIGKILL)  # as the kernel's OOM killer would
         with grpc.insecure_channel(service.address) as channel:
             stub = classifier_pb2_grpc.ClassifierServiceStub(channel)
             with pytest.raises(grpc.RpcError) as failed:

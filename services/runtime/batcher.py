@@ -5,13 +5,14 @@ list of inputs to a list of outputs and runs it on an executor. The queue is bou
 (``Overloaded`` when full), items whose deadline passed are dropped before they run
 (``DeadlineExpired``), and a cancelled item gives its slot back at once.
 
-When the worker is idle, items wait until the batch is full or the oldest has waited
-``max_queue_delay_s`` (0, as shipped: a lone item runs at once). While a batch runs, the
-items arriving meanwhile gather, and the next batch is handed to the executor just
-before the running one is expected to end (``HANDOFF_LEAD``), or at once when it is
-full: the worker never idles between batches waiting for results to travel back and the
-next batch to travel out, and the next batch is formed as late as it can be, so it is as
-large as the load allows.
+Batches go to one or more workers (``lanes``, one executor each). When every worker is
+idle, items wait until the batch is full or the oldest has waited ``max_queue_delay_s``
+(0, as shipped: a lone item runs at once); a worker that is idle while others are busy
+takes what waits at once. When every worker is busy, the items arriving meanwhile
+gather, and the next batch is handed to the worker expected to free up first just before
+it does (``HANDOFF_LEAD``), or at once when the batch is full: no worker idles between
+batches waiting for results to travel back and the next batch to travel out, and the
+next batch is formed as late as it can be, so it is as large as the load allows.
 """
 
 from __future__ import annotations
@@ -28,14 +29,12 @@ from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 from services.runtime.errors import DeadlineExpired, InvalidInput, Overloaded, Unavailable
+from services.runtime.lanes import Flight, Lane, idle, next_free
 
 In = TypeVar("In")
 Out = TypeVar("Out")
 
 log = logging.getLogger(__name__)
-
-IN_FLIGHT = 2
-"""Batches handed to the executor at once: the running one and the next."""
 
 HANDOFF_LEAD = 0.15
 """The next batch is handed over when the running one is expected to end within this
@@ -84,20 +83,25 @@ class _Pending(Generic[In, Out]):
 
 
 class DynamicBatcher(Generic[In, Out]):
-    """Runs ``run_batch`` on batches of submitted items; one batch at a time."""
+    """Runs ``run_batch`` on batches of submitted items, one batch at a time per worker
+    (``executor``: one worker, or a list of them, each an executor running one batch at a
+    time)."""
 
     def __init__(
         self,
         run_batch: Callable[[Sequence[In]], Sequence[Out]],
         policy: BatchPolicy,
-        executor: Executor,
+        executor: Executor | Sequence[Executor],
         observer: BatchObserver | None = None,
         on_broken: Callable[[], None] | None = None,
     ) -> None:
         self._run_batch = run_batch
         self._on_broken = on_broken
         self.policy = policy
-        self._executor = executor
+        executors = [executor] if isinstance(executor, Executor) else list(executor)
+        if not executors:
+            raise ValueError("a batcher needs at least one executor")
+        self._lanes = [Lane(e) for e in executors]
         self._observer = observer
         self._queue: collections.deque[_Pending[In, Out]] = collections.deque()
         self._queued = 0
@@ -108,9 +112,6 @@ class DynamicBatcher(Generic[In, Out]):
         self._recent_batch_s = 0.0
         self._running: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
-        self._launched: collections.deque[float] = collections.deque()
-        """When each batch in flight was handed over, oldest first."""
-        self._last_finished = 0.0
         self.broken = False
         """True once batches can no longer run (the model worker process died)."""
 
@@ -221,26 +222,28 @@ class DynamicBatcher(Generic[In, Out]):
                     self._wake.clear()
                     await self._wake.wait()
                     continue
-                if len(self._running) >= IN_FLIGHT:
-                    self._slot_freed.clear()
-                    await self._slot_freed.wait()
-                    continue
-                if self._running:
-                    await self._wait_for_handoff()
-                    if self._queued == 0 or len(self._running) >= IN_FLIGHT:
-                        continue
+                lane = idle(self._lanes)
+                if lane is not None:
+                    if not self._running:  # every worker idle: the batch may wait to fill
+                        await self._wait_for_batch()
                 else:
-                    await self._wait_for_batch()
+                    lane = next_free(self._lanes, self._recent_batch_s)
+                    if lane is None:  # every worker holds a running and a next batch
+                        self._slot_freed.clear()
+                        await self._slot_freed.wait()
+                        continue
+                    if not await self._wait_for_handoff(lane):
+                        continue  # a worker freed up meanwhile: choose again
                 batch = self._take_batch()
                 if batch:
-                    self._launch(batch)
+                    self._launch(batch, lane)
         finally:
             if self._running:
                 await asyncio.gather(*self._running, return_exceptions=True)
 
-    def _launch(self, batch: list[_Pending[In, Out]]) -> None:
-        self._launched.append(time.perf_counter())
-        task = asyncio.get_running_loop().create_task(self._run(batch))
+    def _launch(self, batch: list[_Pending[In, Out]], lane: Lane) -> None:
+        flight = lane.hand(time.perf_counter())
+        task = asyncio.get_running_loop().create_task(self._run(batch, lane, flight))
         self._running.add(task)
 
         def done(finished: asyncio.Task[None]) -> None:
@@ -250,30 +253,27 @@ class DynamicBatcher(Generic[In, Out]):
 
         task.add_done_callback(done)
 
-    async def _wait_for_handoff(self) -> None:
-        """While a batch runs: wait until the next batch is full, the running one is about
-        to end, the worker is free, or a flush."""
-        # The worker runs batches in turn: the running one began when it was handed over
-        # or when the one before it ended, whichever came later.
-        began = max(self._launched[0], self._last_finished) if self._launched else 0.0
-        # Before any batch has ended there is no estimate: wait for the running one.
-        expected_end = began + self._recent_batch_s if self._recent_batch_s else math.inf
-        while (
-            self._running
-            and self._queued < self.policy.max_batch_size
-            and not self._flushing
-            and self._queued > 0
-        ):
-            lead = max(MIN_HANDOFF_LEAD_S, HANDOFF_LEAD * self._recent_batch_s)
+    async def _wait_for_handoff(self, lane: Lane) -> bool:
+        """Every worker busy: wait until the next batch is full, ``lane`` is about to free
+        up, or a flush (True: hand the batch to ``lane`` now); False when the state
+        changed (a worker freed up, or nothing waits any more)."""
+        # Before any batch has ended there is no estimate: wait for a worker to free up.
+        batch_s = self._recent_batch_s
+        expected_end = lane.free_at(batch_s) if batch_s else math.inf
+        lead = max(MIN_HANDOFF_LEAD_S, HANDOFF_LEAD * batch_s)
+        while self._queued < self.policy.max_batch_size and not self._flushing:
+            if self._queued == 0 or idle(self._lanes) is not None:
+                return False
             remaining = expected_end - lead - time.perf_counter()
             if remaining <= 0:
-                return
+                return True
             self._wake.clear()
             try:
                 async with asyncio.timeout(None if math.isinf(remaining) else remaining):
                     await self._wake.wait()
             except TimeoutError:
-                return
+                return True
+        return self._queued > 0
 
     async def _wait_for_batch(self) -> None:
         """Wait until a batch is full, the oldest item has waited long enough, or a flush."""
@@ -315,11 +315,11 @@ class DynamicBatcher(Generic[In, Out]):
             self._observer.items_dropped("deadline", expired)
         return batch
 
-    async def _run(self, batch: list[_Pending[In, Out]]) -> None:
+    async def _run(self, batch: list[_Pending[In, Out]], lane: Lane, flight: Flight) -> None:
         loop = asyncio.get_running_loop()
         inputs = [p.item for p in batch]
         try:
-            outputs = await loop.run_in_executor(self._executor, self._run_batch, inputs)
+            outputs = await loop.run_in_executor(lane.executor, self._run_batch, inputs)
             if len(outputs) != len(inputs):
                 raise RuntimeError(f"batch of {len(inputs)} gave {len(outputs)} outputs")
         except BrokenExecutor:
@@ -341,12 +341,7 @@ class DynamicBatcher(Generic[In, Out]):
                     p.future.set_exception(exc)
             return
         finally:
-            # Batches end in the order they were handed over: this one began when it was
-            # handed over, or when the one before it ended.
-            finished = time.perf_counter()
-            launched = self._launched.popleft() if self._launched else finished
-            elapsed = finished - max(launched, self._last_finished)
-            self._last_finished = finished
+            elapsed = lane.finish(flight, time.perf_counter())
             self._recent_batch_s = elapsed
             if self._observer is not None:
                 self._observer.batch_ran(len(inputs), elapsed)

@@ -48,7 +48,7 @@ class HostedVersion(Generic[In, Out]):
     is_default: bool
     status: VersionStatus = VersionStatus.LOADING
     batcher: DynamicBatcher[In, Out] | None = field(default=None, repr=False)
-    worker: ProcessPoolExecutor | None = field(default=None, repr=False)
+    workers: list[ProcessPoolExecutor] = field(default_factory=list, repr=False)
 
     @property
     def model(self) -> str:
@@ -63,8 +63,8 @@ Loader = Callable[[VersionSpec, str], Predictor[In, Out]]
 """Builds a predictor from a version's spec and its weights location (folder or hub id)."""
 
 ObserverFactory = Callable[[VersionSpec], BatchObserver]
-WorkerFactory = Callable[[VersionSpec, str], ProcessPoolExecutor]
-"""Starts a model worker process for a version's spec and weights location."""
+WorkerFactory = Callable[[VersionSpec, str], list[ProcessPoolExecutor]]
+"""Starts the model worker processes of a version (its spec and weights location)."""
 
 
 class ModelRepository(Generic[In, Out]):
@@ -124,11 +124,12 @@ class ModelRepository(Generic[In, Out]):
             location = spec.weights_location(self._models_dir)
             try:
                 if workers is not None:
-                    pool = workers(spec, location)
-                    hosted.worker = pool
-                    await loop.run_in_executor(pool, model_worker.ready)
+                    pools = hosted.workers = workers(spec, location)
+                    await asyncio.gather(
+                        *(loop.run_in_executor(pool, model_worker.ready) for pool in pools)
+                    )
                     run_batch: Callable[[Sequence[In]], Sequence[Out]] = model_worker.predict_batch
-                    runner: Executor = pool
+                    runner: Executor | list[ProcessPoolExecutor] = pools
                 else:
                     predictor = await loop.run_in_executor(
                         executor, model_worker.load_and_warm, loader, spec, location
@@ -187,6 +188,6 @@ class ModelRepository(Generic[In, Out]):
             *(h.batcher.close() for h in self._versions.values() if h.batcher is not None)
         )
         for hosted in self._versions.values():
-            if hosted.worker is not None:
+            for worker in hosted.workers:
                 # Off the loop: a worker still loading its model may take a while to stop.
-                await asyncio.to_thread(hosted.worker.shutdown, wait=True, cancel_futures=True)
+                await asyncio.to_thread(worker.shutdown, wait=True, cancel_futures=True)

@@ -136,10 +136,14 @@ class ModelServer(Generic[In, Out]):
         """Load and warm every model version; SERVING once done. False if none loaded."""
         workers = None
         if self.settings.model_worker == "process" and self.definition.process_worker_ok:
-            definition, threads = self.definition, self.settings.torch_threads
+            definition = self.definition
+            count, threads = self.settings.worker_layout()
 
-            def workers(spec: VersionSpec, location: str) -> ProcessPoolExecutor:
-                return worker_pool(definition.loader, spec, location, threads, definition.name)
+            def workers(spec: VersionSpec, location: str) -> list[ProcessPoolExecutor]:
+                return [
+                    worker_pool(definition.loader, spec, location, threads, definition.name)
+                    for _ in range(count)
+                ]
 
         await self.repository.load_all(
             self.definition.loader,

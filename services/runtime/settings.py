@@ -6,6 +6,7 @@ Each service has its own prefix (``SWITCHYARD_CLASSIFIER_``, ``SWITCHYARD_NER_``
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
@@ -43,8 +44,17 @@ class ServiceSettings(BaseSettings):
         description="Run each model version in a process of its own, or on a thread of the"
         " gRPC process (the summarizer always uses a thread: it streams from the model).",
     )
+    model_workers: int = Field(
+        0,
+        ge=0,
+        description="Model worker processes per version (process mode); 0: one per core.",
+    )
     torch_threads: int = Field(
-        0, ge=0, description="Torch intra-op threads; 0 leaves torch's default (one per core)."
+        0,
+        ge=0,
+        description="Torch intra-op threads per model worker; 0: the cores shared out among"
+        " the workers (one each by default). On the summarizer's thread, 0 leaves torch's"
+        " default.",
     )
     max_texts_per_request: int = Field(
         64, ge=1, description="Most texts one unary request may carry."
@@ -76,6 +86,18 @@ class ServiceSettings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    def worker_layout(self) -> tuple[int, int]:
+        """Model worker processes per version, and torch threads in each.
+
+        By default one worker per core with one thread each: on a machine whose cores
+        also serve gRPC (and often the callers), two single-threaded forward passes side
+        by side outrun one forward pass on two threads, whose threads wait for each
+        other at every operation when either loses its core for a moment.
+        """
+        cores = len(os.sched_getaffinity(0))
+        workers = self.model_workers or cores
+        return workers, self.torch_threads or max(1, cores // workers)
 
 
 class ClassifierSettings(ServiceSettings):
