@@ -1,158 +1,201 @@
-"""The classifier: raw forward passes versus the service over gRPC, batching on and off,
-and the service's own CPU cost per request outside the forward pass.
+"""The classifier: the machine's raw limit against the service as ``switchyard up`` runs
+it (over gRPC and through the gateway, the eager and the int8 version), and against the
+simplest batcher that works, all in one run.
 
-This machine's speed drifts by tens of percent from one minute to the next, so every
-served figure is paired with a raw figure measured just before it, and ratios are the
-median over several such pairs.
+This machine's speed drifts by tens of percent from one minute to the next, so each round
+measures the raw limit and then every served system in turn, and each ratio is the median
+over the rounds of (served in a round) / (raw in the same round).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
 
+from bench import raw
+from bench.gateway import ConnectionPool, create_key, start_gateway
 from bench.load import LoadResult, closed_loop
+from bench.process_cpu import children_cpu_seconds, process_cpu_seconds
+from bench.raw import TEXTS
+from bench.shipped import EAGER, INT8, sentiment_versions
 from services.classifier.model import SequenceClassifier
-from services.runtime.registry import load_registry
 from services.runtime.settings import DEFAULT_REGISTRY
 from switchyard.classifier.v1 import classifier_pb2 as pb
 from switchyard.classifier.v1 import classifier_pb2_grpc
-from switchyard.processes import ServiceProcess, service_process, write_classifier_registry
+from switchyard.processes import free_port, service_process
+from switchyard.redis_server import local_redis
 
-TEXTS = [
-    "I love this, it is wonderful.",
-    "This was a terrible waste of money.",
-    "Not bad at all, I would buy it again.",
-    "The service was slow and the food was cold.",
-]
-V1 = {"model": "sentiment", "version": "v1"}
-NO_BATCHING = {"max_batch_size": 1, "max_queue_delay_ms": 0, "max_queue_size": 512}
+CONCURRENCY = ((1, 100), (8, 300), (32, 800), (64, 1000))
+"""Concurrent callers, and calls per window."""
+
+Call = Callable[[int], Awaitable[object]]
+System = tuple[Call, ConnectionPool | None]
 
 
-def shipped_batching() -> dict[str, object]:
-    """The batch settings sentiment v1 ships with, queue made deep enough for the load."""
-    spec = load_registry(DEFAULT_REGISTRY, "classifier").models["sentiment"].versions["v1"]
+def grpc_caller(stub: classifier_pb2_grpc.ClassifierServiceAsyncStub, version: str) -> Call:
+    async def call(number: int) -> object:
+        text = TEXTS[number % len(TEXTS)]
+        request = pb.ClassifyRequest(model="sentiment", version=version, texts=[text])
+        return await stub.Classify(request, timeout=60)
+
+    return call
+
+
+def http_caller(pool: ConnectionPool, path: str, headers: dict[str, str]) -> Call:
+    """POSTs of one text each through a keep-alive pool (the cheapest client here)."""
+    extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    requests = []
+    for text in TEXTS:
+        body = json.dumps({"text": text}).encode()
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{pool.port}\r\n{extra}"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        requests.append(head.encode() + body)
+
+    async def call(number: int) -> object:
+        return await pool.request(requests[number % len(requests)])
+
+    return call
+
+
+async def window(system: System, concurrency: int, total: int) -> LoadResult:
+    call, pool = system
+    if pool is not None:
+        await pool.refill(concurrency)
+    return await closed_loop(call, concurrency, total)
+
+
+def summary(results: list[LoadResult], raws: list[float]) -> dict[str, float]:
     return {
-        "max_batch_size": spec.max_batch_size,
-        "max_queue_delay_ms": spec.max_queue_delay_ms,
-        "max_queue_size": 512,
+        "texts_per_s": statistics.median(r.per_second for r in results),
+        "ratio_to_eager_raw": statistics.median(
+            r.per_second / limit for r, limit in zip(results, raws, strict=True)
+        ),
+        "p50_ms": statistics.median(r.percentile_ms(0.5) for r in results),
+        "p99_ms": statistics.median(r.percentile_ms(0.99) for r in results),
     }
 
 
-def raw_rate(classifier: SequenceClassifier, size: int, seconds: float) -> float:
-    """Texts per second of forward passes of ``size`` texts in a tight loop."""
-    batch = [TEXTS[i % len(TEXTS)] for i in range(size)]
-    done = 0
-    started = time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        classifier.predict_batch(batch)
-        done += size
-    return done / (time.perf_counter() - started)
+@contextmanager
+def minimal_batcher(model_dir: Path, threads: int) -> Iterator[int]:
+    """The baseline batcher on a free port (its port)."""
+    port = free_port()
+    command = [sys.executable, "-m", "bench.minimal_batcher", str(model_dir), str(port)]
+    process = subprocess.Popen([*command, str(threads)])
+    try:
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
-def best_batch_size(classifier: SequenceClassifier, sizes: tuple[int, ...]) -> int:
-    return max(sizes, key=lambda size: raw_rate(classifier, size, 2.0))
-
-
-def _stat(pid: int) -> list[str]:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process, from /proc."""
-    fields = _stat(pid)
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def children_cpu_seconds(pid: int) -> float:
-    """CPU time of the live child processes of ``pid`` (the model workers)."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int(_stat(int(entry.name))[1]) == pid:
-                    total += process_cpu_seconds(int(entry.name))
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-    return total
-
-
-async def served(service: ServiceProcess, concurrency: int, total: int) -> LoadResult:
-    async with grpc.aio.insecure_channel(service.address) as channel:
-        stub = classifier_pb2_grpc.ClassifierServiceStub(channel)
-
-        async def call(number: int) -> object:
-            request = pb.ClassifyRequest(texts=[TEXTS[number % len(TEXTS)]])
-            return await stub.Classify(request, timeout=60)
-
-        return await closed_loop(call, concurrency, total)
-
-
-def paired(
-    classifier: SequenceClassifier,
-    best: int,
-    service: ServiceProcess,
-    concurrency: int,
-    total: int,
-    rounds: int,
-) -> dict[str, float]:
-    """Median figures over ``rounds`` of (raw window, served window) pairs."""
-    ratios, rates, p50s, p99s, front_cpu, worker_cpu = [], [], [], [], [], []
-    asyncio.run(served(service, concurrency, 4 * concurrency))  # warm the path
-    for _ in range(rounds):
-        raw = raw_rate(classifier, best, 2.0)
-        pid = service.process.pid
-        front_before, worker_before = process_cpu_seconds(pid), children_cpu_seconds(pid)
-        result = asyncio.run(served(service, concurrency, total))
-        front_cpu.append(1000 * (process_cpu_seconds(pid) - front_before) / result.calls)
-        worker_cpu.append(1000 * (children_cpu_seconds(pid) - worker_before) / result.calls)
-        ratios.append(result.per_second / raw)
-        rates.append(result.per_second)
-        p50s.append(result.percentile_ms(0.5))
-        p99s.append(result.percentile_ms(0.99))
-    return {
-        "ratio_to_raw": statistics.median(ratios),
-        "texts_per_s": statistics.median(rates),
-        "p50_ms": statistics.median(p50s),
-        "p99_ms": statistics.median(p99s),
-        # The gRPC process never runs the model: all of its CPU is the runtime's overhead
-        # (gRPC, protobuf, batching, handing batches to the worker).
-        "grpc_process_cpu_ms_per_request": statistics.median(front_cpu),
-        "model_worker_cpu_ms_per_request": statistics.median(worker_cpu),
-    }
+async def wait_answering(system: System, seconds: float = 300.0) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            await window(system, 1, 1)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
 
 
 def run(models_dir: Path, quick: bool, torch_threads: int) -> dict[str, object]:
-    rounds = 3 if quick else 5
-    classifier = SequenceClassifier(str(models_dir / "sentiment" / "v1"))
-    classifier.warm_up()
-    best = best_batch_size(classifier, (8, 16, 32, 64))
-    figures: dict[str, object] = {"raw_best_batch": best, "served_batching": shipped_batching()}
-    with tempfile.TemporaryDirectory() as scratch:
-        on = write_classifier_registry(
-            Path(scratch) / "on.toml", models_dir, {"v1": shipped_batching()}
-        )
-        off = write_classifier_registry(Path(scratch) / "off.toml", models_dir, {"v1": NO_BATCHING})
-        with service_process("classifier", on, torch_threads=str(torch_threads)) as service:
-            for concurrency, total in ((1, 150), (8, 400), (32, 1000)):
-                figures[f"served_c{concurrency}"] = paired(
-                    classifier, best, service, concurrency, total, rounds
-                )
-        speedups = []
-        with (
-            service_process("classifier", on, torch_threads=str(torch_threads)) as batched,
-            service_process("classifier", off, torch_threads=str(torch_threads)) as unbatched,
-        ):
-            for _ in range(rounds):
-                with_batching = asyncio.run(served(batched, 32, 600)).per_second
-                without = asyncio.run(served(unbatched, 32, 300)).per_second
-                speedups.append(with_batching / without)
-        figures["batching_speedup_c32"] = statistics.median(speedups)
-        figures["raw_texts_per_s_last"] = raw_rate(classifier, best, 2.0)
+    del torch_threads  # every system here runs with the threads it ships with
+    eager = SequenceClassifier(str(models_dir / "sentiment" / EAGER))
+    eager.warm_up()
+
+    def eager_at(threads: int) -> raw.BatchFn:
+        raw.torch_threads(threads)
+        return eager.predict_batch
+
+    limit = raw.best_limit(eager_at, sorted({1, raw.cores()}), (8, 16, 32, 64), 1.5)
+    figures: dict[str, object] = {
+        "cores": raw.cores(),
+        "eager_raw_limit": vars(limit),
+        "served_batching": sentiment_versions()[EAGER].model_dump(
+            include={"max_batch_size", "max_queue_delay_ms", "max_queue_size"}
+        ),
+    }
+    predict = eager_at(limit.threads)
+    rounds = 2 if quick else 3
+    figures.update(asyncio.run(_rounds(models_dir, predict, limit, rounds)))
+    return figures
+
+
+async def _rounds(
+    models_dir: Path, predict: raw.BatchFn, limit: raw.RawLimit, rounds: int
+) -> dict[str, object]:
+    """Every served system, measured in turn after a raw window, ``rounds`` times."""
+    versions = [v for v in (EAGER, INT8) if v in sentiment_versions()]
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        local_redis(Path(scratch) / "redis") as redis,
+        minimal_batcher(models_dir / "sentiment" / EAGER, limit.threads) as baseline_port,
+        service_process("classifier", DEFAULT_REGISTRY, torch_threads="0") as service,
+    ):
+        key = await create_key(redis.url)
+        unused = f"127.0.0.1:{free_port()}"
+        gateway = start_gateway(service.address, unused, key, redis_url=redis.url, cache_ttl_s="0")
+        try:
+            async with grpc.aio.insecure_channel(service.address) as channel:
+                stub = classifier_pb2_grpc.ClassifierServiceStub(channel)
+                systems: dict[str, System] = {}
+                for version in versions:
+                    systems[f"grpc_{version}"] = (grpc_caller(stub, version), None)
+                    pool = ConnectionPool("127.0.0.1", gateway.port)
+                    auth = {"Authorization": f"Bearer {key}", "X-Model-Version": version}
+                    systems[f"gateway_{version}"] = (http_caller(pool, "/v1/classify", auth), pool)
+                baseline = ConnectionPool("127.0.0.1", baseline_port)
+                systems["minimal_batcher"] = (http_caller(baseline, "/classify", {}), baseline)
+                await wait_answering(systems["minimal_batcher"])
+                for system in systems.values():  # warm every path
+                    await window(system, 8, 64)
+                return await _measure(systems, service.process.pid, predict, limit, rounds)
+        finally:
+            gateway.terminate()
+
+
+async def _measure(
+    systems: dict[str, System], pid: int, predict: raw.BatchFn, limit: raw.RawLimit, rounds: int
+) -> dict[str, object]:
+    results: dict[str, dict[int, list[LoadResult]]] = {name: {} for name in systems}
+    raws: list[float] = []
+    singles: list[float] = []
+    cpu: list[tuple[float, float]] = []
+    for _ in range(rounds):
+        raws.append(raw.rate(predict, limit.batch_size, 2.0))
+        singles.append(raw.single_ms(predict))
+        for concurrency, total in CONCURRENCY:
+            for name, system in systems.items():
+                before = process_cpu_seconds(pid), children_cpu_seconds(pid)
+                result = await window(system, concurrency, total)
+                results[name].setdefault(concurrency, []).append(result)
+                if name == f"grpc_{EAGER}" and concurrency == 32:
+                    front = process_cpu_seconds(pid) - before[0]
+                    workers = children_cpu_seconds(pid) - before[1]
+                    cpu.append((1000 * front / total, 1000 * workers / total))
+    figures: dict[str, object] = {
+        "eager_raw_texts_per_s_by_round": raws,
+        "eager_raw_single_text_ms": statistics.median(singles),
+    }
+    for name, by_concurrency in results.items():
+        figures[name] = {f"c{c}": summary(found, raws) for c, found in by_concurrency.items()}
+    p50_c1 = statistics.median(r.percentile_ms(0.5) for r in results[f"grpc_{EAGER}"][1])
+    figures["grpc_c1_p50_over_single_forward"] = p50_c1 / statistics.median(singles)
+    # The gRPC process never runs the model: all of its CPU is the runtime's overhead.
+    figures["grpc_process_cpu_ms_per_request_c32"] = statistics.median(c[0] for c in cpu)
+    figures["model_worker_cpu_ms_per_request_c32"] = statistics.median(c[1] for c in cpu)
     return figures

@@ -33,8 +33,10 @@ from typing import Any
 import grpc
 import redis.asyncio as redis
 
-from bench.classifier import TEXTS, process_cpu_seconds, shipped_batching
 from bench.load import LoadResult, closed_loop
+from bench.process_cpu import process_cpu_seconds
+from bench.raw import TEXTS
+from bench.shipped import shipped_batching
 from bench.summarizer import TEXT as SUMMARY_TEXT
 from gateway.keys import KeyStore
 from switchyard.classifier.v1 import classifier_pb2, classifier_pb2_grpc

@@ -212,6 +212,29 @@ class VersionInfo(BaseModel):
     labels: list[str]
     max_batch_size: int
     max_input_chars: int
+    runtime: str = Field(
+        "",
+        description="What runs the version's forward pass: transformers (eager PyTorch, the"
+        " reference), onnxruntime or ctranslate2.",
+        examples=["onnxruntime"],
+    )
+    quantization: str = Field(
+        "", description="How its weights are stored: none or int8.", examples=["int8"]
+    )
+    reference: str = Field(
+        "",
+        description="The version this one was made from (empty for a reference version).",
+        examples=["v1"],
+    )
+    agreement: dict[str, float] = Field(
+        default_factory=dict,
+        description="How closely it answers like its reference, measured on held-out data"
+        " when it was prepared: agreement_label (share of texts with the same top label) and"
+        " agreement_max_score_diff for a classifier; agreement_entity_f1 (F1 against the"
+        " reference's entities), agreement_entity_f1_delta and agreement_entity_f1_ratio"
+        " (its test-set F1 against the reference's) for NER. Empty for a reference version.",
+        examples=[{"agreement_label": 0.995536, "agreement_max_score_diff": 0.0462096}],
+    )
 
 
 class ModelEntry(BaseModel):

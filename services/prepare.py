@@ -155,6 +155,8 @@ def prepare_all(models_dir: Path, force: bool = False) -> None:
     """Prepare every starter model the registry refers to."""
     from transformers.utils import logging as transformers_logging
 
+    from services.optimize.build import prepare_optimized
+
     # The "newly initialized head" report is expected when fine-tuning: keep errors only.
     transformers_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
@@ -162,3 +164,7 @@ def prepare_all(models_dir: Path, force: bool = False) -> None:
     prepare_sentiment(models_dir, force)
     prepare_ner(models_dir, force)
     prepare_summarizer(models_dir, force)
+    prepare_optimized(models_dir, force)
+    from services.summarizer.conversion import prepare_ctranslate2_versions
+
+    prepare_ctranslate2_versions(models_dir, force)

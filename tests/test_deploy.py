@@ -865,12 +865,13 @@ def test_canary_overlay_runs_sentiment_v2_apart_and_routes_a_share_to_it() -> No
             ]
         }
     }
-    # The base hosts both versions in one Deployment and routes to v1 alone.
+    # The base hosts every version in one Deployment and routes to v1 alone.
     base = K8S / "base"
-    _, both = _workloads(base)["classifier"]
-    assert _hosted_versions("classifier", container_env(both)) == {
+    _, every = _workloads(base)["classifier"]
+    assert _hosted_versions("classifier", container_env(every)) == {
         ("sentiment", "v1"),
         ("sentiment", "v2"),
+        ("sentiment", "v1-int8"),
     }
 
 

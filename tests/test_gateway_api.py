@@ -87,7 +87,7 @@ def test_summarize_answers_the_whole_summary_and_usage(http: httpx.Client) -> No
     assert body["summary"]
     assert body["usage"]["generated_tokens"] == 8
     assert body["usage"]["finish_reason"] == "length"
-    assert reply.headers["x-model-version"] == "v1"
+    assert reply.headers["x-model-version"] == "v1-ct2"  # the summarizer's default
 
 
 def test_models_lists_every_service_and_version(http: httpx.Client) -> None:
@@ -99,7 +99,9 @@ def test_models_lists_every_service_and_version(http: httpx.Client) -> None:
         ("classifier", "sentiment", "v1", "ready"),
         ("classifier", "sentiment", "v2", "ready"),
         ("ner", "ner", "v1", "ready"),
+        ("ner", "ner", "v1-int8", "ready"),
         ("summarizer", "summarizer", "v1", "ready"),
+        ("summarizer", "summarizer", "v1-ct2", "ready"),
     }
 
 

@@ -14,7 +14,8 @@ import httpx
 from switchyard.redis_server import LocalRedis
 from tests.support import GatewayProcess, ServiceProcess
 
-V1 = {"model": "summarizer", "version": "v1"}
+# The summarizer's default version, which answers callers that name none.
+DEFAULT = {"model": "summarizer", "version": "v1-ct2"}
 STORY = (
     "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, France. "
     "It is named after the engineer Gustave Eiffel, whose company designed and built it."
@@ -55,7 +56,7 @@ def test_sigterm_finishes_calls_in_flight_and_ends_streams_with_a_retry_error(
                 seen.append(next(lines))
 
             # A unary call waits behind the stream (the summarizer generates one at a time).
-            queued = summarizer.metric("switchyard_queue_depth", V1) + 1
+            queued = summarizer.metric("switchyard_queue_depth", DEFAULT) + 1
 
             def call_unary() -> None:
                 unary["reply"] = httpx.post(
@@ -67,7 +68,7 @@ def test_sigterm_finishes_calls_in_flight_and_ends_streams_with_a_retry_error(
 
             caller = threading.Thread(target=call_unary)
             caller.start()
-            summarizer.wait_metric("switchyard_queue_depth", V1, queued)
+            summarizer.wait_metric("switchyard_queue_depth", DEFAULT, queued)
 
             # A request whose body is still arriving is in flight too; it holds the drain
             # open until the test has looked at the draining gateway.

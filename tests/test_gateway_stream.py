@@ -11,7 +11,8 @@ from httpx_sse import ServerSentEvent, connect_sse
 
 from tests.support import GatewayProcess, ServiceProcess
 
-V1 = {"model": "summarizer", "version": "v1"}
+# The summarizer's default version, which a caller that names none is answered by.
+DEFAULT = {"model": "summarizer", "version": "v1-ct2"}
 STORY = (
     "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, France. "
     "It is named after the engineer Gustave Eiffel, whose company designed and built the tower "
@@ -34,14 +35,14 @@ def test_tokens_count_up_and_the_done_event_carries_the_usage(http: httpx.Client
         assert response.headers["content-type"].startswith("text/event-stream")
         assert response.headers["cache-control"] == "no-cache"
         assert response.headers["x-accel-buffering"] == "no"
-        assert response.headers["x-model-version"] == "v1"
+        assert response.headers["x-model-version"] == DEFAULT["version"]
         events = list(source.iter_sse())
     tokens = [e for e in events if e.event == "token"]
     assert [e.id for e in tokens] == [str(i) for i in range(len(tokens))]
     assert [e.json()["index"] for e in tokens] == list(range(len(tokens)))
     assert [e.event for e in events] == ["token"] * len(tokens) + ["done"]
     done = events[-1].json()
-    assert done["version"] == "v1"
+    assert done["version"] == DEFAULT["version"]
     assert done["usage"]["generated_tokens"] == 16
     assert done["usage"]["finish_reason"] == "length"
     assert done["usage"]["time_to_first_token_ms"] > 0
@@ -80,9 +81,9 @@ def test_a_reconnect_of_an_ended_stream_gets_204(http: httpx.Client) -> None:
 def test_a_client_that_goes_away_stops_the_generation(
     http: httpx.Client, summarizer: ServiceProcess, gateway: GatewayProcess
 ) -> None:
-    cancelled = {**V1, "finish_reason": "cancelled"}
+    cancelled = {**DEFAULT, "finish_reason": "cancelled"}
     before = summarizer.metric("switchyard_generations_total", cancelled)
-    after_cancel_before = summarizer.metric("switchyard_tokens_after_cancel_total", V1)
+    after_cancel_before = summarizer.metric("switchyard_tokens_after_cancel_total", DEFAULT)
     received: list[ServerSentEvent] = []
     options = {"text": STORY, "max_new_tokens": 400}
     with connect_sse(http, "POST", "/v1/summarize/stream", json=options) as source:
@@ -92,7 +93,7 @@ def test_a_client_that_goes_away_stops_the_generation(
                 break  # leaving the block closes the connection
     assert [e.event for e in received] == ["token", "token"]
     summarizer.wait_metric("switchyard_generations_total", cancelled, before + 1)
-    extra = summarizer.metric("switchyard_tokens_after_cancel_total", V1) - after_cancel_before
+    extra = summarizer.metric("switchyard_tokens_after_cancel_total", DEFAULT) - after_cancel_before
     assert extra <= 2
     gateway_metrics = http.get("/metrics").text
     assert "switchyard_gateway_open_streams 0.0" in gateway_metrics

@@ -13,9 +13,10 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.classifier.model import LabelScore, SequenceClassifier
+from services.classifier.model import LabelScore
 from services.classifier.service import DEFINITION, load_classifier
 from services.runtime.registry import VersionSpec
+from services.runtime.repository import Predictor
 from services.runtime.server import ModelServer, ServiceDefinition
 from services.runtime.settings import ClassifierSettings
 from switchyard.classifier.v1 import classifier_pb2 as pb
@@ -31,7 +32,7 @@ async def test_health_turns_serving_only_after_loading_and_back_on_drain(
 ) -> None:
     go = threading.Event()
 
-    def gated_loader(spec: VersionSpec, location: str) -> SequenceClassifier:
+    def gated_loader(spec: VersionSpec, location: str) -> Predictor[str, list[LabelScore]]:
         go.wait(timeout=120)
         return load_classifier(spec, location)
 

@@ -67,7 +67,9 @@ def test_bad_requests_are_refused_like_the_classifier(stub: Stub) -> None:
 
 def test_list_models_names_the_entity_types(stub: Stub) -> None:
     (model,) = stub.ListModels(pb.ListModelsRequest(), timeout=10).models
-    (version,) = model.versions
-    assert (model.name, version.version) == ("ner", "v1")
-    assert list(version.labels) == ["LOC", "ORG", "PER"]
-    assert version.status == models_pb2.MODEL_STATUS_READY
+    versions = {v.version: v for v in model.versions}
+    assert (model.name, set(versions)) == ("ner", {"v1", "v1-int8"})
+    for version in versions.values():
+        assert list(version.labels) == ["LOC", "ORG", "PER"]
+        assert version.status == models_pb2.MODEL_STATUS_READY
+    assert versions["v1"].is_default

@@ -11,12 +11,14 @@ from services.runtime.registry import VersionSpec, load_registry
 from services.runtime.settings import DEFAULT_REGISTRY, ClassifierSettings
 
 
-def test_the_shipped_registry_hosts_sentiment_v1_and_v2() -> None:
+def test_the_shipped_registry_hosts_sentiment_v1_v2_and_v1_int8() -> None:
     spec = load_registry(DEFAULT_REGISTRY, "classifier")
     assert spec.default_model == "sentiment"
     assert spec.models["sentiment"].default_version == "v1"
     names = [(v.model, v.version) for v in spec.version_specs()]
-    assert names == [("sentiment", "v1"), ("sentiment", "v2")]
+    assert names == [("sentiment", "v1"), ("sentiment", "v2"), ("sentiment", "v1-int8")]
+    int8 = spec.models["sentiment"].versions["v1-int8"]
+    assert (int8.runtime, int8.quantization, int8.reference) == ("onnxruntime", "int8", "v1")
 
 
 def test_only_keeps_the_listed_versions_and_moves_the_default() -> None:

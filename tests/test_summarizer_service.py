@@ -14,6 +14,8 @@ from switchyard.summarizer.v1 import summarizer_pb2_grpc
 from tests.support import SUMMARIZER, ServiceProcess, details, service_process
 
 Stub = summarizer_pb2_grpc.SummarizerServiceStub
+# The default version (CTranslate2); v1 (transformers) is the reference it was made from.
+DEFAULT = {"model": "summarizer", "version": "v1-ct2"}
 V1 = {"model": "summarizer", "version": "v1"}
 EIFFEL = (
     "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, France. "
@@ -46,7 +48,18 @@ def test_the_stream_joined_equals_the_unary_summary_and_names_the_tower(stub: St
     assert last.usage.prompt_tokens > 50
     assert last.usage.time_to_first_token.ToNanoseconds() > 0
     assert last.usage.finish_reason in (pb.FINISH_REASON_STOP, pb.FINISH_REASON_LENGTH)
-    assert (whole.model, whole.version) == ("summarizer", "v1")
+    assert (whole.model, whole.version) == ("summarizer", "v1-ct2")
+
+
+def test_the_default_version_streams_the_pieces_of_the_reference(stub: Stub) -> None:
+    def pieces(version: str) -> list[str]:
+        request = pb.SummarizeStreamRequest(text=EIFFEL, version=version, options=GREEDY)
+        return [p.text for p in stub.SummarizeStream(request, timeout=120) if p.text]
+
+    assert pieces("v1-ct2") == pieces("v1")
+    listed = stub.ListModels(pb.ListModelsRequest(), timeout=30).models[0]
+    runtimes = {v.version: (v.annotations["runtime"], v.is_default) for v in listed.versions}
+    assert runtimes == {"v1": ("transformers", False), "v1-ct2": ("ctranslate2", True)}
 
 
 def test_max_new_tokens_bounds_the_generation(stub: Stub) -> None:
@@ -68,9 +81,9 @@ def test_a_seeded_sample_repeats(stub: Stub) -> None:
 def test_a_cancelled_stream_stops_generating_within_a_couple_of_tokens(
     summarizer: ServiceProcess, stub: Stub
 ) -> None:
-    cancelled = {**V1, "finish_reason": "cancelled"}
+    cancelled = {**DEFAULT, "finish_reason": "cancelled"}
     before = summarizer.metric("switchyard_generations_total", cancelled)
-    after_cancel_before = summarizer.metric("switchyard_tokens_after_cancel_total", V1)
+    after_cancel_before = summarizer.metric("switchyard_tokens_after_cancel_total", DEFAULT)
     call = stub.SummarizeStream(
         pb.SummarizeStreamRequest(text=EIFFEL, options=pb.GenerationOptions(max_new_tokens=400)),
         timeout=120,
@@ -79,12 +92,12 @@ def test_a_cancelled_stream_stops_generating_within_a_couple_of_tokens(
     next(stream), next(stream)
     call.cancel()  # type: ignore[no-untyped-call]
     summarizer.wait_metric("switchyard_generations_total", cancelled, before + 1)
-    extra = summarizer.metric("switchyard_tokens_after_cancel_total", V1) - after_cancel_before
+    extra = summarizer.metric("switchyard_tokens_after_cancel_total", DEFAULT) - after_cancel_before
     assert extra <= 2
 
 
 def test_an_expired_deadline_ends_the_generation(summarizer: ServiceProcess, stub: Stub) -> None:
-    cancelled = {**V1, "finish_reason": "cancelled"}
+    cancelled = {**DEFAULT, "finish_reason": "cancelled"}
     request = pb.SummarizeStreamRequest(
         text=EIFFEL, options=pb.GenerationOptions(max_new_tokens=80)
     )

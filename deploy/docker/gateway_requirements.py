@@ -16,7 +16,19 @@ import tomllib
 from pathlib import Path
 
 MODEL_ONLY = frozenset(
-    {"torch", "transformers", "tokenizers", "safetensors", "numpy", "gguf", "accelerate"}
+    {
+        "torch",
+        "transformers",
+        "tokenizers",
+        "safetensors",
+        "numpy",
+        "gguf",
+        "accelerate",
+        "onnxruntime",
+        "onnx",
+        "onnxscript",
+        "ctranslate2",
+    }
 )
 """Distribution names (as pyproject.toml lists them) the gateway image leaves out."""
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
+from collections.abc import Mapping
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -14,6 +18,9 @@ from gateway.state import gateway_state
 from switchyard.common.v1 import models_pb2
 
 router = APIRouter()
+
+AGREEMENT_PREFIX = "agreement_"
+"""Annotations of a version so named (by the services' ListModels) are agreement figures."""
 
 
 @router.get(
@@ -45,6 +52,10 @@ async def list_models(request: Request) -> ModelsAnswer:
                         labels=list(v.labels),
                         max_batch_size=v.max_batch_size,
                         max_input_chars=v.max_input_chars,
+                        runtime=v.annotations.get("runtime", ""),
+                        quantization=v.annotations.get("quantization", ""),
+                        reference=v.annotations.get("reference", ""),
+                        agreement=agreement_figures(v.annotations),
                     )
                     for v in info.versions
                 ],
@@ -53,6 +64,17 @@ async def list_models(request: Request) -> ModelsAnswer:
             for info in backends.models(service)
         ]
     )
+
+
+def agreement_figures(annotations: Mapping[str, str]) -> dict[str, float]:
+    """The agreement figures a backend lists for a version (one that is not a finite
+    number is left out rather than failing the whole listing)."""
+    figures = {}
+    for name, value in annotations.items():
+        if name.startswith(AGREEMENT_PREFIX):
+            with contextlib.suppress(ValueError):
+                figures[name] = float(value)
+    return {name: value for name, value in figures.items() if math.isfinite(value)}
 
 
 @router.get("/healthz", tags=["operations"], summary="Liveness")

@@ -43,14 +43,21 @@ class SequenceClassifier:
         )
         with torch.inference_mode():
             probabilities = self.model(**encoded).logits.softmax(dim=-1).tolist()
-        return [
-            sorted(
-                (LabelScore(label, score) for label, score in zip(self.labels, row, strict=True)),
-                key=lambda ls: ls.score,
-                reverse=True,
-            )
-            for row in probabilities
-        ]
+        return ranked(self.labels, probabilities)
 
     def warm_up(self) -> None:
         self.predict_batch([WARM_UP_TEXT])
+
+
+def ranked(
+    labels: Sequence[str], probabilities: Sequence[Sequence[float]]
+) -> list[list[LabelScore]]:
+    """Each row's label scores, highest first (the answer of every classifier runtime)."""
+    return [
+        sorted(
+            (LabelScore(label, score) for label, score in zip(labels, row, strict=True)),
+            key=lambda ls: ls.score,
+            reverse=True,
+        )
+        for row in probabilities
+    ]

@@ -5,10 +5,11 @@ from __future__ import annotations
 from grpc import aio
 
 from services.classifier.model import LabelScore, SequenceClassifier
+from services.classifier.onnx_model import OnnxSequenceClassifier
 from services.classifier.servicer import ClassifierServicer
 from services.runtime.metrics import ServiceMetrics
 from services.runtime.registry import VersionSpec
-from services.runtime.repository import ModelRepository
+from services.runtime.repository import ModelRepository, Predictor
 from services.runtime.server import ServiceDefinition, run_service
 from services.runtime.settings import ClassifierSettings, ServiceSettings
 from switchyard.classifier.v1 import classifier_pb2, classifier_pb2_grpc
@@ -16,8 +17,15 @@ from switchyard.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 FULL_NAME = classifier_pb2.DESCRIPTOR.services_by_name["ClassifierService"].full_name
 
 
-def load_classifier(spec: VersionSpec, location: str) -> SequenceClassifier:
-    classifier = SequenceClassifier(location)
+def load_classifier(spec: VersionSpec, location: str) -> Predictor[str, list[LabelScore]]:
+    """The version's model, run by the runtime the registry names for it."""
+    classifier: SequenceClassifier | OnnxSequenceClassifier
+    if spec.runtime == "transformers":
+        classifier = SequenceClassifier(location)
+    elif spec.runtime == "onnxruntime":
+        classifier = OnnxSequenceClassifier(location)
+    else:
+        raise ValueError(f"runtime {spec.runtime} does not run classifiers")
     if spec.labels and sorted(spec.labels) != sorted(classifier.labels):
         raise ValueError(
             f"registry labels {spec.labels} differ from the model's labels {classifier.labels}"

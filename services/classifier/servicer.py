@@ -24,6 +24,7 @@ Scores = list[LabelScore]
 class ClassifierServicer(pb_grpc.ClassifierServiceServicer):
     def __init__(self, repository: ModelRepository[str, Scores], settings: ServiceSettings) -> None:
         self._repository = repository
+        self._models_dir = settings.models_dir  # where ListModels reads agreement figures
         self._rpcs = TextRpcs(repository, settings)
 
     async def Classify(self, request: pb.ClassifyRequest, context: Context) -> pb.ClassifyResponse:
@@ -61,4 +62,6 @@ class ClassifierServicer(pb_grpc.ClassifierServiceServicer):
     async def ListModels(
         self, request: pb.ListModelsRequest, context: Context
     ) -> pb.ListModelsResponse:
-        return pb.ListModelsResponse(models=catalogue(self._repository))
+        return pb.ListModelsResponse(
+            models=catalogue(self._repository, models_dir=self._models_dir)
+        )

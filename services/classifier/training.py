@@ -6,11 +6,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from services.fine_tuning import seeded_rng, train_and_save
+
+if TYPE_CHECKING:
+    from services.classifier.model import LabelScore
+    from services.runtime.repository import Predictor
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 TRAIN_FILE = DATA_DIR / "sentiment_train.jsonl"
@@ -71,16 +76,23 @@ def fine_tune(base: Path, examples: Sequence[Example], plan: TrainingPlan, out_d
 
 
 def accuracy(location: Path | str, examples: Sequence[Example], batch_size: int = 64) -> float:
-    """Share of ``examples`` whose top label is right."""
+    """Share of ``examples`` whose top label the eager model in ``location`` gets right."""
     from services.classifier.model import SequenceClassifier
 
     classifier = SequenceClassifier(str(location))
-    right = 0
-    for start in range(0, len(examples), batch_size):
-        batch = examples[start : start + batch_size]
-        predictions = classifier.predict_batch([e.text for e in batch])
-        right += sum(p[0].label == e.label for p, e in zip(predictions, batch, strict=True))
+    predictions = predict_all(classifier, [e.text for e in examples], batch_size)
+    right = sum(p[0].label == e.label for p, e in zip(predictions, examples, strict=True))
     return right / len(examples)
+
+
+def predict_all(
+    classifier: Predictor[str, Sequence[LabelScore]], texts: Sequence[str], batch_size: int = 64
+) -> list[Sequence[LabelScore]]:
+    """Every text's label scores, highest first, run ``batch_size`` texts at a time."""
+    predictions: list[Sequence[LabelScore]] = []
+    for start in range(0, len(texts), batch_size):
+        predictions.extend(classifier.predict_batch(texts[start : start + batch_size]))
+    return predictions
 
 
 def plan_fingerprint(plan: TrainingPlan, base: Path) -> dict[str, object]:

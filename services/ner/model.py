@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
 import torch
-from transformers import AutoModelForTokenClassification, AutoTokenizer
+from transformers import AutoModelForTokenClassification, AutoTokenizer, BatchEncoding
 
 WARM_UP_TEXT = "Ada Lovelace met Charles Babbage in London."
 
@@ -62,36 +64,47 @@ class TokenClassifierNer:
         )
         offsets = encoded.pop("offset_mapping").tolist()
         with torch.inference_mode():
-            probabilities = self.model(**encoded).logits.softmax(dim=-1)
-        scores, best = probabilities.max(dim=-1)
-        results = []
-        for row, text in enumerate(texts):
-            words = self._words(
-                encoded.word_ids(row), best[row].tolist(), scores[row].tolist(), offsets[row]
-            )
-            results.append(_merge(words, text))
-        return results
-
-    def _words(
-        self,
-        word_ids: list[int | None],
-        best: list[int],
-        scores: list[float],
-        offsets: list[list[int]],
-    ) -> list[_Word]:
-        words: dict[int, _Word] = {}
-        for position, word in enumerate(word_ids):
-            if word is None:
-                continue
-            start, end = offsets[position]
-            if word not in words:
-                words[word] = _Word(self.tags[best[position]], scores[position], start, end)
-            else:
-                words[word].end = end  # later pieces extend the word, the first one labels it
-        return [words[w] for w in sorted(words)]
+            probabilities = self.model(**encoded).logits.softmax(dim=-1).numpy()
+        return decode_entities(self.tags, texts, encoded, offsets, probabilities)
 
     def warm_up(self) -> None:
         self.predict_batch([WARM_UP_TEXT])
+
+
+def decode_entities(
+    tags: Sequence[str],
+    texts: Sequence[str],
+    encoded: BatchEncoding,
+    offsets: list[list[list[int]]],
+    probabilities: npt.NDArray[np.float32],
+) -> list[list[Entity]]:
+    """Each text's entities from its tokens' tag probabilities (batch, token, tag), the
+    same for every runtime: the encoding gives each token's word, the offsets its span."""
+    best = probabilities.argmax(axis=-1).tolist()
+    scores = probabilities.max(axis=-1).tolist()
+    return [
+        _merge(_words(tags, encoded.word_ids(row), best[row], scores[row], offsets[row]), text)
+        for row, text in enumerate(texts)
+    ]
+
+
+def _words(
+    tags: Sequence[str],
+    word_ids: list[int | None],
+    best: list[int],
+    scores: list[float],
+    offsets: list[list[int]],
+) -> list[_Word]:
+    words: dict[int, _Word] = {}
+    for position, word in enumerate(word_ids):
+        if word is None:
+            continue
+        start, end = offsets[position]
+        if word not in words:
+            words[word] = _Word(tags[best[position]], scores[position], start, end)
+        else:
+            words[word].end = end  # later pieces extend the word, the first one labels it
+    return [words[w] for w in sorted(words)]
 
 
 def _merge(words: list[_Word], text: str) -> list[Entity]:

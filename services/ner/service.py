@@ -5,10 +5,11 @@ from __future__ import annotations
 from grpc import aio
 
 from services.ner.model import Entity, TokenClassifierNer
+from services.ner.onnx_model import OnnxTokenClassifierNer
 from services.ner.servicer import NerServicer
 from services.runtime.metrics import ServiceMetrics
 from services.runtime.registry import VersionSpec
-from services.runtime.repository import ModelRepository
+from services.runtime.repository import ModelRepository, Predictor
 from services.runtime.server import ServiceDefinition, run_service
 from services.runtime.settings import NerSettings, ServiceSettings
 from switchyard.ner.v1 import ner_pb2, ner_pb2_grpc
@@ -16,8 +17,15 @@ from switchyard.ner.v1 import ner_pb2, ner_pb2_grpc
 FULL_NAME = ner_pb2.DESCRIPTOR.services_by_name["NerService"].full_name
 
 
-def load_ner(spec: VersionSpec, location: str) -> TokenClassifierNer:
-    ner = TokenClassifierNer(location)
+def load_ner(spec: VersionSpec, location: str) -> Predictor[str, list[Entity]]:
+    """The version's model, run by the runtime the registry names for it."""
+    ner: TokenClassifierNer | OnnxTokenClassifierNer
+    if spec.runtime == "transformers":
+        ner = TokenClassifierNer(location)
+    elif spec.runtime == "onnxruntime":
+        ner = OnnxTokenClassifierNer(location)
+    else:
+        raise ValueError(f"runtime {spec.runtime} does not run NER models")
     missing = set(spec.labels) - set(ner.labels)
     if missing:
         raise ValueError(

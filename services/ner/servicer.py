@@ -26,6 +26,7 @@ class NerServicer(pb_grpc.NerServiceServicer):
         self, repository: ModelRepository[str, Entities], settings: ServiceSettings
     ) -> None:
         self._repository = repository
+        self._models_dir = settings.models_dir  # where ListModels reads agreement figures
         self._rpcs = TextRpcs(repository, settings)
 
     async def ExtractEntities(
@@ -67,4 +68,6 @@ class NerServicer(pb_grpc.NerServiceServicer):
     async def ListModels(
         self, request: pb.ListModelsRequest, context: Context
     ) -> pb.ListModelsResponse:
-        return pb.ListModelsResponse(models=catalogue(self._repository))
+        return pb.ListModelsResponse(
+            models=catalogue(self._repository, models_dir=self._models_dir)
+        )

@@ -6,11 +6,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from services.fine_tuning import seeded_rng, train_and_save
+
+if TYPE_CHECKING:
+    from services.ner.model import Entity
+    from services.runtime.repository import Predictor
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 TRAIN_FILE = DATA_DIR / "ner_train.jsonl"
@@ -104,22 +109,34 @@ def fine_tune(base: Path, examples: Sequence[Example], plan: TrainingPlan, out_d
 
 
 def entity_f1(location: Path | str, examples: Sequence[Example], batch_size: int = 64) -> float:
-    """Entity-level F1: an entity counts only with its exact span and type."""
+    """Entity-level F1 of the eager model in ``location`` on ``examples``."""
     from services.ner.model import TokenClassifierNer
 
-    ner = TokenClassifierNer(str(location))
-    true_positive = predicted = expected = 0
-    for first in range(0, len(examples), batch_size):
-        batch = examples[first : first + batch_size]
-        for found, example in zip(ner.predict_batch([e.text for e in batch]), batch, strict=True):
-            got = {Span(e.start, e.end, e.label) for e in found}
-            want = set(example.entities)
-            true_positive += len(got & want)
-            predicted += len(got)
-            expected += len(want)
-    if not predicted or not expected:
+    found = predicted_spans(
+        TokenClassifierNer(str(location)), [e.text for e in examples], batch_size
+    )
+    return span_f1(found, [set(e.entities) for e in examples])
+
+
+def predicted_spans(
+    ner: Predictor[str, Sequence[Entity]], texts: Sequence[str], batch_size: int = 64
+) -> list[set[Span]]:
+    """The entities ``ner`` finds in each text, as spans."""
+    found = []
+    for first in range(0, len(texts), batch_size):
+        for entities in ner.predict_batch(texts[first : first + batch_size]):
+            found.append({Span(e.start, e.end, e.label) for e in entities})
+    return found
+
+
+def span_f1(found: Sequence[set[Span]], expected: Sequence[set[Span]]) -> float:
+    """Entity-level F1 of ``found`` against ``expected``, text by text: an entity counts
+    only with its exact span and type."""
+    true_positive = sum(len(got & want) for got, want in zip(found, expected, strict=True))
+    predicted, wanted = sum(map(len, found)), sum(map(len, expected))
+    if not predicted or not wanted:
         return 0.0
-    precision, recall = true_positive / predicted, true_positive / expected
+    precision, recall = true_positive / predicted, true_positive / wanted
     return 0.0 if not precision + recall else 2 * precision * recall / (precision + recall)
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 from services.runtime.errors import DeadlineExpired, InvalidInput, Overloaded, Unavailable
-from services.runtime.lanes import Flight, Lane, idle, next_free
+from services.runtime.lanes import PIPELINED, Flight, Lane, idle, next_free
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -102,6 +102,10 @@ class DynamicBatcher(Generic[In, Out]):
         if not executors:
             raise ValueError("a batcher needs at least one executor")
         self._lanes = [Lane(e) for e in executors]
+        # Handing the next batch over early saves a round trip per batch, which matters
+        # for short forward passes; a batch of one (a generation, seconds long) waits in
+        # the queue instead, where its deadline and a cancel still reach it.
+        self._depth = PIPELINED if policy.max_batch_size > 1 else 1
         self._observer = observer
         self._queue: collections.deque[_Pending[In, Out]] = collections.deque()
         self._queued = 0
@@ -227,7 +231,7 @@ class DynamicBatcher(Generic[In, Out]):
                     if not self._running:  # every worker idle: the batch may wait to fill
                         await self._wait_for_batch()
                 else:
-                    lane = next_free(self._lanes, self._recent_batch_s)
+                    lane = next_free(self._lanes, self._recent_batch_s, self._depth)
                     if lane is None:  # every worker holds a running and a next batch
                         self._slot_freed.clear()
                         await self._slot_freed.wait()

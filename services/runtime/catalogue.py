@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+from services.prepare import MARKER
+from services.runtime.registry import HUB_PREFIX, VersionSpec
 from services.runtime.repository import ModelRepository, VersionStatus
 from switchyard.common.v1 import models_pb2
 
@@ -15,11 +19,17 @@ _STATUS = {
 }
 
 
+AGREEMENT_PREFIX = "agreement_"
+"""Figures named so in a version's ``prepared.json`` compare it with its reference."""
+
+
 def catalogue(
-    repository: ModelRepository[Any, Any], generator: bool = False
+    repository: ModelRepository[Any, Any], generator: bool = False, models_dir: Path | None = None
 ) -> list[models_pb2.ModelInfo]:
-    """Every hosted model with its versions, labels and readiness (and, for a generator,
-    its default number of new tokens)."""
+    """Every hosted model with its versions, labels and readiness, the runtime that runs
+    each one and, for a version made from another, how closely it agrees with it (read
+    from its folder in ``models_dir``); for a generator, its default number of new
+    tokens."""
     models: dict[str, models_pb2.ModelInfo] = {}
     for hosted in repository.hosted():
         spec = hosted.spec
@@ -34,6 +44,8 @@ def catalogue(
         annotations["quantization"] = spec.quantization
         if spec.reference:
             annotations["reference"] = spec.reference
+            if models_dir is not None:
+                annotations.update(agreement_figures(spec, models_dir))
         if generator:
             # The gateway bounds a caller's tokens by its tier and needs the default.
             annotations["default_max_new_tokens"] = str(spec.default_max_new_tokens)
@@ -49,3 +61,20 @@ def catalogue(
             )
         )
     return list(models.values())
+
+
+def agreement_figures(spec: VersionSpec, models_dir: Path) -> dict[str, str]:
+    """The agreement figures ``switchyard models prepare`` measured for a version and
+    kept in its folder (none for a hub id or a folder that prepare did not build)."""
+    if spec.weights.startswith(HUB_PREFIX):
+        return {}
+    marker = Path(spec.weights_location(models_dir)) / MARKER
+    try:
+        figures = json.loads(marker.read_text()).get("figures", {})
+    except (OSError, ValueError):
+        return {}
+    return {
+        name: f"{value:.6g}"
+        for name, value in figures.items()
+        if name.startswith(AGREEMENT_PREFIX) and isinstance(value, int | float)
+    }

@@ -12,8 +12,8 @@ import collections
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
-DEPTH = 2
-"""Batches a lane holds at once: the running one and the next."""
+PIPELINED = 2
+"""Batches a lane holds at once when batches are short: the running one and the next."""
 
 
 @dataclass(eq=False)
@@ -62,7 +62,7 @@ def idle(lanes: list[Lane]) -> Lane | None:
     return next((lane for lane in lanes if lane.load == 0), None)
 
 
-def next_free(lanes: list[Lane], batch_s: float) -> Lane | None:
-    """The lane with room for one more batch that is expected to free up first."""
-    open_lanes = [lane for lane in lanes if lane.load < DEPTH]
+def next_free(lanes: list[Lane], batch_s: float, depth: int) -> Lane | None:
+    """The lane holding fewer than ``depth`` batches that is expected to free up first."""
+    open_lanes = [lane for lane in lanes if lane.load < depth]
     return min(open_lanes, key=lambda lane: lane.free_at(batch_s), default=None)

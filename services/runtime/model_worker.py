@@ -25,6 +25,10 @@ if TYPE_CHECKING:  # the repository imports this module
 # The worker process's model, set once by its initializer (one model per worker process);
 # the gRPC process never sets it.
 _predictor: Predictor[Any, Any] | None = None
+# Why the worker's model failed to load, for ready() to raise in the service process: an
+# initializer that raises only breaks the pool, and the service would log no more than
+# "a process in the process pool was terminated abruptly".
+_load_error: str | None = None
 
 
 def _start(
@@ -33,7 +37,7 @@ def _start(
     from services.runtime.torch_setup import configure_torch
     from switchyard.logs import configure_logging
 
-    global _predictor
+    global _predictor, _load_error
     # The service stops its workers itself once accepted work is done; a Ctrl-C sent to
     # the whole process group (or a stray SIGTERM) must not kill them under a drain.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -41,7 +45,10 @@ def _start(
     _exit_with_parent()
     configure_logging(f"{service}-worker")
     configure_torch(torch_threads)
-    _predictor = load_and_warm(loader, spec, location)
+    try:
+        _predictor = load_and_warm(loader, spec, location)
+    except Exception as error:
+        _load_error = f"{type(error).__name__}: {error}"
 
 
 def _exit_with_parent() -> None:
@@ -68,7 +75,10 @@ def load_and_warm(
 
 
 def ready() -> bool:
-    """True once the worker has loaded and warmed its model (run in the worker)."""
+    """True once the worker has loaded and warmed its model (run in the worker); raises
+    why it could not."""
+    if _load_error is not None:
+        raise RuntimeError(_load_error)
     return _predictor is not None
 
 

@@ -102,6 +102,11 @@ class ModelRepository(Generic[In, Out]):
                 f"model {model!r} has no version {version!r}; hosted versions: {known}"
             )
         if hosted.status is not VersionStatus.READY or hosted.batcher is None:
+            if hosted.status is VersionStatus.FAILED:
+                raise Unavailable(
+                    f"{model} {version} failed to load on this replica (see its log); another"
+                    " version or replica may serve"
+                )
             raise Unavailable(f"{model} {version} is {hosted.status.value}; retry shortly")
         return hosted
 
@@ -138,6 +143,10 @@ class ModelRepository(Generic[In, Out]):
             except Exception:
                 log.exception("loading %s %s from %s failed", spec.model, spec.version, location)
                 hosted.status = VersionStatus.FAILED
+                for worker in hosted.workers:
+                    # Nothing will run on it: its memory goes back now, not at shutdown.
+                    await asyncio.to_thread(worker.shutdown, wait=True, cancel_futures=True)
+                hosted.workers = []
                 continue
             policy = BatchPolicy(
                 max_batch_size=spec.max_batch_size,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from google.protobuf.duration_pb2 import Duration
 
-from services.summarizer.model import Usage
+from services.summarizer.generation import Usage
 from switchyard.summarizer.v1 import summarizer_pb2 as pb
 
 _FINISH_REASONS = {"stop": pb.FINISH_REASON_STOP, "length": pb.FINISH_REASON_LENGTH}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.runtime.errors import InvalidInput
 from services.runtime.registry import VersionSpec
-from services.summarizer.model import GenerationOptions
+from services.summarizer.generation import GenerationOptions
 from switchyard.summarizer.v1 import summarizer_pb2 as pb
 
 MAX_TEMPERATURE = 2.0

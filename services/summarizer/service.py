@@ -2,24 +2,39 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+
 from grpc import aio
 
 from services.runtime.metrics import ServiceMetrics
 from services.runtime.registry import VersionSpec
-from services.runtime.repository import ModelRepository
+from services.runtime.repository import ModelRepository, Predictor
 from services.runtime.server import ServiceDefinition, run_service
 from services.runtime.settings import ServiceSettings, SummarizerSettings
-from services.summarizer.model import CausalLmSummarizer, GenerationJob, Usage
+from services.summarizer.generation import GenerationJob, Usage
 from services.summarizer.servicer import SummarizerServicer
 from switchyard.summarizer.v1 import summarizer_pb2, summarizer_pb2_grpc
 
 FULL_NAME = summarizer_pb2.DESCRIPTOR.services_by_name["SummarizerService"].full_name
 
 
-def load_summarizer(spec: VersionSpec, location: str) -> CausalLmSummarizer:
+def load_summarizer(
+    spec: VersionSpec, location: str, torch_threads: int = 0
+) -> Predictor[GenerationJob, Usage]:
+    """A version's model on the runtime its registry entry names. Each runtime's package is
+    imported here, so that a missing one fails only the versions that run on it."""
     if spec.max_batch_size != 1:
         raise ValueError("a summarizer version generates one request at a time: max_batch_size = 1")
-    return CausalLmSummarizer(location)
+    if spec.runtime == "ctranslate2":
+        from services.summarizer.ctranslate2_model import Ctranslate2Summarizer, intra_threads
+
+        return Ctranslate2Summarizer(location, intra_threads(torch_threads))
+    if spec.runtime == "transformers":
+        from services.summarizer.model import CausalLmSummarizer
+
+        return CausalLmSummarizer(location)
+    raise ValueError(f"the summarizer has no {spec.runtime} runtime (transformers, ctranslate2)")
 
 
 def add_servicer(
@@ -44,4 +59,7 @@ DEFINITION: ServiceDefinition[GenerationJob, Usage] = ServiceDefinition(
 
 def main(settings: SummarizerSettings | None = None) -> int:
     """Run the summarizer service until SIGTERM or SIGINT; returns the exit code."""
-    return run_service(DEFINITION, settings or SummarizerSettings())
+    settings = settings or SummarizerSettings()
+    # CTranslate2 versions take as many threads as torch is given.
+    loader = functools.partial(load_summarizer, torch_threads=settings.torch_threads)
+    return run_service(dataclasses.replace(DEFINITION, loader=loader), settings)

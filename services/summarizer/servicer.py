@@ -15,7 +15,7 @@ from services.runtime.inputs import check_text, deadline_of
 from services.runtime.metrics import ServiceMetrics, note_model
 from services.runtime.repository import HostedVersion, ModelRepository
 from services.summarizer.convert import usage_to_pb
-from services.summarizer.model import GenerationJob, Usage
+from services.summarizer.generation import GenerationJob, Usage
 from services.summarizer.options import check_options
 from switchyard.summarizer.v1 import summarizer_pb2 as pb
 from switchyard.summarizer.v1 import summarizer_pb2_grpc as pb_grpc

@@ -1,0 +1,22 @@
+"""What the shipped model registry says about the classifier's versions."""
+
+from __future__ import annotations
+
+from services.runtime.registry import VersionSpec, load_registry
+from services.runtime.settings import DEFAULT_REGISTRY
+
+EAGER, INT8 = "v1", "v1-int8"
+
+
+def sentiment_versions() -> dict[str, VersionSpec]:
+    return load_registry(DEFAULT_REGISTRY, "classifier").models["sentiment"].versions
+
+
+def shipped_batching(version: str = EAGER) -> dict[str, object]:
+    """The batch settings a shipped sentiment version has, queue deep enough for the load."""
+    spec = sentiment_versions()[version]
+    return {
+        "max_batch_size": spec.max_batch_size,
+        "max_queue_delay_ms": spec.max_queue_delay_ms,
+        "max_queue_size": 512,
+    }

@@ -1,0 +1,117 @@
+"""One generation as every summarizer runtime sees it: the options, the prompt, the pieces
+handed back as they are decoded, and what it cost; no gRPC and no model here.
+
+Both runtimes feed their tokens through the same ``PieceStreamer``, so that the same tokens
+always make the same pieces, whichever runtime produced them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from transformers import TextStreamer
+
+SYSTEM_PROMPT = "You write short, faithful summaries. Answer with the summary only."
+USER_PROMPT = "Summarize the following text in one or two sentences.\n\n{text}"
+WARM_UP_TEXT = "The quick brown fox jumps over the lazy dog near the river bank."
+
+
+def chat_messages(text: str) -> list[dict[str, str]]:
+    """The conversation a summary is asked for in, before the model's chat template."""
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": USER_PROMPT.format(text=text)},
+    ]
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """Options of one generation, already checked against the model's limits."""
+
+    max_new_tokens: int
+    temperature: float = 0.0  # 0 decodes greedily
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+@dataclass
+class Usage:
+    """What a generation cost and why it ended (``stop``, ``length`` or ``cancelled``)."""
+
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    time_to_first_token_s: float = 0.0
+    generation_time_s: float = 0.0
+    finish_reason: str = "stop"
+    tokens_after_cancel: int = 0
+
+
+def _ignore_token(token_id: int) -> None:
+    """The default ``on_token``: only the pieces are wanted."""
+
+
+@dataclass(eq=False)
+class GenerationJob:
+    """One request's generation, handed from the event loop to the worker thread."""
+
+    text: str
+    options: GenerationOptions
+    on_piece: Callable[[str], None]
+    on_finished: Callable[[Usage], None] = lambda usage: None
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    on_token: Callable[[int], None] = _ignore_token
+    """Called with each generated token id (agreement checks and benchmarks use them)."""
+
+
+class PieceStreamer(TextStreamer):
+    """Decodes generated tokens into pieces as transformers' text streamers do (whole words,
+    a line at a time), hands each piece to the job, and counts the usage: the prompt's
+    tokens, the generated ones, the time to the first, and those made after a cancel.
+
+    ``put`` takes the prompt's ids first, then each new token, as an array of shape
+    ``(n,)`` or ``(1, n)`` (a torch tensor or a numpy array).
+    """
+
+    def __init__(self, tokenizer: Any, job: GenerationJob, usage: Usage, started: float) -> None:
+        super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        self._job = job
+        self._usage = usage
+        self._started = started
+        self._prompt_seen = False
+
+    def put(self, value: Any) -> None:
+        if not self._prompt_seen:
+            self._prompt_seen = True
+            self._usage.prompt_tokens = int(value.shape[-1])
+        else:
+            tokens = [int(t) for t in value.reshape(-1).tolist()]
+            if self._usage.generated_tokens == 0:
+                self._usage.time_to_first_token_s = time.perf_counter() - self._started
+            self._usage.generated_tokens += len(tokens)
+            if self._job.cancelled.is_set():
+                self._usage.tokens_after_cancel += len(tokens)
+            for token in tokens:
+                self._job.on_token(token)
+        super().put(value)  # type: ignore[no-untyped-call]
+
+    def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+        if text:
+            self._job.on_piece(text)
+
+
+def finish(job: GenerationJob, usage: Usage, started: float) -> None:
+    """Close a generation's usage (its time and why it ended) and report it to the job."""
+    usage.generation_time_s = time.perf_counter() - started
+    if job.cancelled.is_set():
+        usage.finish_reason = "cancelled"
+    elif usage.generated_tokens >= job.options.max_new_tokens:
+        usage.finish_reason = "length"
+    job.on_finished(usage)
+
+
+def discard_piece(piece: str) -> None:
+    """Drops a piece: warm-up output goes nowhere."""
