@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 
 import uvicorn
 from fastapi import FastAPI
@@ -46,12 +48,13 @@ def make_app(model_dir: str) -> FastAPI:
             for (_, future), result in zip(batch, results, strict=True):
                 future.set_result([{"label": s.label, "score": s.score} for s in result])
 
-    app = FastAPI()
-    tasks: list[asyncio.Task[None]] = []
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(batch_forever())
+        yield
+        task.cancel()
 
-    @app.on_event("startup")
-    async def start() -> None:
-        tasks.append(asyncio.create_task(batch_forever()))
+    app = FastAPI(lifespan=lifespan)
 
     @app.post("/classify")
     async def classify(body: Text) -> object:
