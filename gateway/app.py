@@ -33,6 +33,9 @@ from gateway.stores import shared_stores
 
 log = logging.getLogger(__name__)
 
+CLOSE_TIMEOUT_S = 5.0
+"""The longest the gateway's shutdown waits for its clients (gRPC channels, Redis) to close."""
+
 LIVE_FLUSH_S = 1.0
 """How often this replica's live figures are added to the shared ones in Redis."""
 
@@ -111,11 +114,20 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
         finally:
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await router.close()
-            await backends.close()
-            if client is not None:
-                await client.aclose()
+
+            async def close_all() -> None:
+                await asyncio.gather(*tasks, return_exceptions=True)
+                await router.close()
+                await backends.close()
+                if client is not None:
+                    await client.aclose()
+
+            # A close that never returns must not keep a drained gateway (and its port)
+            # alive.
+            try:
+                await asyncio.wait_for(close_all(), CLOSE_TIMEOUT_S)
+            except TimeoutError:
+                log.warning("the gateway's clients took over %s s to close", CLOSE_TIMEOUT_S)
 
     app = FastAPI(
         title="Switchyard gateway",

@@ -65,7 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--services", help="comma-separated subset of classifier,ner,summarizer,gateway"
     )
     up.add_argument(
-        "--torch-threads", type=int, default=1, help="torch threads per service (default 1)"
+        "--torch-threads",
+        type=int,
+        default=0,
+        help="torch threads per model worker; 0 (the default): chosen from the cores",
     )
     up.set_defaults(run=_up)
 

@@ -1,34 +1,44 @@
 """``switchyard up``: start every model service in its own process, wait until each is
-SERVING, start the HTTP gateway in front of them, print where each listens, and on
-Ctrl-C or SIGTERM drain and stop them all (the gateway first)."""
+SERVING, start a local Redis and the HTTP gateway in front of them, print where each
+listens, and keep them running until Ctrl-C or SIGTERM, which drains and stops them all
+(the gateway first).
+
+While the system runs, a child that exits unexpectedly is started again on the same port
+(``switchyard.supervisor``), and the rest stay up meanwhile: the gateway answers 503 with
+``Retry-After`` for a service that is away. The local Redis keeps an append-only file in
+the state folder, so a restarted Redis has every key it had. Each child is tethered to
+the launcher (``switchyard.parent_death``): if the launcher dies, even of SIGKILL, they
+stop too, and no orphan keeps a port.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import fcntl
+import logging
 import os
 import signal
-import subprocess
 import sys
 import threading
-import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import BinaryIO
 
-import grpc
-import redis.asyncio as redis
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from gateway.keys import KeyStore, key_hash, new_key
+from switchyard.dev_keys import bootstrap_keys, seed_keys_file
+from switchyard.logs import configure_logging
 from switchyard.paths import state_dir
-from switchyard.redis_server import LocalRedis, redis_server_path
-from switchyard.run_state import clear_run_state, write_private_json, write_run_state
+from switchyard.processes import free_port
+from switchyard.readiness import wait_gateway_ready, wait_serving
+from switchyard.redis_server import redis_server_command, redis_server_path, wait_answering
+from switchyard.run_state import clear_run_state, write_run_state
+from switchyard.supervisor import ChildSpec, Supervisor
+
+log = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_S = 600.0
-STOP_TIMEOUT_S = 60.0
+REDIS_STARTUP_TIMEOUT_S = 30.0
+TICK_S = 0.2
+"""How often the supervisor looks at the children (an exit is noticed within this)."""
 
 
 @dataclass(frozen=True)
@@ -61,176 +71,191 @@ SERVICES = (
 
 GATEWAY = "gateway"
 GATEWAY_DEFAULT_PORT = 8000
+REDIS = "redis"
 
 
-@dataclass
-class Running:
+@dataclass(frozen=True)
+class ServiceChild:
     launch: ServiceLaunch
-    process: subprocess.Popen[bytes]
-    port: int
+    spec: ChildSpec
     metrics_port: int
 
 
 @dataclass
-class RunningGateway:
-    process: subprocess.Popen[bytes]
-    port: int
+class LocalSystem:
+    """What was started, for the banner and the run-state file."""
+
+    services: list[ServiceChild] = field(default_factory=list)
+    gateway: ChildSpec | None = None
+    redis_url: str | None = None
+    dev_keys: dict[str, str] = field(default_factory=dict)
 
 
-def start(launch: ServiceLaunch, torch_threads: int) -> Running:
+def _port(env: dict[str, str], variable: str, default: int) -> int:
+    """The port ``variable`` names, else ``default``. Port 0 becomes a free port chosen
+    here and written back: the gateway must be told where a service listens, and every
+    restart must ask for the same port."""
+    port = int(env.get(variable) or default)
+    if port == 0:
+        port = free_port()
+    env[variable] = str(port)
+    return port
+
+
+def service_child(launch: ServiceLaunch, torch_threads: int) -> ServiceChild:
     env = dict(os.environ)
-    # Several model processes share this machine's cores: one torch thread each unless set.
+    # Several model processes share this machine's cores: the command line says how many
+    # torch threads each may use, unless the environment does.
     env.setdefault(f"{launch.env_prefix}TORCH_THREADS", str(torch_threads))
-    env.setdefault(f"{launch.env_prefix}PORT", str(launch.default_port))
-    env.setdefault(f"{launch.env_prefix}METRICS_PORT", str(launch.default_metrics_port))
+    port = _port(env, f"{launch.env_prefix}PORT", launch.default_port)
+    metrics_port = _port(env, f"{launch.env_prefix}METRICS_PORT", launch.default_metrics_port)
     # A new interpreter (fork and exec), never a fork of this one: no torch or grpc state
     # is inherited.
-    # Its own process group, so that a stuck service is killed with its model workers.
-    process = subprocess.Popen(
-        [sys.executable, "-m", "switchyard", "serve", launch.name],
-        env=env,
-        start_new_session=True,
-    )
-    return Running(
-        launch,
-        process,
-        int(env[f"{launch.env_prefix}PORT"]),
-        int(env[f"{launch.env_prefix}METRICS_PORT"]),
-    )
+    command = [sys.executable, "-m", "switchyard", "serve", launch.name]
+    return ServiceChild(launch, ChildSpec(launch.name, command, env, port), metrics_port)
 
 
-def wait_serving(running: Running, stop: threading.Event, timeout_s: float) -> bool:
-    """Wait until the service's health says SERVING; False if it died, or on stop/timeout."""
-    deadline = time.monotonic() + timeout_s
-    request = health_pb2.HealthCheckRequest(service=running.launch.full_name)
-    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline and not stop.is_set():
-            if running.process.poll() is not None:
-                return False
-            try:
-                reply = stub.Check(request, timeout=2)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return True
-            except grpc.RpcError:
-                pass  # not listening yet
-            stop.wait(0.5)
-    return False
-
-
-def start_gateway(
-    services: list[Running], redis_url: str | None, seed_keys: Path | None = None
-) -> RunningGateway:
+def gateway_spec(
+    services: list[ServiceChild], redis_url: str | None, seed_keys: Path | None
+) -> ChildSpec:
     """The gateway, pointed at the services started here (unless the environment says)."""
     env = dict(os.environ)
     if redis_url is not None:
-        env.setdefault("REDIS_URL", redis_url)
+        env["REDIS_URL"] = redis_url
     if seed_keys is not None:
         env["SWITCHYARD_GATEWAY_SEED_KEYS_FILE"] = str(seed_keys)
-    env.setdefault("SWITCHYARD_GATEWAY_PORT", str(GATEWAY_DEFAULT_PORT))
-    for r in services:
+    port = _port(env, "SWITCHYARD_GATEWAY_PORT", GATEWAY_DEFAULT_PORT)
+    for s in services:
         env.setdefault(
-            f"SWITCHYARD_GATEWAY_{r.launch.name.upper()}_BACKENDS", f"127.0.0.1:{r.port}"
+            f"SWITCHYARD_GATEWAY_{s.launch.name.upper()}_BACKENDS", f"127.0.0.1:{s.spec.port}"
         )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "switchyard", "gateway"], env=env, start_new_session=True
-    )
-    return RunningGateway(process, int(env["SWITCHYARD_GATEWAY_PORT"]))
+    return ChildSpec(GATEWAY, [sys.executable, "-m", "switchyard", "gateway"], env, port)
 
 
-def wait_gateway_ready(gateway: RunningGateway, stop: threading.Event, timeout_s: float) -> bool:
-    """Wait until the gateway's /readyz answers 200; False if it died, or on stop/timeout."""
-    deadline = time.monotonic() + timeout_s
-    url = f"http://127.0.0.1:{gateway.port}/readyz"
-    while time.monotonic() < deadline and not stop.is_set():
-        if gateway.process.poll() is not None:
-            return False
-        try:
-            with urllib.request.urlopen(url, timeout=5) as reply:
-                if reply.status == 200:
-                    return True
-        except (urllib.error.URLError, OSError):
-            pass  # not listening yet, or a backend not seen yet
-        stop.wait(0.25)
-    return False
-
-
-def start_local_redis() -> LocalRedis | None:
-    """A redis-server of the local system's own, or None (with a loud warning) when the
-    machine has none."""
-    if redis_server_path() is None:
-        print(
-            "WARNING: no redis-server on this machine and no REDIS_URL: the gateway keeps"
-            " keys, rate limits and its cache in its own process, so limits are per process"
-            " (Debian: apt-get install redis-server)",
-            file=sys.stderr,
+def redis_spec() -> ChildSpec | None:
+    """A redis-server of the local system's own, persisting to the state folder, or None
+    (with a loud warning) when the machine has none."""
+    executable = redis_server_path()
+    if executable is None:
+        log.warning(
+            "no redis-server on this machine and no REDIS_URL: the gateway keeps keys, rate"
+            " limits and its cache in its own process, so limits are per process"
+            " (Debian: apt-get install redis-server)"
         )
         return None
-    return LocalRedis(state_dir() / "redis")
+    workdir = state_dir() / "redis"
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    command = redis_server_command(executable, port, workdir, persistent=True)
+    return ChildSpec(REDIS, command, dict(os.environ), port, discard_output=True)
 
 
-def bootstrap_keys(redis_url: str) -> dict[str, str]:
-    """A development admin key and client key, made at start for the local system."""
+def start_system(
+    supervisor: Supervisor, stop: threading.Event, names: list[str] | None, torch_threads: int
+) -> LocalSystem | None:
+    """Start the chosen services, then Redis and the gateway, each waited on; None if one
+    did not come up (or on stop)."""
+    system = LocalSystem()
+    for launch in SERVICES:
+        if names is None or launch.name in names:
+            system.services.append(service_child(launch, torch_threads))
+            supervisor.start(system.services[-1].spec)
+    for s in system.services:
+        if not wait_serving(
+            supervisor.child(s.launch.name), s.launch.full_name, stop, STARTUP_TIMEOUT_S
+        ):
+            if not stop.is_set():
+                log.error("%s did not become SERVING; stopping", s.launch.name)
+            return None
+    if names is not None and GATEWAY not in names:
+        return system
+    system.redis_url = os.environ.get("REDIS_URL") or None
+    seed_file = None
+    if system.redis_url is None:
+        spec = redis_spec()
+        if spec is not None:
+            if not wait_answering(
+                spec.port, supervisor.start(spec).process, REDIS_STARTUP_TIMEOUT_S
+            ):
+                log.error("redis-server did not start on port %d; stopping", spec.port)
+                return None
+            system.redis_url = f"redis://127.0.0.1:{spec.port}/0"
+    if system.redis_url is not None:
+        own_redis = REDIS in supervisor.names()
+        system.dev_keys = bootstrap_keys(system.redis_url, revoke_earlier=own_redis)
+    else:
+        system.dev_keys, seed_file = seed_keys_file()
+    system.gateway = gateway_spec(system.services, system.redis_url, seed_file)
+    gateway = supervisor.start(system.gateway)
+    launched = [s.launch.name for s in system.services]
+    if not wait_gateway_ready(gateway, launched, stop, STARTUP_TIMEOUT_S):
+        if not stop.is_set():
+            log.error("the gateway did not become ready; stopping")
+        return None
+    return system
 
-    async def make() -> dict[str, str]:
-        client = redis.Redis.from_url(redis_url)
-        try:
-            store = KeyStore(client)
-            _, admin = await store.create("local-admin", "admin", "enterprise")
-            _, client_key = await store.create("local-client", "client", "pro")
-            return {"admin": admin, "client": client_key}
-        finally:
-            await client.aclose()
 
-    return asyncio.run(make())
-
-
-def seed_keys_file() -> tuple[dict[str, str], Path]:
-    """Development keys for a gateway without Redis: their hashes go to a file (owner-only)
-    that its in-process key store starts from."""
-    keys: dict[str, str] = {}
-    entries = []
-    for role, tier in (("admin", "enterprise"), ("client", "pro")):
-        key_id, key = new_key()
-        keys[role] = key
-        entries.append(
+def print_banner(system: LocalSystem) -> None:
+    print("Switchyard is up:")
+    for s in system.services:
+        print(
+            f"  {s.launch.name:<11} gRPC 127.0.0.1:{s.spec.port} ({s.launch.full_name})"
+            f"  metrics http://127.0.0.1:{s.metrics_port}/metrics"
+        )
+    if system.gateway is not None:
+        gateway_url = f"http://127.0.0.1:{system.gateway.port}"
+        print(f"  {GATEWAY:<11} {gateway_url}/  (REST, SSE, the page; API docs at /docs)")
+        if system.redis_url is not None:
+            print(f"  {REDIS:<11} {system.redis_url}")
+        for role, key in system.dev_keys.items():
+            print(f"  {role} key (development):")
+            print(key)
+        state_file = write_run_state(
             {
-                "id": key_id,
-                "owner": f"local-{role}",
-                "role": role,
-                "tier": tier,
-                "hash": key_hash(key),
+                "redis_url": system.redis_url,
+                "gateway_url": gateway_url,
+                **{f"{role}_key": key for role, key in system.dev_keys.items()},
             }
         )
-    return keys, write_private_json(state_dir() / "seed-keys.json", entries)
+        print(f"  (also in {state_file}, readable by you only)")
+    print("Press Ctrl-C to stop.", flush=True)
 
 
-def stop_processes(processes: list[subprocess.Popen[bytes]]) -> int:
-    """SIGTERM each process (each drains), wait, kill what is left; returns worst exit."""
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    worst = 0
-    for process in processes:
-        try:
-            code = process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            code = process.wait()
-        worst = worst or code
-    return worst
+def drain(supervisor: Supervisor) -> int:
+    """The gateway first (its calls in flight finish against live services and Redis),
+    then the rest; returns the worst exit code."""
+    worst = supervisor.stop([GATEWAY])
+    return supervisor.stop(supervisor.names()) or worst
 
 
-def stop_all(running: list[Running], gateway: RunningGateway | None = None) -> int:
-    """The gateway first (its calls in flight finish against live services), then the
-    services."""
-    worst = stop_processes([gateway.process]) if gateway is not None else 0
-    return stop_processes([r.process for r in running]) or worst
+def claim_state_folder() -> BinaryIO | None:
+    """The state folder for this launcher alone while the returned file stays open (the
+    kernel lets go when the launcher ends, however it ends); None if another launcher has
+    it. Two would append to one Redis file and overwrite each other's run-state."""
+    folder = state_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    claim = (folder / "launcher.lock").open("ab")
+    try:
+        fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        claim.close()
+        return None
+    return claim
 
 
-def up(names: list[str] | None = None, torch_threads: int = 1) -> int:
+def up(names: list[str] | None = None, torch_threads: int = 0) -> int:
     """Run the local system until interrupted; returns the exit code."""
+    configure_logging("launcher")
+    claim = claim_state_folder()
+    if claim is None:
+        log.error("another switchyard up runs with the state folder %s", state_dir())
+        return 1
+    with claim:
+        return run(names, torch_threads)
+
+
+def run(names: list[str] | None, torch_threads: int) -> int:
+    """Start the system, keep it up until Ctrl-C or SIGTERM, then drain it."""
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -238,80 +263,21 @@ def up(names: list[str] | None = None, torch_threads: int = 1) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    chosen = [s for s in SERVICES if names is None or s.name in names]
-    running: list[Running] = []
-    gateway: RunningGateway | None = None
-    local: LocalRedis | None = None
+    # Children are started and restarted from this thread only (see switchyard.supervisor).
+    supervisor = Supervisor()
     try:
-        for launch in chosen:
-            running.append(start(launch, torch_threads))
-        for r in running:
-            if not wait_serving(r, stop, STARTUP_TIMEOUT_S):
-                if not stop.is_set():
-                    print(f"{r.launch.name} did not become SERVING; stopping", file=sys.stderr)
-                    stop_all(running)
-                    return 1
-                return stop_all(running)
-        if names is None or GATEWAY in names:
-            redis_url = os.environ.get("REDIS_URL")
-            if redis_url is None:
-                local = start_local_redis()
-                redis_url = local.url if local is not None else None
-            if redis_url is not None:
-                dev_keys = bootstrap_keys(redis_url)
-                gateway = start_gateway(running, redis_url)
-            else:
-                dev_keys, seed_file = seed_keys_file()
-                gateway = start_gateway(running, None, seed_file)
-            if not wait_gateway_ready(gateway, stop, STARTUP_TIMEOUT_S):
-                if not stop.is_set():
-                    print("the gateway did not become ready; stopping", file=sys.stderr)
-                    stop_all(running, gateway)
-                    return 1
-                return stop_all(running, gateway)
-        print("Switchyard is up:")
-        for r in running:
-            print(
-                f"  {r.launch.name:<11} gRPC 127.0.0.1:{r.port} ({r.launch.full_name})"
-                f"  metrics http://127.0.0.1:{r.metrics_port}/metrics"
-            )
-        if gateway is not None:
-            print(
-                f"  {GATEWAY:<11} http://127.0.0.1:{gateway.port}/  (REST, SSE, the page;"
-                " API docs at /docs)"
-            )
-            if redis_url is not None:
-                print(f"  {'redis':<11} {redis_url}")
-            for role, key in dev_keys.items():
-                print(f"  {role} key (development):")
-                print(key)
-            state_file = write_run_state(
-                {
-                    "redis_url": redis_url,
-                    "gateway_url": f"http://127.0.0.1:{gateway.port}",
-                    **{f"{role}_key": key for role, key in dev_keys.items()},
-                }
-            )
-            print(f"  (also in {state_file}, readable by you only)")
-        print("Press Ctrl-C to stop.", flush=True)
-        processes = [r.process for r in running] + ([gateway.process] if gateway else [])
-        while not stop.wait(1.0):
-            if any(p.poll() is not None for p in processes):
-                for r in running:
-                    if r.process.poll() is not None:
-                        print(
-                            f"{r.launch.name} exited with {r.process.returncode}", file=sys.stderr
-                        )
-                if gateway is not None and gateway.process.poll() is not None:
-                    print(f"the gateway exited with {gateway.process.returncode}", file=sys.stderr)
-                stop_all(running, gateway)
-                return 1
+        system = start_system(supervisor, stop, names, torch_threads)
+        if system is None:
+            code = drain(supervisor)
+            return code if stop.is_set() else 1
+        print_banner(system)
+        log.info("up", extra={"pids": supervisor.pids(), "ports": supervisor.ports()})
+        while not stop.wait(TICK_S):
+            supervisor.tend()
         print("stopping: draining the gateway, then every service ...", flush=True)
-        return stop_all(running, gateway)
+        return drain(supervisor)
     except BaseException:
-        stop_all(running, gateway)
+        drain(supervisor)
         raise
     finally:
-        if local is not None:
-            local.stop()
         clear_run_state()

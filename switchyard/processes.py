@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -61,18 +61,26 @@ def write_classifier_registry(
     return path
 
 
-class _ChildProcess:
-    """A Switchyard process started with ``python -m switchyard <args>``: its JSON log
-    records (kept, and waited on), its Prometheus page, and its stop by SIGTERM."""
+class SwitchyardProcess:
+    """A Switchyard process started with ``python -m switchyard <args>`` (the environment
+    with ``env`` on top, ``unset`` left out): its JSON log records (kept, and waited on),
+    its Prometheus page, and its stop by SIGTERM. Its stdout is discarded unless
+    ``keep_stdout``."""
 
-    def __init__(self, args: list[str], env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        env: Mapping[str, str],
+        unset: Collection[str] = (),
+        keep_stdout: bool = False,
+    ) -> None:
         self.logs: list[dict[str, object]] = []
         self._logged = threading.Condition()
         self._listening = threading.Event()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "switchyard", *args],
-            env={**os.environ, **env},
-            stdout=subprocess.DEVNULL,
+            env={k: v for k, v in os.environ.items() if k not in unset} | dict(env),
+            stdout=subprocess.PIPE if keep_stdout else subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
             # Its own process group, as a service in a container or a terminal has: a
@@ -152,12 +160,13 @@ class _ChildProcess:
             self.process.kill()
             code = self.process.wait()
         self._reader.join(timeout=10)
-        if self.process.stderr is not None:
-            self.process.stderr.close()
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
         return code
 
 
-class ServiceProcess(_ChildProcess):
+class ServiceProcess(SwitchyardProcess):
     """A model service started as its own process, as ``switchyard serve`` runs it."""
 
     def __init__(self, service: str, env: Mapping[str, str]) -> None:
@@ -190,7 +199,7 @@ class ServiceProcess(_ChildProcess):
         raise RuntimeError(f"{self.service} never became SERVING: {self.logs[-20:]}")
 
 
-class GatewayProcess(_ChildProcess):
+class GatewayProcess(SwitchyardProcess):
     """The HTTP gateway started as its own process (``switchyard gateway``) on a free
     port, in front of the given backends."""
 

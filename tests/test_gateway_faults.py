@@ -5,6 +5,7 @@ comes back."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -187,7 +188,12 @@ def test_a_backend_down_is_named_by_readyz_and_the_gateway_reconnects_when_it_re
             second = ServiceProcess("classifier", env)
             try:
                 second.wait_serving("switchyard.classifier.v1.ClassifierService")
+                # The gateway's channel reconnects within its reconnect backoff (2 s at
+                # most); until then calls answer 503 as above.
+                deadline = time.monotonic() + 60
                 back = http.post("/v1/classify", json={"text": "Great"})
+                while back.status_code == 503 and time.monotonic() < deadline:
+                    back = http.post("/v1/classify", json={"text": "Great"})
                 assert back.status_code == 200, back.text
                 assert http.get("/readyz").status_code == 200
             finally:

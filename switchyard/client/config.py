@@ -50,4 +50,7 @@ def channel_options(service: str) -> Sequence[tuple[str, object]]:
         ("grpc.enable_retries", 1),
         # Notice a dead peer on an idle long-lived connection.
         ("grpc.keepalive_time_ms", 30_000),
+        # A restarted replica is reached within seconds: gRPC's reconnect backoff would
+        # otherwise grow to two minutes while it was away.
+        ("grpc.max_reconnect_backoff_ms", 2_000),
     )
