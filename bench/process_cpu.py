@@ -27,24 +27,3 @@ def children_cpu_seconds(pid: int) -> float:
             except (FileNotFoundError, ProcessLookupError):
                 continue
     return total
-
-
-def tree_rss_bytes(pid: int) -> int:
-    """Resident memory of a process and all its descendants."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                children.setdefault(int(_stat(int(entry.name))[1]), []).append(int(entry.name))
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            pages = int(Path(f"/proc/{current}/statm").read_text().split()[1])
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        total += pages * os.sysconf("SC_PAGE_SIZE")
-        todo.extend(children.get(current, ()))
-    return total
