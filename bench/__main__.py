@@ -18,7 +18,7 @@ from switchyard.paths import state_dir
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="shorter runs (noisier)")
-    parser.add_argument("--only", choices=("classifier", "summarizer", "gateway"))
+    parser.add_argument("--only", choices=("classifier", "summarizer", "gateway", "memory"))
     parser.add_argument(
         "--json",
         help="also write the figures to this file (with --only, update that one section)",
@@ -48,6 +48,10 @@ def main() -> int:
         from bench import gateway
 
         results["gateway"] = gateway.run(models_dir, args.quick, threads)
+    if args.only in (None, "memory"):
+        from bench import memory
+
+        results["memory"] = memory.run(models_dir)
     print(json.dumps(results, indent=2))
     if args.json:
         written = results

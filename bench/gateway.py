@@ -165,9 +165,18 @@ class ConnectionPool:
             self.idle.append(await HttpConnection.open(self.host, self.port))
 
     async def request(self, data: bytes) -> bytes:
-        connection = (
-            self.idle.pop() if self.idle else await HttpConnection.open(self.host, self.port)
-        )
+        if self.idle:
+            connection = self.idle.pop()
+            try:
+                body = await connection.request(data)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                # The server closed this idle connection as the request went out (its
+                # keep-alive timeout): send it again on a new one, as HTTP clients do.
+                connection.writer.close()
+            else:
+                self.idle.append(connection)
+                return body
+        connection = await HttpConnection.open(self.host, self.port)
         body = await connection.request(data)
         self.idle.append(connection)
         return body

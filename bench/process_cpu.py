@@ -6,13 +6,13 @@ import os
 from pathlib import Path
 
 
-def _stat(pid: int) -> list[str]:
+def stat_fields(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
 def process_cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a process."""
-    fields = _stat(pid)
+    fields = stat_fields(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -22,7 +22,7 @@ def children_cpu_seconds(pid: int) -> float:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if int(_stat(int(entry.name))[1]) == pid:
+                if int(stat_fields(int(entry.name))[1]) == pid:
                     total += process_cpu_seconds(int(entry.name))
             except (FileNotFoundError, ProcessLookupError):
                 continue

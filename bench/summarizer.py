@@ -35,7 +35,9 @@ TEXT = (
     "from 1887 to 1889 as the centrepiece of the 1889 World's Fair."
 )
 MAX_NEW_TOKENS = 64
-VERSIONS = {"transformers": "v1", "ctranslate2": "v1-ct2"}
+VERSIONS = {"transformers": "v1", "ctranslate2": "v1-ct2", "ctranslate2-int8": "v1-ct2-int8"}
+FASTER = ("ctranslate2", "ctranslate2-int8")
+"""The runtimes compared with transformers, the reference."""
 
 Measure = Callable[[], tuple[float, float]]
 """One generation: (seconds to the first piece, generated tokens per second)."""
@@ -175,8 +177,9 @@ def run(models_dir: Path, quick: bool, torch_threads: int) -> dict[str, object]:
     measures: dict[str, Measure] = {}
     for threads in (1, 2):
         measures[f"direct transformers {threads}t"] = _direct(transformers, threads)
-        ctranslate2 = Ctranslate2Summarizer(str(folder / VERSIONS["ctranslate2"]), threads)
-        measures[f"direct ctranslate2 {threads}t"] = _direct(ctranslate2, torch_threads)
+        for runtime in FASTER:
+            converted = Ctranslate2Summarizer(str(folder / VERSIONS[runtime]), threads)
+            measures[f"direct {runtime} {threads}t"] = _direct(converted, threads)
     with tempfile.TemporaryDirectory() as scratch, ExitStack() as stack:
         redis_server = stack.enter_context(local_redis(Path(scratch) / "redis"))
         key = asyncio.run(create_key(redis_server.url))
@@ -194,10 +197,11 @@ def run(models_dir: Path, quick: bool, torch_threads: int) -> dict[str, object]:
         results = _rounds(measures, rounds)
     torch.set_num_threads(torch_threads)
     speedups = {
-        f"{path} {threads}t": _speedups(
-            results, f"{path} transformers {threads}t", f"{path} ctranslate2 {threads}t"
+        f"{path} {runtime} {threads}t": _speedups(
+            results, f"{path} transformers {threads}t", f"{path} {runtime} {threads}t"
         )
         for path in ("direct", "grpc", "sse")
+        for runtime in FASTER
         for threads in (1, 2)
         if f"{path} transformers {threads}t" in results
     }

@@ -102,6 +102,7 @@ def test_models_lists_every_service_and_version(http: httpx.Client) -> None:
         ("ner", "ner", "v1-int8", "ready"),
         ("summarizer", "summarizer", "v1", "ready"),
         ("summarizer", "summarizer", "v1-ct2", "ready"),
+        ("summarizer", "summarizer", "v1-ct2-int8", "ready"),
     }
 
 

@@ -18,11 +18,13 @@ import pytest
 
 from services.prepare import MARKER
 from services.summarizer.agreement import (
+    NEXT_TOKEN_FLOOR,
     AgreementRefused,
     check,
     compare,
     generated_ids,
     greedy_ids,
+    next_token_agreement,
     read_heldout,
 )
 from services.summarizer.ctranslate2_model import Ctranslate2Summarizer
@@ -157,11 +159,36 @@ def test_the_gate_refuses_a_version_whose_output_differs(
 
 
 def test_prepare_kept_the_agreement_figures(prepared_models: Path) -> None:
-    figures = json.loads((prepared_models / "summarizer" / "v1-ct2" / MARKER).read_text())[
-        "figures"
-    ]
-    assert figures["greedy_equal_prompts"] == figures["heldout_prompts"] == len(read_heldout())
-    assert figures["token_agreement"] == 1.0
+    def figures(version: str) -> dict[str, float]:
+        marker = prepared_models / "summarizer" / version / MARKER
+        found: dict[str, float] = json.loads(marker.read_text())["figures"]
+        return found
+
+    exact = figures("v1-ct2")
+    assert exact["heldout_prompts"] == len(read_heldout())
+    assert exact["agreement_greedy_equal"] == exact["agreement_token_prefix"] == 1.0
+    quantized = figures("v1-ct2-int8")
+    assert NEXT_TOKEN_FLOOR <= quantized["agreement_next_token"] <= 1.0
+
+
+def test_next_token_agreement_judges_each_token_on_the_reference_path(
+    reference: CausalLmSummarizer, converted: Ctranslate2Summarizer, prepared_models: Path
+) -> None:
+    texts = TEXTS[:2]
+    expected = greedy_ids(reference, texts, 16)
+    # The float32 conversion predicts the reference's tokens; the int8 one most of them.
+    assert next_token_agreement(converted, texts, expected) >= NEXT_TOKEN_FLOOR
+    quantized = Ctranslate2Summarizer(
+        str(prepared_models / "summarizer" / "v1-ct2-int8"), threads=1
+    )
+    assert next_token_agreement(quantized, texts, expected) >= NEXT_TOKEN_FLOOR
+    # The same tokens backwards are not what the model predicts.
+    backwards = next_token_agreement(converted, texts, [ids[::-1] for ids in expected])
+    assert backwards < 0.5
+    refused = compare(expected, expected, 16, next_token=backwards)
+    with pytest.raises(AgreementRefused, match="next-token agreement"):
+        check(refused, "int8", "v1-ct2-int8", "v1")
+    check(compare(expected, expected, 16, next_token=1.0), "int8", "v1-ct2-int8", "v1")
 
 
 @pytest.fixture
@@ -195,6 +222,7 @@ def test_a_missing_ctranslate2_fails_only_its_version(without_ctranslate2: Servi
         assert status == {
             "v1": models_pb2.MODEL_STATUS_READY,
             "v1-ct2": models_pb2.MODEL_STATUS_FAILED,
+            "v1-ct2-int8": models_pb2.MODEL_STATUS_FAILED,
         }
         options = pb.GenerationOptions(max_new_tokens=4)
         reply = stub.Summarize(pb.SummarizeRequest(text=EIFFEL, version="v1", options=options))

@@ -9,6 +9,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.summarizer.agreement import NEXT_TOKEN_FLOOR
 from switchyard.summarizer.v1 import summarizer_pb2 as pb
 from switchyard.summarizer.v1 import summarizer_pb2_grpc
 from tests.support import SUMMARIZER, ServiceProcess, details, service_process
@@ -58,8 +59,19 @@ def test_the_default_version_streams_the_pieces_of_the_reference(stub: Stub) -> 
 
     assert pieces("v1-ct2") == pieces("v1")
     listed = stub.ListModels(pb.ListModelsRequest(), timeout=30).models[0]
-    runtimes = {v.version: (v.annotations["runtime"], v.is_default) for v in listed.versions}
-    assert runtimes == {"v1": ("transformers", False), "v1-ct2": ("ctranslate2", True)}
+    runtimes = {
+        v.version: (v.annotations["runtime"], v.annotations["quantization"], v.is_default)
+        for v in listed.versions
+    }
+    assert runtimes == {
+        "v1": ("transformers", "none", False),
+        "v1-ct2": ("ctranslate2", "none", True),
+        "v1-ct2-int8": ("ctranslate2", "int8", False),
+    }
+    figures = {v.version: dict(v.annotations) for v in listed.versions}
+    assert "agreement_greedy_equal" not in figures["v1"], "the reference agrees with nothing"
+    assert figures["v1-ct2"]["agreement_greedy_equal"] == "1"
+    assert float(figures["v1-ct2-int8"]["agreement_next_token"]) >= NEXT_TOKEN_FLOOR
 
 
 def test_max_new_tokens_bounds_the_generation(stub: Stub) -> None:

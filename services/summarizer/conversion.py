@@ -1,6 +1,7 @@
 """``models prepare`` for the summarizer's CTranslate2 versions: each is converted from the
-transformers folder of its reference version, and kept only when its greedy output
-agrees with the reference's on the held-out texts (``agreement``).
+transformers folder of its reference version, and kept only when it agrees with the
+reference on the held-out texts (``agreement``): the same greedy output for a float32
+conversion, a floor on next-token agreement for an int8 one.
 
 The converted folder holds the tokenizer, its chat template and the generation config
 beside the weights, so that it serves on its own. Everything is read from local folders:
@@ -17,7 +18,7 @@ from pathlib import Path
 from services.runtime.registry import Quantization
 from services.summarizer import agreement
 
-CONVERSION = 1  # bump when the conversion below changes
+CONVERSION = 2  # bump when the conversion or its agreement figures change
 SERVING_THREADS = 1
 """The threads the agreement is measured with: those `switchyard up` gives a service."""
 
@@ -30,7 +31,10 @@ class ConvertedVersion:
     quantization: Quantization
 
 
-VERSIONS = {"v1-ct2": ConvertedVersion(reference="v1", quantization="none")}
+VERSIONS = {
+    "v1-ct2": ConvertedVersion(reference="v1", quantization="none"),
+    "v1-ct2-int8": ConvertedVersion(reference="v1", quantization="int8"),
+}
 
 _COMPUTE_TYPES: dict[Quantization, str] = {"none": "float32", "int8": "int8"}
 
@@ -61,14 +65,17 @@ def convert(reference: Path, out: Path, quantization: Quantization) -> None:
 
 
 def measure_agreement(reference: Path, candidate: Path) -> agreement.Agreement:
-    """Greedy output of the converted folder against its reference's, on the held-out texts."""
+    """Greedy output of the converted folder against its reference's, on the held-out
+    texts, and its next-token agreement fed the reference's tokens."""
     from services.summarizer.ctranslate2_model import Ctranslate2Summarizer
     from services.summarizer.model import CausalLmSummarizer
 
     texts = agreement.read_heldout()
     expected = agreement.greedy_ids(CausalLmSummarizer(str(reference)), texts)
-    measured = agreement.greedy_ids(Ctranslate2Summarizer(str(candidate), SERVING_THREADS), texts)
-    return agreement.compare(expected, measured)
+    converted = Ctranslate2Summarizer(str(candidate), SERVING_THREADS)
+    measured = agreement.greedy_ids(converted, texts)
+    next_token = agreement.next_token_agreement(converted, texts, expected)
+    return agreement.compare(expected, measured, next_token=next_token)
 
 
 def _fingerprint(reference: Path, plan: ConvertedVersion) -> dict[str, object]:

@@ -134,6 +134,11 @@ class Ctranslate2Summarizer:
         )
         return [int(i) for i in encoded["input_ids"]]
 
+    def likeliest_next(self, ids: Sequence[int]) -> list[int]:
+        """The likeliest next token after each prefix of ``ids``, in one forward pass."""
+        logits = np.asarray(self.generator.forward_batch([list(ids)]))
+        return [int(i) for i in logits[0].argmax(axis=-1)]
+
     def generate(self, job: GenerationJob) -> Usage:
         """Run one generation to its end (or its cancel), streaming pieces to the job."""
         usage = Usage()

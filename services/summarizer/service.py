@@ -44,7 +44,7 @@ def add_servicer(
     metrics: ServiceMetrics,
 ) -> None:
     summarizer_pb2_grpc.add_SummarizerServiceServicer_to_server(
-        SummarizerServicer(repository, metrics), server
+        SummarizerServicer(repository, metrics, settings.models_dir), server
     )
 
 

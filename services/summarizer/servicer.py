@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from grpc import aio
@@ -30,9 +31,12 @@ class _End:
 
 
 class SummarizerServicer(pb_grpc.SummarizerServiceServicer):
-    def __init__(self, repository: Repository, metrics: ServiceMetrics) -> None:
+    def __init__(
+        self, repository: Repository, metrics: ServiceMetrics, models_dir: Path | None = None
+    ) -> None:
         self._repository = repository
         self._metrics = metrics
+        self._models_dir = models_dir  # where ListModels reads agreement figures
 
     async def Summarize(
         self, request: pb.SummarizeRequest, context: Context
@@ -76,7 +80,8 @@ class SummarizerServicer(pb_grpc.SummarizerServiceServicer):
     async def ListModels(
         self, request: pb.ListModelsRequest, context: Context
     ) -> pb.ListModelsResponse:
-        return pb.ListModelsResponse(models=catalogue(self._repository, generator=True))
+        models = catalogue(self._repository, generator=True, models_dir=self._models_dir)
+        return pb.ListModelsResponse(models=models)
 
     def _resolve(self, model: str, version: str) -> HostedVersion[GenerationJob, Usage]:
         hosted = self._repository.resolve(model, version)
