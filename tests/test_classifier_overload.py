@@ -108,7 +108,8 @@ def test_a_dead_model_worker_turns_the_service_not_serving(
     prepared_models: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     fast = {"max_batch_size": 8, "max_queue_delay_ms": 1, "max_queue_size": 8}
-    with classifier_process(tmp_path_factory.mktemp("crash"), {"v1": fast}) as service:
+    crash = tmp_path_factory.mktemp("crash")
+    with classifier_process(crash, {"v1": fast}, model_worker="process") as service:
         workers = child_pids(service.process.pid)
         assert workers  # one per core by default
         for worker in workers:

@@ -40,9 +40,10 @@ class ServiceSettings(BaseSettings):
         description='Host only these comma-separated "model:version" entries; empty hosts all.',
     )
     model_worker: Literal["process", "thread"] = Field(
-        "process",
-        description="Run each model version in a process of its own, or on a thread of the"
-        " gRPC process (the summarizer always uses a thread: it streams from the model).",
+        "thread",
+        description="Run the model versions on one thread of the gRPC process, each forward"
+        " pass on the torch threads (thread), or each version in model worker processes of"
+        " its own (process). The summarizer always uses a thread: it streams from the model.",
     )
     model_workers: int = Field(
         0,
@@ -52,9 +53,8 @@ class ServiceSettings(BaseSettings):
     torch_threads: int = Field(
         0,
         ge=0,
-        description="Torch intra-op threads per model worker; 0: the cores shared out among"
-        " the workers (one each by default). On the summarizer's thread, 0 leaves torch's"
-        " default.",
+        description="Torch intra-op threads of a forward pass; 0: chosen from the cores (all"
+        " of them on the model thread; shared out among the workers in process mode).",
     )
     max_texts_per_request: int = Field(
         64, ge=1, description="Most texts one unary request may carry."
@@ -88,13 +88,9 @@ class ServiceSettings(BaseSettings):
         return value
 
     def worker_layout(self) -> tuple[int, int]:
-        """Model worker processes per version, and torch threads in each.
-
-        By default one worker per core with one thread each: on a machine whose cores
-        also serve gRPC (and often the callers), two single-threaded forward passes side
-        by side outrun one forward pass on two threads, whose threads wait for each
-        other at every operation when either loses its core for a moment.
-        """
+        """In process mode, model worker processes per version and torch threads in each:
+        by default one worker per core with one thread each, whose forward passes run side
+        by side and keep going when another process takes a core for a moment."""
         cores = len(os.sched_getaffinity(0))
         workers = self.model_workers or cores
         return workers, self.torch_threads or max(1, cores // workers)
