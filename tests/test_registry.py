@@ -27,6 +27,9 @@ def test_only_keeps_the_listed_versions_and_moves_the_default() -> None:
     assert [v.version for v in spec.version_specs()] == ["v2"]
     with pytest.raises(ValueError, match="sentiment:v7"):
         load_registry(DEFAULT_REGISTRY, "classifier").only(["sentiment:v7"])
+    for malformed in ("v1", "sentiment:", "sentiment:v1:x"):
+        with pytest.raises(ValueError, match=f"model:version .*: {malformed}$"):
+            load_registry(DEFAULT_REGISTRY, "classifier").only([malformed])
 
 
 def test_weights_resolve_against_the_models_dir_or_name_a_hub_id(tmp_path: Path) -> None:

@@ -95,7 +95,13 @@ class ServiceSpec(BaseModel):
         """Keep only the listed "model:version" entries (all when the list is empty)."""
         if not entries:
             return self
-        wanted = {tuple(e.split(":", 1)) for e in entries}
+        malformed = [e for e in entries if e.count(":") != 1 or not all(e.split(":"))]
+        if malformed:
+            raise ValueError(
+                f"hosted versions are named model:version (e.g. sentiment:v1), not:"
+                f" {', '.join(malformed)}"
+            )
+        wanted = {(e.split(":")[0], e.split(":")[1]) for e in entries}
         known = {(m, v) for m, spec in self.models.items() for v in spec.versions}
         unknown = sorted(f"{m}:{v}" for m, v in wanted - known)
         if unknown:
