@@ -24,12 +24,14 @@ def main() -> int:
         help="also write the figures to this file (with --only, update that one section)",
     )
     parser.add_argument(
-        "--torch-threads", type=int, default=1, help="torch threads of the model under test"
+        "--torch-threads",
+        type=int,
+        default=0,
+        help="torch threads of the model under test (0, as shipped: chosen from the cores)",
     )
     args = parser.parse_args()
     models_dir = state_dir() / "models"
-    # The model under test gets the same torch threads in this process and in the service;
-    # with one, the other core is left to gRPC, the event loop and the load generator.
+    # The model under test gets the same torch threads in this process and in the service.
     threads = args.torch_threads
     configure_torch(threads)
     results: dict[str, object] = {

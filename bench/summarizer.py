@@ -22,7 +22,7 @@ from pathlib import Path
 import grpc
 import torch
 
-from services.summarizer.ctranslate2_model import Ctranslate2Summarizer
+from services.summarizer.ctranslate2_model import Ctranslate2Summarizer, intra_threads
 from services.summarizer.generation import GenerationJob, GenerationOptions
 from services.summarizer.model import CausalLmSummarizer
 from switchyard.processes import GatewayProcess, free_port, service_process
@@ -172,6 +172,8 @@ def run(models_dir: Path, quick: bool, torch_threads: int) -> dict[str, object]:
     from switchyard.redis_server import local_redis
 
     rounds = 3 if quick else 7
+    # The threads the shipped service gives CTranslate2 (from its torch threads setting).
+    shipped_threads = intra_threads(torch_threads)
     folder = models_dir / "summarizer"
     transformers = CausalLmSummarizer(str(folder / VERSIONS["transformers"]))
     measures: dict[str, Measure] = {}
@@ -189,13 +191,12 @@ def run(models_dir: Path, quick: bool, torch_threads: int) -> dict[str, object]:
             stub = summarizer_pb2_grpc.SummarizerServiceStub(channel)
             for runtime, version in VERSIONS.items():
                 measures[f"grpc {runtime} {threads}t"] = _over_grpc(stub, version)
-            if threads == torch_threads:
+            if threads == shipped_threads:
                 gateway = _start_gateway(service.address, redis_server.url, key)
                 stack.callback(gateway.terminate)
                 for runtime, version in VERSIONS.items():
                     measures[f"sse {runtime} {threads}t"] = _over_sse(gateway, key, version)
         results = _rounds(measures, rounds)
-    torch.set_num_threads(torch_threads)
     speedups = {
         f"{path} {runtime} {threads}t": _speedups(
             results, f"{path} transformers {threads}t", f"{path} {runtime} {threads}t"
@@ -206,7 +207,7 @@ def run(models_dir: Path, quick: bool, torch_threads: int) -> dict[str, object]:
         if f"{path} transformers {threads}t" in results
     }
     figures = _figures(results)
-    shipped = f"{torch_threads}t"
+    shipped = f"{shipped_threads}t"
     return {
         # The default version (CTranslate2) as `switchyard up` runs it, direct and over gRPC.
         "direct_ttft_ms": figures[f"direct ctranslate2 {shipped}"]["ttft_ms"],
