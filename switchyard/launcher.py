@@ -31,6 +31,7 @@ from switchyard.processes import free_port
 from switchyard.readiness import wait_gateway_ready, wait_serving
 from switchyard.redis_server import redis_server_command, redis_server_path, wait_answering
 from switchyard.run_state import clear_run_state, write_run_state
+from switchyard.service_table import SERVICES, ModelService
 from switchyard.supervisor import ChildSpec, Supervisor
 
 log = logging.getLogger(__name__)
@@ -41,34 +42,6 @@ TICK_S = 0.2
 """How often the supervisor looks at the children (an exit is noticed within this)."""
 
 
-@dataclass(frozen=True)
-class ServiceLaunch:
-    name: str
-    full_name: str
-    env_prefix: str
-    default_port: int
-    default_metrics_port: int
-
-
-SERVICES = (
-    ServiceLaunch(
-        "classifier",
-        "switchyard.classifier.v1.ClassifierService",
-        "SWITCHYARD_CLASSIFIER_",
-        50051,
-        9051,
-    ),
-    ServiceLaunch("ner", "switchyard.ner.v1.NerService", "SWITCHYARD_NER_", 50052, 9052),
-    ServiceLaunch(
-        "summarizer",
-        "switchyard.summarizer.v1.SummarizerService",
-        "SWITCHYARD_SUMMARIZER_",
-        50053,
-        9053,
-    ),
-)
-
-
 GATEWAY = "gateway"
 GATEWAY_DEFAULT_PORT = 8000
 REDIS = "redis"
@@ -76,7 +49,7 @@ REDIS = "redis"
 
 @dataclass(frozen=True)
 class ServiceChild:
-    launch: ServiceLaunch
+    launch: ModelService
     spec: ChildSpec
     metrics_port: int
 
@@ -102,7 +75,7 @@ def _port(env: dict[str, str], variable: str, default: int) -> int:
     return port
 
 
-def service_child(launch: ServiceLaunch, torch_threads: int) -> ServiceChild:
+def service_child(launch: ModelService, torch_threads: int) -> ServiceChild:
     env = dict(os.environ)
     # Several model processes share this machine's cores: the command line says how many
     # torch threads each may use, unless the environment does.
@@ -126,9 +99,7 @@ def gateway_spec(
         env["SWITCHYARD_GATEWAY_SEED_KEYS_FILE"] = str(seed_keys)
     port = _port(env, "SWITCHYARD_GATEWAY_PORT", GATEWAY_DEFAULT_PORT)
     for s in services:
-        env.setdefault(
-            f"SWITCHYARD_GATEWAY_{s.launch.name.upper()}_BACKENDS", f"127.0.0.1:{s.spec.port}"
-        )
+        env.setdefault(s.launch.gateway_backends_env, f"127.0.0.1:{s.spec.port}")
     return ChildSpec(GATEWAY, [sys.executable, "-m", "switchyard", "gateway"], env, port)
 
 
