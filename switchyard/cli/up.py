@@ -13,6 +13,7 @@ stop too, and no orphan keeps a port.
 
 from __future__ import annotations
 
+import argparse
 import fcntl
 import logging
 import os
@@ -24,14 +25,14 @@ from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
 
-from switchyard.dev_keys import bootstrap_keys, seed_keys_file
+from switchyard.cli.dev_keys import bootstrap_keys, seed_keys_file
 from switchyard.logs import configure_logging
 from switchyard.paths import state_dir
 from switchyard.processes import free_port
 from switchyard.readiness import wait_gateway_ready, wait_serving
 from switchyard.redis_server import redis_server_command, redis_server_path, wait_answering
 from switchyard.run_state import clear_run_state, write_run_state
-from switchyard.service_table import SERVICES, ModelService
+from switchyard.service_table import SERVICE_NAMES, SERVICES, ModelService
 from switchyard.supervisor import ChildSpec, Supervisor
 
 log = logging.getLogger(__name__)
@@ -252,3 +253,23 @@ def run(names: list[str] | None, torch_threads: int) -> int:
         raise
     finally:
         clear_run_state()
+
+
+def command(args: argparse.Namespace) -> int:
+    names = args.services.split(",") if args.services else None
+    return up(names, torch_threads=args.torch_threads)
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("up", help="start every service and wait for Ctrl-C")
+    parser.add_argument(
+        "--services",
+        help=f"comma-separated subset of {','.join((*SERVICE_NAMES, GATEWAY))}",
+    )
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=0,
+        help="torch threads per model worker; 0 (the default): chosen from the cores",
+    )
+    parser.set_defaults(run=command)
