@@ -92,15 +92,20 @@ def service_child(launch: ModelService, torch_threads: int) -> ServiceChild:
 def gateway_spec(
     services: list[ServiceChild], redis_url: str | None, seed_keys: Path | None
 ) -> ChildSpec:
-    """The gateway, pointed at the services started here (unless the environment says)."""
+    """The gateway, pointed at the services started here and at no other (unless the
+    environment says otherwise)."""
     env = dict(os.environ)
     if redis_url is not None:
         env["REDIS_URL"] = redis_url
     if seed_keys is not None:
         env["SWITCHYARD_GATEWAY_SEED_KEYS_FILE"] = str(seed_keys)
     port = _port(env, "SWITCHYARD_GATEWAY_PORT", GATEWAY_DEFAULT_PORT)
-    for s in services:
-        env.setdefault(s.launch.gateway_backends_env, f"127.0.0.1:{s.spec.port}")
+    started = {s.launch.name: f"127.0.0.1:{s.spec.port}" for s in services}
+    for launch in SERVICES:
+        # A service not started here gets no address (its default port would be another
+        # system's, or nobody's): the gateway then does not serve it, and its readiness
+        # does not wait for it.
+        env.setdefault(launch.gateway_backends_env, started.get(launch.name, ""))
     return ChildSpec(GATEWAY, [sys.executable, "-m", "switchyard", "gateway"], env, port)
 
 
