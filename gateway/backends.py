@@ -25,17 +25,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from gateway.errors import ApiError
 from gateway.settings import GatewaySettings
 from switchyard.client.aio import AsyncClassifierClient, AsyncNerClient, AsyncSummarizerClient
-from switchyard.client.config import CLASSIFIER, NER, SUMMARIZER
 from switchyard.common.v1 import models_pb2
+from switchyard.service_table import FULL_NAMES, SERVICE_NAMES
 
 log = logging.getLogger(__name__)
 
-SERVICES = ("classifier", "ner", "summarizer")
-FULL_NAMES = {"classifier": CLASSIFIER, "ner": NER, "summarizer": SUMMARIZER}
-
-
-SERVICES = ("classifier", "ner", "summarizer")
-FULL_NAMES = {"classifier": CLASSIFIER, "ner": NER, "summarizer": SUMMARIZER}
+SERVICES = SERVICE_NAMES
 ServiceClient = AsyncClassifierClient | AsyncNerClient | AsyncSummarizerClient
 _CLIENTS: dict[str, type[ServiceClient]] = {
     "classifier": AsyncClassifierClient,

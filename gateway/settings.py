@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.keys import key_hash
 from gateway.tiers import DEFAULT_TIERS, TierLimits
+from switchyard.service_table import model_service
 
 Addresses = Annotated[list[str], NoDecode]
 
@@ -20,16 +21,16 @@ class GatewaySettings(BaseSettings):
     host: str = Field("0.0.0.0", description="Address the HTTP server binds.")
     port: int = Field(8000, ge=0, le=65535, description="HTTP port; 0 picks a free one.")
     classifier_backends: Addresses = Field(
-        default_factory=lambda: ["127.0.0.1:50051"],
+        default_factory=lambda: [model_service("classifier").default_address],
         description="Comma-separated host:port of the classifier backends (replicas, or"
         " names that resolve to several).",
     )
     ner_backends: Addresses = Field(
-        default_factory=lambda: ["127.0.0.1:50052"],
+        default_factory=lambda: [model_service("ner").default_address],
         description="Comma-separated host:port of every NER replica.",
     )
     summarizer_backends: Addresses = Field(
-        default_factory=lambda: ["127.0.0.1:50053"],
+        default_factory=lambda: [model_service("summarizer").default_address],
         description="Comma-separated host:port of every summarizer replica.",
     )
     request_timeout_s: float = Field(
@@ -152,8 +153,8 @@ class GatewaySettings(BaseSettings):
     @field_validator("classifier_backends", "ner_backends", "summarizer_backends")
     @classmethod
     def _host_and_port(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("at least one backend address is needed")
+        # None (set empty): this gateway has no such service, as in front of a subset
+        # started by switchyard up; its requests are refused as unavailable.
         for address in value:
             host, _, port = address.rpartition(":")
             if not host or not port.isdigit():

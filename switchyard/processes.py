@@ -24,10 +24,11 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-CLASSIFIER = "switchyard.classifier.v1.ClassifierService"
-NER = "switchyard.ner.v1.NerService"
-SUMMARIZER = "switchyard.summarizer.v1.SummarizerService"
-FULL_NAMES = {"classifier": CLASSIFIER, "ner": NER, "summarizer": SUMMARIZER}
+from switchyard.service_table import FULL_NAMES, model_service
+
+CLASSIFIER = FULL_NAMES["classifier"]
+NER = FULL_NAMES["ner"]
+SUMMARIZER = FULL_NAMES["summarizer"]
 STARTUP_TIMEOUT_S = 240.0
 
 
@@ -208,7 +209,7 @@ class GatewayProcess(SwitchyardProcess):
         env = {
             "SWITCHYARD_GATEWAY_PORT": "0",
             "SWITCHYARD_GATEWAY_HOST": "127.0.0.1",
-            **{f"SWITCHYARD_GATEWAY_{name.upper()}_BACKENDS": a for name, a in backends.items()},
+            **{model_service(name).gateway_backends_env: a for name, a in backends.items()},
             **{f"SWITCHYARD_GATEWAY_{k.upper()}": v for k, v in settings.items()},
         }
         super().__init__(["gateway"], env)
@@ -257,7 +258,7 @@ def service_process(
 ) -> Iterator[ServiceProcess]:
     """A service process on free ports (the shipped registry unless one is given),
     SERVING when yielded and stopped afterwards."""
-    prefix = f"SWITCHYARD_{service.upper()}_"
+    prefix = model_service(service).env_prefix
     env = {
         f"{prefix}PORT": "0",
         f"{prefix}METRICS_PORT": "0",

@@ -11,7 +11,6 @@ import grpc
 from switchyard.paths import state_dir
 from switchyard.processes import (
     CLASSIFIER,
-    FULL_NAMES,
     NER,
     SUMMARIZER,
     GatewayProcess,
@@ -21,6 +20,7 @@ from switchyard.processes import (
     service_process,
     write_classifier_registry,
 )
+from switchyard.service_table import FULL_NAMES
 
 __all__ = [
     "CLASSIFIER",

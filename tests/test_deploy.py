@@ -275,7 +275,8 @@ class Block(importlib.abc.MetaPathFinder):
             raise ImportError(f"the gateway image has no {{name}}")
         return None
 sys.meta_path.insert(0, Block())
-import gateway.app, gateway.server, switchyard.keys_cli, switchyard.rollout_cli
+import gateway.app, gateway.server, switchyard.cli.backends, switchyard.cli.keys
+import switchyard.cli.rollout, switchyard.cli.up
 from switchyard.cli import build_parser
 for command in (["gateway"], ["keys", "list"], ["rollout", "status"], ["backends", "list"]):
     build_parser().parse_args(command)

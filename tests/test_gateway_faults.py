@@ -142,6 +142,26 @@ def test_cors_grants_the_configured_origin_only(http: httpx.Client) -> None:
     assert "x-model-version" in answer.headers["access-control-expose-headers"].lower()
 
 
+def test_a_service_given_no_backend_is_absent_from_readyz_and_refused_as_unavailable(
+    scripted: ScriptedBackend, redis_server: LocalRedis, client_key: str
+) -> None:
+    # As switchyard up --services classifier,gateway starts it: the other services' backends
+    # set empty. The gateway is ready (gateway_process waits for /readyz to answer 200).
+    backends = {"classifier": scripted.address, "ner": "", "summarizer": ""}
+    with (
+        gateway_process(backends, redis_url=redis_server.url, cache_ttl_s="0") as gateway,
+        httpx.Client(base_url=gateway.url, timeout=60, headers={"X-API-Key": client_key}) as http,
+    ):
+        assert http.get("/readyz").json() == {"status": "ready"}
+        assert http.post("/v1/classify", json={"text": "x"}).status_code == 200
+        for route in ("ner", "summarize"):
+            absent = http.post(f"/v1/{route}", json={"text": "x"})
+            assert absent.status_code == 503, absent.text
+            assert absent.json()["error"]["code"] == "unavailable"
+        listed = http.get("/v1/models").json()["models"]
+        assert {m["service"] for m in listed} == {"classifier"}
+
+
 def test_a_backend_down_is_named_by_readyz_and_the_gateway_reconnects_when_it_returns(
     prepared_models: Path,
     tmp_path: Path,

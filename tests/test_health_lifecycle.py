@@ -15,8 +15,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.classifier.model import LabelScore
 from services.classifier.service import DEFINITION, load_classifier
+from services.runtime.model import Predictor
 from services.runtime.registry import VersionSpec
-from services.runtime.repository import Predictor
 from services.runtime.server import ModelServer, ServiceDefinition
 from services.runtime.settings import ClassifierSettings
 from switchyard.classifier.v1 import classifier_pb2 as pb

@@ -1,7 +1,8 @@
 """``switchyard up`` starts every service, Redis and the gateway, and keeps them up: a
 service, the gateway or Redis that dies comes back on its port while the rest keep
 answering, Redis comes back with every key, Ctrl-C still stops everything, and no child
-outlives a killed launcher.
+outlives a killed launcher. Started with a subset of the services, its gateway knows only
+those.
 
 One launched system serves the tests in turn, as a developer's would; the Ctrl-C test
 stops it, so it comes last of them.
@@ -202,6 +203,42 @@ def test_ctrl_c_stops_every_child_and_restarts_none(system: System) -> None:
     assert wait_gone(children, GONE_S) == {}
     assert not [r for r in system.launcher.logs[logged:] if "restart" in r]
     assert not (system.home / "run.json").exists()
+
+
+def test_up_with_a_subset_is_ready_for_what_it_started_and_knows_nothing_else(
+    prepared_models: Path, tmp_path: Path
+) -> None:
+    # No address of ner or the summarizer anywhere: the launcher must not give the gateway
+    # one (nothing listens there), or /readyz would name them and `up` never be ready.
+    env = launcher_env(tmp_path, prepared_models, {"classifier": 0}) | {
+        "SWITCHYARD_CLASSIFIER_ONLY_VERSIONS": "sentiment:v1",
+    }
+    launcher = LauncherProcess(["--services", "classifier,gateway"], env)
+    try:
+        pids = launcher.wait_up(START_S)["pids"]
+        assert isinstance(pids, dict) and set(pids) == {"classifier", "redis", "gateway"}
+        # Ready: the development keys printed and the run-state file written.
+        banner = "".join(launcher.banner())
+        assert "client key (development):" in banner, banner
+        state = json.loads((tmp_path / "run.json").read_text())
+        gateway = GatewayCaller(state["gateway_url"], state["client_key"])
+
+        ready = httpx.get(f"{gateway.url}/readyz", timeout=60)
+        assert ready.status_code == 200, ready.text
+        assert ready.json() == {"status": "ready"}
+        assert gateway.call("classify").status_code == 200
+        absent = gateway.call("ner")
+        assert absent.status_code == 503, absent.text
+        assert absent.json()["error"]["code"] == "unavailable"
+
+        # With the classifier away, /readyz names it, and it alone.
+        classifier = f"classifier@127.0.0.1:{launcher.port('classifier')}"
+        launcher.kill("classifier")
+        ready = httpx.get(f"{gateway.url}/readyz", timeout=60)
+        assert ready.status_code == 503, ready.text
+        assert ready.json()["failing"] == [classifier]
+    finally:
+        launcher.terminate()
 
 
 def test_a_killed_launcher_leaves_no_child_and_a_second_one_is_refused(tmp_path: Path) -> None:

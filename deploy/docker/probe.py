@@ -20,15 +20,11 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-TIMEOUT_S = 4.0
+# The service table imports nothing but the standard library: the probe's fast path stays
+# free of grpc, pydantic and the services' code.
+from switchyard.service_table import FULL_NAMES
 
-# Proto service full names, as switchyard.client.config has them (the tests check that they
-# agree); kept here so that a probe needs no Switchyard import on its fast path.
-FULL_NAMES = {
-    "classifier": "switchyard.classifier.v1.ClassifierService",
-    "ner": "switchyard.ner.v1.NerService",
-    "summarizer": "switchyard.summarizer.v1.SummarizerService",
-}
+TIMEOUT_S = 4.0
 
 
 def check_grpc(target: str, service: str, timeout_s: float = TIMEOUT_S) -> tuple[bool, str]:
@@ -84,20 +80,10 @@ def auto_check() -> tuple[bool, str]:
     argv = Path("/proc/1/cmdline").read_bytes().split(b"\0")
     role, service = role_from_command([a.decode() for a in argv if a])
     if role == "serve":
-        from services.runtime.settings import (
-            ClassifierSettings,
-            NerSettings,
-            ServiceSettings,
-            SummarizerSettings,
-        )
+        from services.runtime.settings import settings_class
 
-        classes: dict[str, type[ServiceSettings]] = {
-            "classifier": ClassifierSettings,
-            "ner": NerSettings,
-            "summarizer": SummarizerSettings,
-        }
         assert service is not None
-        settings = classes[service]()
+        settings = settings_class(service)()
         return check_grpc(f"{local_address(settings.host)}:{settings.port}", FULL_NAMES[service])
     from gateway.settings import GatewaySettings
 

@@ -94,11 +94,12 @@ async def readyz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "draining"}, status_code=503)
     failing = await state.backends.unhealthy()
     # Ready while every service has a serving backend; one replica down (a canary's, say)
-    # is named but does not take the whole gateway out of its balancer.
+    # is named but does not take the whole gateway out of its balancer. A service with no
+    # backend configured is not one this gateway serves: it is not waited for.
     down = [
         service
         for service, endpoints in state.backends.endpoints.items()
-        if all(e.name in failing for e in endpoints)
+        if endpoints and all(e.name in failing for e in endpoints)
     ]
     if down:
         return JSONResponse({"status": "unavailable", "failing": failing}, status_code=503)

@@ -8,8 +8,9 @@ from services.classifier.model import LabelScore, SequenceClassifier
 from services.classifier.onnx_model import OnnxSequenceClassifier
 from services.classifier.servicer import ClassifierServicer
 from services.runtime.metrics import ServiceMetrics
+from services.runtime.model import Predictor
 from services.runtime.registry import VersionSpec
-from services.runtime.repository import ModelRepository, Predictor
+from services.runtime.repository import ModelRepository
 from services.runtime.server import ServiceDefinition, run_service
 from services.runtime.settings import ClassifierSettings, ServiceSettings
 from switchyard.classifier.v1 import classifier_pb2, classifier_pb2_grpc

@@ -8,8 +8,9 @@ from services.ner.model import Entity, TokenClassifierNer
 from services.ner.onnx_model import OnnxTokenClassifierNer
 from services.ner.servicer import NerServicer
 from services.runtime.metrics import ServiceMetrics
+from services.runtime.model import Predictor
 from services.runtime.registry import VersionSpec
-from services.runtime.repository import ModelRepository, Predictor
+from services.runtime.repository import ModelRepository
 from services.runtime.server import ServiceDefinition, run_service
 from services.runtime.settings import NerSettings, ServiceSettings
 from switchyard.ner.v1 import ner_pb2, ner_pb2_grpc

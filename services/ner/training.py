@@ -15,7 +15,7 @@ from services.fine_tuning import seeded_rng, train_and_save
 
 if TYPE_CHECKING:
     from services.ner.model import Entity
-    from services.runtime.repository import Predictor
+    from services.runtime.model import Predictor
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 TRAIN_FILE = DATA_DIR / "ner_train.jsonl"

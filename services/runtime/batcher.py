@@ -19,17 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import enum
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import BrokenExecutor, Executor
-from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
+from services.runtime.batch_queue import BatchPolicy, Pending, PendingState
 from services.runtime.errors import DeadlineExpired, InvalidInput, Overloaded, Unavailable
 from services.runtime.lanes import PIPELINED, Flight, Lane, idle, next_free
+
+# BatchPolicy is named here too: whoever makes a batcher gives it one.
+__all__ = ["HANDOFF_LEAD", "MIN_HANDOFF_LEAD_S", "BatchObserver", "BatchPolicy", "DynamicBatcher"]
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -42,44 +44,12 @@ share of its expected duration (at least ``MIN_HANDOFF_LEAD_S``)."""
 MIN_HANDOFF_LEAD_S = 0.002
 
 
-@dataclass(frozen=True)
-class BatchPolicy:
-    """How a batcher gathers work."""
-
-    max_batch_size: int
-    max_queue_delay_s: float
-    max_queue_size: int
-
-    def __post_init__(self) -> None:
-        if self.max_batch_size < 1:
-            raise ValueError("max_batch_size must be at least 1")
-        if self.max_queue_delay_s < 0:
-            raise ValueError("max_queue_delay_s must not be negative")
-        if self.max_queue_size < self.max_batch_size:
-            raise ValueError("max_queue_size must be at least max_batch_size")
-
-
 class BatchObserver(Protocol):
     """Receives one call per batch run, for metrics."""
 
     def batch_ran(self, size: int, seconds: float) -> None: ...
 
     def items_dropped(self, reason: str, count: int) -> None: ...
-
-
-class _State(enum.Enum):
-    QUEUED = enum.auto()
-    TAKEN = enum.auto()
-    GONE = enum.auto()
-
-
-@dataclass(eq=False)
-class _Pending(Generic[In, Out]):
-    item: In
-    future: asyncio.Future[Out]
-    deadline: float | None
-    enqueued_at: float
-    state: _State = field(default=_State.QUEUED)
 
 
 class DynamicBatcher(Generic[In, Out]):
@@ -107,7 +77,7 @@ class DynamicBatcher(Generic[In, Out]):
         # the queue instead, where its deadline and a cancel still reach it.
         self._depth = PIPELINED if policy.max_batch_size > 1 else 1
         self._observer = observer
-        self._queue: collections.deque[_Pending[In, Out]] = collections.deque()
+        self._queue: collections.deque[Pending[In, Out]] = collections.deque()
         self._queued = 0
         self._wake = asyncio.Event()
         self._flushing = False
@@ -160,7 +130,7 @@ class DynamicBatcher(Generic[In, Out]):
             )
         loop = asyncio.get_running_loop()
         now = time.monotonic()
-        pending = [_Pending[In, Out](item, loop.create_future(), deadline, now) for item in items]
+        pending = [Pending[In, Out](item, loop.create_future(), deadline, now) for item in items]
         self._queue.extend(pending)
         self._queued += len(pending)
         self._wake.set()
@@ -187,10 +157,10 @@ class DynamicBatcher(Generic[In, Out]):
         if self._task is not None:
             await self._task
 
-    def _forget(self, p: _Pending[In, Out]) -> None:
-        if p.state is _State.QUEUED:
+    def _forget(self, p: Pending[In, Out]) -> None:
+        if p.state is PendingState.QUEUED:
             self._queued -= 1
-        p.state = _State.GONE
+        p.state = PendingState.GONE
 
     def _retry_hint_s(self) -> float:
         # Roughly how long until a batch's worth of slots frees up.
@@ -201,7 +171,7 @@ class DynamicBatcher(Generic[In, Out]):
         rejected = 0
         while self._queue:
             p = self._queue.popleft()
-            if p.state is _State.QUEUED and not p.future.done():
+            if p.state is PendingState.QUEUED and not p.future.done():
                 p.future.set_exception(error)
                 rejected += 1
             self._forget(p)
@@ -245,7 +215,7 @@ class DynamicBatcher(Generic[In, Out]):
             if self._running:
                 await asyncio.gather(*self._running, return_exceptions=True)
 
-    def _launch(self, batch: list[_Pending[In, Out]], lane: Lane) -> None:
+    def _launch(self, batch: list[Pending[In, Out]], lane: Lane) -> None:
         flight = lane.hand(time.perf_counter())
         task = asyncio.get_running_loop().create_task(self._run(batch, lane, flight))
         self._running.add(task)
@@ -281,7 +251,7 @@ class DynamicBatcher(Generic[In, Out]):
 
     async def _wait_for_batch(self) -> None:
         """Wait until a batch is full, the oldest item has waited long enough, or a flush."""
-        while self._queue and self._queue[0].state is not _State.QUEUED:
+        while self._queue and self._queue[0].state is not PendingState.QUEUED:
             self._queue.popleft()
         if not self._queue:
             return
@@ -297,17 +267,17 @@ class DynamicBatcher(Generic[In, Out]):
             except TimeoutError:
                 return
 
-    def _take_batch(self) -> list[_Pending[In, Out]]:
-        batch: list[_Pending[In, Out]] = []
+    def _take_batch(self) -> list[Pending[In, Out]]:
+        batch: list[Pending[In, Out]] = []
         expired = 0
         now = time.monotonic()
         while self._queue and len(batch) < self.policy.max_batch_size:
             p = self._queue.popleft()
-            if p.state is not _State.QUEUED or p.future.done():
+            if p.state is not PendingState.QUEUED or p.future.done():
                 self._forget(p)
                 continue
             self._queued -= 1
-            p.state = _State.TAKEN
+            p.state = PendingState.TAKEN
             if p.deadline is not None and p.deadline <= now:
                 expired += 1
                 p.future.set_exception(
@@ -319,7 +289,7 @@ class DynamicBatcher(Generic[In, Out]):
             self._observer.items_dropped("deadline", expired)
         return batch
 
-    async def _run(self, batch: list[_Pending[In, Out]], lane: Lane, flight: Flight) -> None:
+    async def _run(self, batch: list[Pending[In, Out]], lane: Lane, flight: Flight) -> None:
         loop = asyncio.get_running_loop()
         inputs = [p.item for p in batch]
         try:

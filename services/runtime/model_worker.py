@@ -15,12 +15,10 @@ import signal
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from services.runtime.model import Loader, Predictor, load_and_warm
 from services.runtime.registry import VersionSpec
-
-if TYPE_CHECKING:  # the repository imports this module
-    from services.runtime.repository import Loader, Predictor
 
 # The worker process's model, set once by its initializer (one model per worker process);
 # the gRPC process never sets it.
@@ -63,15 +61,6 @@ def _exit_with_parent() -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
-def load_and_warm(
-    loader: Loader[Any, Any], spec: VersionSpec, location: str
-) -> Predictor[Any, Any]:
-    """Load a version's model and run it once, so its first real call is not the slow one."""
-    predictor = loader(spec, location)
-    predictor.warm_up()
-    return predictor
 
 
 def ready() -> bool:

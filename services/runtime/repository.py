@@ -9,27 +9,29 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
 from services.runtime import model_worker
 from services.runtime.batcher import BatchObserver, BatchPolicy, DynamicBatcher
 from services.runtime.errors import ModelNotFound, Unavailable
+from services.runtime.model import Loader, Predictor, load_and_warm
 from services.runtime.registry import ServiceSpec, VersionSpec
+
+# Predictor and Loader are named here too: services import them from this module.
+__all__ = [
+    "HostedVersion",
+    "Loader",
+    "ModelRepository",
+    "ObserverFactory",
+    "Predictor",
+    "VersionStatus",
+    "WorkerFactory",
+]
 
 In = TypeVar("In")
 Out = TypeVar("Out")
-In_contra = TypeVar("In_contra", contravariant=True)
-Out_co = TypeVar("Out_co", covariant=True)
 
 log = logging.getLogger(__name__)
-
-
-class Predictor(Protocol[In_contra, Out_co]):
-    """A loaded model: maps a batch of inputs to one output each. No gRPC here."""
-
-    def predict_batch(self, items: Sequence[In_contra]) -> Sequence[Out_co]: ...
-
-    def warm_up(self) -> None: ...
 
 
 class VersionStatus(enum.Enum):
@@ -58,9 +60,6 @@ class HostedVersion(Generic[In, Out]):
     def version(self) -> str:
         return self.spec.version
 
-
-Loader = Callable[[VersionSpec, str], Predictor[In, Out]]
-"""Builds a predictor from a version's spec and its weights location (folder or hub id)."""
 
 ObserverFactory = Callable[[VersionSpec], BatchObserver]
 WorkerFactory = Callable[[VersionSpec, str], list[ProcessPoolExecutor]]
@@ -137,7 +136,7 @@ class ModelRepository(Generic[In, Out]):
                     runner: Executor | list[ProcessPoolExecutor] = pools
                 else:
                     predictor = await loop.run_in_executor(
-                        executor, model_worker.load_and_warm, loader, spec, location
+                        executor, load_and_warm, loader, spec, location
                     )
                     run_batch, runner = predictor.predict_batch, executor
             except Exception:

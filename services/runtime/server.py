@@ -24,9 +24,10 @@ from grpc_reflection.v1alpha import reflection
 from services.runtime.errors import Unavailable
 from services.runtime.interceptor import ErrorMappingInterceptor
 from services.runtime.metrics import ServiceMetrics
+from services.runtime.model import Loader
 from services.runtime.model_worker import worker_pool
 from services.runtime.registry import ServiceSpec, VersionSpec, load_registry
-from services.runtime.repository import HostedVersion, Loader, ModelRepository
+from services.runtime.repository import HostedVersion, ModelRepository
 from services.runtime.settings import ServiceSettings
 
 In = TypeVar("In")

@@ -1,7 +1,8 @@
 """Settings of a model service process, read from the environment.
 
 Each service has its own prefix (``SWITCHYARD_CLASSIFIER_``, ``SWITCHYARD_NER_``,
-``SWITCHYARD_SUMMARIZER_``), so that one environment can configure all of them.
+``SWITCHYARD_SUMMARIZER_``), so that one environment can configure all of them. The
+prefixes and the default ports come from the service table (``switchyard.service_table``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from switchyard.paths import state_dir
+from switchyard.service_table import model_service
 
 DEFAULT_REGISTRY = Path(__file__).resolve().parents[1] / "registry.toml"
 
@@ -96,28 +98,59 @@ class ServiceSettings(BaseSettings):
         return workers, self.torch_threads or max(1, cores // workers)
 
 
+_CLASSIFIER = model_service("classifier")
+_NER = model_service("ner")
+_SUMMARIZER = model_service("summarizer")
+
+
 class ClassifierSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="SWITCHYARD_CLASSIFIER_")
-    service_name: ClassVar[str] = "classifier"
-    port: int = Field(50051, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
+    model_config = SettingsConfigDict(env_prefix=_CLASSIFIER.env_prefix)
+    service_name: ClassVar[str] = _CLASSIFIER.name
+    port: int = Field(
+        _CLASSIFIER.default_port, ge=0, le=65535, description="gRPC port; 0 picks a free one."
+    )
     metrics_port: int = Field(
-        9051, ge=0, le=65535, description="Prometheus metrics port; 0 picks a free one."
+        _CLASSIFIER.default_metrics_port,
+        ge=0,
+        le=65535,
+        description="Prometheus metrics port; 0 picks a free one.",
     )
 
 
 class NerSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="SWITCHYARD_NER_")
-    service_name: ClassVar[str] = "ner"
-    port: int = Field(50052, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
+    model_config = SettingsConfigDict(env_prefix=_NER.env_prefix)
+    service_name: ClassVar[str] = _NER.name
+    port: int = Field(
+        _NER.default_port, ge=0, le=65535, description="gRPC port; 0 picks a free one."
+    )
     metrics_port: int = Field(
-        9052, ge=0, le=65535, description="Prometheus metrics port; 0 picks a free one."
+        _NER.default_metrics_port,
+        ge=0,
+        le=65535,
+        description="Prometheus metrics port; 0 picks a free one.",
     )
 
 
 class SummarizerSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="SWITCHYARD_SUMMARIZER_")
-    service_name: ClassVar[str] = "summarizer"
-    port: int = Field(50053, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
-    metrics_port: int = Field(
-        9053, ge=0, le=65535, description="Prometheus metrics port; 0 picks a free one."
+    model_config = SettingsConfigDict(env_prefix=_SUMMARIZER.env_prefix)
+    service_name: ClassVar[str] = _SUMMARIZER.name
+    port: int = Field(
+        _SUMMARIZER.default_port, ge=0, le=65535, description="gRPC port; 0 picks a free one."
     )
+    metrics_port: int = Field(
+        _SUMMARIZER.default_metrics_port,
+        ge=0,
+        le=65535,
+        description="Prometheus metrics port; 0 picks a free one.",
+    )
+
+
+# One settings class per service of the table (tests/test_agreement.py checks it).
+SETTINGS_CLASSES: dict[str, type[ServiceSettings]] = {
+    cls.service_name: cls for cls in (ClassifierSettings, NerSettings, SummarizerSettings)
+}
+
+
+def settings_class(service: str) -> type[ServiceSettings]:
+    """The settings of the service the table names ``service``."""
+    return SETTINGS_CLASSES[model_service(service).name]

@@ -12,6 +12,7 @@ from switchyard.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from switchyard.client.config import (
     CLASSIFIER,
     DEFAULT_STREAM_TIMEOUT_S,
+    DEFAULT_TARGETS,
     DEFAULT_TIMEOUT_S,
     NER,
     SUMMARIZER,
@@ -19,9 +20,13 @@ from switchyard.client.config import (
 )
 from switchyard.client.requests import (
     TextItem,
+    classify_request,
     classify_stream_requests,
+    extract_entities_request,
     generation_options,
     ner_stream_requests,
+    summarize_request,
+    summarize_stream_request,
 )
 from switchyard.common.v1 import models_pb2
 from switchyard.ner.v1 import ner_pb2, ner_pb2_grpc
@@ -59,7 +64,7 @@ class _AsyncClient:
 class AsyncClassifierClient(_AsyncClient):
     service = CLASSIFIER
 
-    def __init__(self, target: str = "localhost:50051", **kwargs: float) -> None:
+    def __init__(self, target: str = DEFAULT_TARGETS["classifier"], **kwargs: float) -> None:
         super().__init__(target, **kwargs)
         self.stub = classifier_pb2_grpc.ClassifierServiceStub(self.channel)
 
@@ -77,9 +82,7 @@ class AsyncClassifierClient(_AsyncClient):
         timeout_s: float | None = None,
         metadata: Metadata | None = None,
     ) -> classifier_pb2.ClassifyResponse:
-        request = classifier_pb2.ClassifyRequest(
-            texts=texts, model=model, version=version, top_k=top_k, request_id=request_id
-        )
+        request = classify_request(texts, model, version, top_k, request_id)
         return await self.stub.Classify(
             request, timeout=timeout_s or self.timeout_s, metadata=metadata
         )
@@ -115,7 +118,7 @@ class AsyncClassifierClient(_AsyncClient):
 class AsyncNerClient(_AsyncClient):
     service = NER
 
-    def __init__(self, target: str = "localhost:50052", **kwargs: float) -> None:
+    def __init__(self, target: str = DEFAULT_TARGETS["ner"], **kwargs: float) -> None:
         super().__init__(target, **kwargs)
         self.stub = ner_pb2_grpc.NerServiceStub(self.channel)
 
@@ -132,9 +135,7 @@ class AsyncNerClient(_AsyncClient):
         timeout_s: float | None = None,
         metadata: Metadata | None = None,
     ) -> ner_pb2.ExtractEntitiesResponse:
-        request = ner_pb2.ExtractEntitiesRequest(
-            texts=texts, model=model, version=version, request_id=request_id
-        )
+        request = extract_entities_request(texts, model, version, request_id)
         return await self.stub.ExtractEntities(
             request, timeout=timeout_s or self.timeout_s, metadata=metadata
         )
@@ -168,7 +169,7 @@ class AsyncNerClient(_AsyncClient):
 class AsyncSummarizerClient(_AsyncClient):
     service = SUMMARIZER
 
-    def __init__(self, target: str = "localhost:50053", **kwargs: float) -> None:
+    def __init__(self, target: str = DEFAULT_TARGETS["summarizer"], **kwargs: float) -> None:
         super().__init__(target, **kwargs)
         self.stub = summarizer_pb2_grpc.SummarizerServiceStub(self.channel)
 
@@ -194,13 +195,8 @@ class AsyncSummarizerClient(_AsyncClient):
         timeout_s: float | None = None,
         metadata: Metadata | None = None,
     ) -> summarizer_pb2.SummarizeResponse:
-        request = summarizer_pb2.SummarizeRequest(
-            text=text,
-            model=model,
-            version=version,
-            request_id=request_id,
-            options=generation_options(max_new_tokens, temperature, top_p, seed),
-        )
+        options = generation_options(max_new_tokens, temperature, top_p, seed)
+        request = summarize_request(text, model, version, request_id, options)
         return await self.stub.Summarize(
             request, timeout=timeout_s or self.stream_timeout_s, metadata=metadata
         )
@@ -223,13 +219,8 @@ class AsyncSummarizerClient(_AsyncClient):
     ]:
         """The streaming call itself, for callers that read it message by message
         (``await call.read()``) and must ``cancel()`` it when they stop early."""
-        request = summarizer_pb2.SummarizeStreamRequest(
-            text=text,
-            model=model,
-            version=version,
-            request_id=request_id,
-            options=generation_options(max_new_tokens, temperature, top_p, seed),
-        )
+        options = generation_options(max_new_tokens, temperature, top_p, seed)
+        request = summarize_stream_request(text, model, version, request_id, options)
         return self.stub.SummarizeStream(
             request, timeout=timeout_s or self.stream_timeout_s, metadata=metadata
         )

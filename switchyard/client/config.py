@@ -5,15 +5,21 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from switchyard.service_table import FULL_NAMES, model_service
+
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_STREAM_TIMEOUT_S = 300.0
 
 RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
 """Trailing-metadata key of gRPC's retry pushback: how long a client should wait."""
 
-CLASSIFIER = "switchyard.classifier.v1.ClassifierService"
-NER = "switchyard.ner.v1.NerService"
-SUMMARIZER = "switchyard.summarizer.v1.SummarizerService"
+# The proto services' full names, from the service table.
+CLASSIFIER = FULL_NAMES["classifier"]
+NER = FULL_NAMES["ner"]
+SUMMARIZER = FULL_NAMES["summarizer"]
+
+# Where each client connects when given no address: the service's default port here.
+DEFAULT_TARGETS = {name: f"localhost:{model_service(name).default_port}" for name in FULL_NAMES}
 
 # Unary calls only: a stream that failed half way cannot be replayed safely.
 UNARY_METHODS: dict[str, tuple[str, ...]] = {

@@ -1,8 +1,9 @@
-"""Building request messages from plain Python values, shared by sync and async clients."""
+"""Building request messages from plain Python values: the one place the sync and the
+async clients (``switchyard.client.sync``, ``switchyard.client.aio``) make them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from switchyard.classifier.v1 import classifier_pb2
 from switchyard.ner.v1 import ner_pb2
@@ -17,6 +18,14 @@ def numbered(items: Iterable[TextItem]) -> Iterator[tuple[str, str]]:
         yield (str(position), item) if isinstance(item, str) else item
 
 
+def classify_request(
+    texts: Sequence[str], model: str, version: str, top_k: int, request_id: str
+) -> classifier_pb2.ClassifyRequest:
+    return classifier_pb2.ClassifyRequest(
+        texts=texts, model=model, version=version, top_k=top_k, request_id=request_id
+    )
+
+
 def classify_stream_requests(
     items: Iterable[TextItem], model: str, version: str, top_k: int
 ) -> Iterator[classifier_pb2.ClassifyStreamRequest]:
@@ -24,6 +33,14 @@ def classify_stream_requests(
         yield classifier_pb2.ClassifyStreamRequest(
             id=item_id, text=text, model=model, version=version, top_k=top_k
         )
+
+
+def extract_entities_request(
+    texts: Sequence[str], model: str, version: str, request_id: str
+) -> ner_pb2.ExtractEntitiesRequest:
+    return ner_pb2.ExtractEntitiesRequest(
+        texts=texts, model=model, version=version, request_id=request_id
+    )
 
 
 def ner_stream_requests(
@@ -46,3 +63,27 @@ def generation_options(
     if seed is not None:
         options.seed = seed
     return options
+
+
+def summarize_request(
+    text: str,
+    model: str,
+    version: str,
+    request_id: str,
+    options: summarizer_pb2.GenerationOptions,
+) -> summarizer_pb2.SummarizeRequest:
+    return summarizer_pb2.SummarizeRequest(
+        text=text, model=model, version=version, request_id=request_id, options=options
+    )
+
+
+def summarize_stream_request(
+    text: str,
+    model: str,
+    version: str,
+    request_id: str,
+    options: summarizer_pb2.GenerationOptions,
+) -> summarizer_pb2.SummarizeStreamRequest:
+    return summarizer_pb2.SummarizeStreamRequest(
+        text=text, model=model, version=version, request_id=request_id, options=options
+    )

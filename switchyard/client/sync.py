@@ -12,6 +12,7 @@ from switchyard.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from switchyard.client.config import (
     CLASSIFIER,
     DEFAULT_STREAM_TIMEOUT_S,
+    DEFAULT_TARGETS,
     DEFAULT_TIMEOUT_S,
     NER,
     SUMMARIZER,
@@ -19,9 +20,13 @@ from switchyard.client.config import (
 )
 from switchyard.client.requests import (
     TextItem,
+    classify_request,
     classify_stream_requests,
+    extract_entities_request,
     generation_options,
     ner_stream_requests,
+    summarize_request,
+    summarize_stream_request,
 )
 from switchyard.common.v1 import models_pb2
 from switchyard.ner.v1 import ner_pb2, ner_pb2_grpc
@@ -73,7 +78,7 @@ class ClassifierClient(_Client):
 
     service = CLASSIFIER
 
-    def __init__(self, target: str = "localhost:50051", **kwargs: float) -> None:
+    def __init__(self, target: str = DEFAULT_TARGETS["classifier"], **kwargs: float) -> None:
         super().__init__(target, **kwargs)
         self.stub = classifier_pb2_grpc.ClassifierServiceStub(self.channel)
 
@@ -90,9 +95,7 @@ class ClassifierClient(_Client):
         request_id: str = "",
         timeout_s: float | None = None,
     ) -> classifier_pb2.ClassifyResponse:
-        request = classifier_pb2.ClassifyRequest(
-            texts=texts, model=model, version=version, top_k=top_k, request_id=request_id
-        )
+        request = classify_request(texts, model, version, top_k, request_id)
         return self.stub.Classify(request, timeout=timeout_s or self.timeout_s)
 
     def classify_stream(
@@ -119,7 +122,7 @@ class NerClient(_Client):
 
     service = NER
 
-    def __init__(self, target: str = "localhost:50052", **kwargs: float) -> None:
+    def __init__(self, target: str = DEFAULT_TARGETS["ner"], **kwargs: float) -> None:
         super().__init__(target, **kwargs)
         self.stub = ner_pb2_grpc.NerServiceStub(self.channel)
 
@@ -135,9 +138,7 @@ class NerClient(_Client):
         request_id: str = "",
         timeout_s: float | None = None,
     ) -> ner_pb2.ExtractEntitiesResponse:
-        request = ner_pb2.ExtractEntitiesRequest(
-            texts=texts, model=model, version=version, request_id=request_id
-        )
+        request = extract_entities_request(texts, model, version, request_id)
         return self.stub.ExtractEntities(request, timeout=timeout_s or self.timeout_s)
 
     def extract_entities_stream(
@@ -163,7 +164,7 @@ class SummarizerClient(_Client):
 
     service = SUMMARIZER
 
-    def __init__(self, target: str = "localhost:50053", **kwargs: float) -> None:
+    def __init__(self, target: str = DEFAULT_TARGETS["summarizer"], **kwargs: float) -> None:
         super().__init__(target, **kwargs)
         self.stub = summarizer_pb2_grpc.SummarizerServiceStub(self.channel)
 
@@ -183,13 +184,8 @@ class SummarizerClient(_Client):
         request_id: str = "",
         timeout_s: float | None = None,
     ) -> summarizer_pb2.SummarizeResponse:
-        request = summarizer_pb2.SummarizeRequest(
-            text=text,
-            model=model,
-            version=version,
-            request_id=request_id,
-            options=generation_options(max_new_tokens, temperature, top_p, seed),
-        )
+        options = generation_options(max_new_tokens, temperature, top_p, seed)
+        request = summarize_request(text, model, version, request_id, options)
         return self.stub.Summarize(request, timeout=timeout_s or self.stream_timeout_s)
 
     def summarize_stream(
@@ -206,13 +202,8 @@ class SummarizerClient(_Client):
         timeout_s: float | None = None,
     ) -> Iterator[summarizer_pb2.SummarizeStreamResponse]:
         """Every message of the stream: pieces of text, then the usage."""
-        request = summarizer_pb2.SummarizeStreamRequest(
-            text=text,
-            model=model,
-            version=version,
-            request_id=request_id,
-            options=generation_options(max_new_tokens, temperature, top_p, seed),
-        )
+        options = generation_options(max_new_tokens, temperature, top_p, seed)
+        request = summarize_stream_request(text, model, version, request_id, options)
         call = self.stub.SummarizeStream(request, timeout=timeout_s or self.stream_timeout_s)
         yield from _cancelled_on_exit(call)
 

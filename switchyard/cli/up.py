@@ -13,6 +13,7 @@ stop too, and no orphan keeps a port.
 
 from __future__ import annotations
 
+import argparse
 import fcntl
 import logging
 import os
@@ -24,13 +25,14 @@ from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
 
-from switchyard.dev_keys import bootstrap_keys, seed_keys_file
+from switchyard.cli.dev_keys import bootstrap_keys, seed_keys_file
 from switchyard.logs import configure_logging
 from switchyard.paths import state_dir
 from switchyard.processes import free_port
 from switchyard.readiness import wait_gateway_ready, wait_serving
 from switchyard.redis_server import redis_server_command, redis_server_path, wait_answering
 from switchyard.run_state import clear_run_state, write_run_state
+from switchyard.service_table import SERVICE_NAMES, SERVICES, ModelService
 from switchyard.supervisor import ChildSpec, Supervisor
 
 log = logging.getLogger(__name__)
@@ -41,34 +43,6 @@ TICK_S = 0.2
 """How often the supervisor looks at the children (an exit is noticed within this)."""
 
 
-@dataclass(frozen=True)
-class ServiceLaunch:
-    name: str
-    full_name: str
-    env_prefix: str
-    default_port: int
-    default_metrics_port: int
-
-
-SERVICES = (
-    ServiceLaunch(
-        "classifier",
-        "switchyard.classifier.v1.ClassifierService",
-        "SWITCHYARD_CLASSIFIER_",
-        50051,
-        9051,
-    ),
-    ServiceLaunch("ner", "switchyard.ner.v1.NerService", "SWITCHYARD_NER_", 50052, 9052),
-    ServiceLaunch(
-        "summarizer",
-        "switchyard.summarizer.v1.SummarizerService",
-        "SWITCHYARD_SUMMARIZER_",
-        50053,
-        9053,
-    ),
-)
-
-
 GATEWAY = "gateway"
 GATEWAY_DEFAULT_PORT = 8000
 REDIS = "redis"
@@ -76,7 +50,7 @@ REDIS = "redis"
 
 @dataclass(frozen=True)
 class ServiceChild:
-    launch: ServiceLaunch
+    launch: ModelService
     spec: ChildSpec
     metrics_port: int
 
@@ -102,7 +76,7 @@ def _port(env: dict[str, str], variable: str, default: int) -> int:
     return port
 
 
-def service_child(launch: ServiceLaunch, torch_threads: int) -> ServiceChild:
+def service_child(launch: ModelService, torch_threads: int) -> ServiceChild:
     env = dict(os.environ)
     # Several model processes share this machine's cores: the command line says how many
     # torch threads each may use, unless the environment does.
@@ -118,17 +92,20 @@ def service_child(launch: ServiceLaunch, torch_threads: int) -> ServiceChild:
 def gateway_spec(
     services: list[ServiceChild], redis_url: str | None, seed_keys: Path | None
 ) -> ChildSpec:
-    """The gateway, pointed at the services started here (unless the environment says)."""
+    """The gateway, pointed at the services started here and at no other (unless the
+    environment says otherwise)."""
     env = dict(os.environ)
     if redis_url is not None:
         env["REDIS_URL"] = redis_url
     if seed_keys is not None:
         env["SWITCHYARD_GATEWAY_SEED_KEYS_FILE"] = str(seed_keys)
     port = _port(env, "SWITCHYARD_GATEWAY_PORT", GATEWAY_DEFAULT_PORT)
-    for s in services:
-        env.setdefault(
-            f"SWITCHYARD_GATEWAY_{s.launch.name.upper()}_BACKENDS", f"127.0.0.1:{s.spec.port}"
-        )
+    started = {s.launch.name: f"127.0.0.1:{s.spec.port}" for s in services}
+    for launch in SERVICES:
+        # A service not started here gets no address (its default port would be another
+        # system's, or nobody's): the gateway then does not serve it, and its readiness
+        # does not wait for it.
+        env.setdefault(launch.gateway_backends_env, started.get(launch.name, ""))
     return ChildSpec(GATEWAY, [sys.executable, "-m", "switchyard", "gateway"], env, port)
 
 
@@ -281,3 +258,23 @@ def run(names: list[str] | None, torch_threads: int) -> int:
         raise
     finally:
         clear_run_state()
+
+
+def command(args: argparse.Namespace) -> int:
+    names = args.services.split(",") if args.services else None
+    return up(names, torch_threads=args.torch_threads)
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("up", help="start every service and wait for Ctrl-C")
+    parser.add_argument(
+        "--services",
+        help=f"comma-separated subset of {','.join((*SERVICE_NAMES, GATEWAY))}",
+    )
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=0,
+        help="torch threads per model worker; 0 (the default): chosen from the cores",
+    )
+    parser.set_defaults(run=command)

@@ -1,56 +1,16 @@
-"""``switchyard rollout ...`` and ``switchyard backends ...``: an operator's commands, sent
-to a gateway's admin API. The gateway is ``--url`` (or ``SWITCHYARD_URL``), the credential
-``--key`` (or ``SWITCHYARD_API_KEY``); against the local system both come from its
-run-state file (the development admin key)."""
+"""``switchyard rollout status|start|set-weight|pause|resume|promote|rollback|deprecate|
+retire|allow|disallow|audit``: canary rollouts and routing tables, through a gateway's
+admin API (``switchyard.cli.admin_api`` says which gateway, with which key)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
-from switchyard.run_state import read_run_state
-
-TIMEOUT_S = 30.0
-
-
-class AdminApi:
-    def __init__(self, url: str, key: str) -> None:
-        self.url = url.rstrip("/")
-        self.headers = {"Authorization": f"Bearer {key}"}
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> AdminApi:
-        state = read_run_state()
-        url = args.url or os.environ.get("SWITCHYARD_URL") or state.get("gateway_url")
-        key = args.key or os.environ.get("SWITCHYARD_API_KEY") or state.get("admin_key")
-        if not url or not key:
-            raise SystemExit(
-                "no gateway: give --url and --key (or SWITCHYARD_URL and SWITCHYARD_API_KEY),"
-                " or start the local system with switchyard up"
-            )
-        return cls(url, key)
-
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        try:
-            reply = httpx.request(
-                method, self.url + path, json=body, headers=self.headers, timeout=TIMEOUT_S
-            )
-        except httpx.HTTPError as error:
-            raise SystemExit(f"the gateway at {self.url} cannot be reached: {error}") from None
-        if reply.status_code >= 400:
-            try:
-                message = reply.json()["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                message = reply.text
-            raise SystemExit(f"refused ({reply.status_code}): {message}")
-        return reply.json() if reply.content else None
+from switchyard.cli.admin_api import AdminApi, add_common_options
 
 
 def _percent(value: float | None) -> str:
@@ -197,50 +157,13 @@ def audit(args: argparse.Namespace) -> int:
     return 0
 
 
-def backends_list(args: argparse.Namespace) -> int:
-    answer = AdminApi.from_args(args).call("GET", "/v1/admin/backends")
-    if args.json:
-        print(json.dumps(answer, indent=2))
-        return 0
-    for b in answer["backends"]:
-        health = "healthy" if b["healthy"] else "UNHEALTHY"
-        origin = "added" if b["added"] else "settings"
-        print(
-            f"{b['service']:<11} {b['address']:<28} {health:<10} {origin:<9}"
-            f" {', '.join(b['versions'])}"
-        )
-    return 0
-
-
-def backends_add(args: argparse.Namespace) -> int:
-    body = {"service": args.service, "address": args.address, "reason": args.reason}
-    AdminApi.from_args(args).call("POST", "/v1/admin/backends", body)
-    print(f"added {args.service} backend {args.address}", file=sys.stderr)
-    return 0
-
-
-def backends_remove(args: argparse.Namespace) -> int:
-    path = f"/v1/admin/backends/{quote(args.service)}/{quote(args.address, safe='')}"
-    AdminApi.from_args(args).call("DELETE", path)
-    print(f"removed {args.service} backend {args.address}", file=sys.stderr)
-    return 0
-
-
-def _common(parser: argparse.ArgumentParser, reason: bool = True) -> None:
-    parser.add_argument("--url", help="the gateway (default: SWITCHYARD_URL or the local one)")
-    parser.add_argument("--key", help="an operator's key or token (default: SWITCHYARD_API_KEY)")
-    parser.add_argument("--json", action="store_true", help="print the gateway's JSON answer")
-    if reason:
-        parser.add_argument("--reason", default="", help="why (kept in the audit trail)")
-
-
-def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rollout = commands.add_parser("rollout", help="canary rollouts and routing tables")
     actions = rollout.add_subparsers(dest="rollout_command", required=True)
 
     shown = actions.add_parser("status", help="a table and its live figures, side by side")
     shown.add_argument("model", nargs="?")
-    _common(shown, reason=False)
+    add_common_options(shown, reason=False)
     shown.set_defaults(run=status)
 
     started = actions.add_parser("start", help="put a canary version in front of callers")
@@ -254,14 +177,14 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     started.add_argument("--min-samples", type=int)
     started.add_argument("--steps", help="automatic steps, e.g. 5,25,50,100")
     started.add_argument("--step-interval", type=float, help="seconds at each step")
-    _common(started)
+    add_common_options(started)
     started.set_defaults(run=start)
 
     weighed = actions.add_parser("set-weight", help="set the canary's share of callers")
     weighed.add_argument("model")
     weighed.add_argument("weight", type=float)
     weighed.add_argument("--version", help="the canary, when there are several")
-    _common(weighed)
+    add_common_options(weighed)
     weighed.set_defaults(run=set_weight)
 
     for name, action, help_text in (
@@ -276,7 +199,7 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
             sub.add_argument("--version", help="the canary, when there are several")
         if name == "promote":
             sub.add_argument("--sunset", help="when the old stable stops answering (ISO 8601)")
-        _common(sub)
+        add_common_options(sub)
         sub.set_defaults(run=simple(action))
 
     for name, help_text in (
@@ -288,40 +211,24 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         sub.add_argument("version")
         if name == "deprecate":
             sub.add_argument("--sunset", help="when it stops answering (ISO 8601)")
-        _common(sub)
+        add_common_options(sub)
         sub.set_defaults(run=version_state("deprecated" if name == "deprecate" else "retired"))
 
     allowed = actions.add_parser("allow", help="send one caller to a version")
     allowed.add_argument("model")
     allowed.add_argument("caller", help="key:<id> or jwt:<subject>")
     allowed.add_argument("version")
-    _common(allowed)
+    add_common_options(allowed)
     allowed.set_defaults(run=allow)
 
     unlisted = actions.add_parser("disallow", help="take a caller off the allowlist")
     unlisted.add_argument("model")
     unlisted.add_argument("caller")
-    _common(unlisted, reason=False)
+    add_common_options(unlisted, reason=False)
     unlisted.set_defaults(run=disallow)
 
     audited = actions.add_parser("audit", help="who changed what, when and why")
     audited.add_argument("model")
     audited.add_argument("--limit", type=int, default=50)
-    _common(audited, reason=False)
+    add_common_options(audited, reason=False)
     audited.set_defaults(run=audit)
-
-    backends = commands.add_parser("backends", help="backend addresses the gateways call")
-    backend_actions = backends.add_subparsers(dest="backends_command", required=True)
-    listed = backend_actions.add_parser("list", help="every backend, its health and versions")
-    _common(listed, reason=False)
-    listed.set_defaults(run=backends_list)
-    added = backend_actions.add_parser("add", help="add a backend address (every replica)")
-    added.add_argument("service", choices=("classifier", "ner", "summarizer"))
-    added.add_argument("address", help="host:port")
-    _common(added)
-    added.set_defaults(run=backends_add)
-    removed = backend_actions.add_parser("remove", help="remove an added backend address")
-    removed.add_argument("service", choices=("classifier", "ner", "summarizer"))
-    removed.add_argument("address")
-    _common(removed, reason=False)
-    removed.set_defaults(run=backends_remove)
