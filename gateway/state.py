@@ -6,18 +6,19 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from gateway.auth import Authenticator
-from gateway.backends import Backends
-from gateway.cache import PredictionCache
-from gateway.drain import Drain
-from gateway.keys import KeyStore
-from gateway.live_stats import LiveStats
-from gateway.metrics import GatewayMetrics
-from gateway.ratelimit import RateLimiter
-from gateway.routing import Router
-from gateway.routing_store import RoutingStore
+from gateway.access.auth import Authenticator
+from gateway.access.keys import KeyStore
+from gateway.access.stream_tokens import StreamTokens
+from gateway.backends.endpoints import Backends
+from gateway.cache.prediction import PredictionCache
+from gateway.edge.drain import Drain
+from gateway.edge.metrics import GatewayMetrics
+from gateway.limits.policy import LimitPolicy
+from gateway.limits.ratelimit import RateLimiter
+from gateway.routing.live_stats import LiveStats
+from gateway.routing.router import Router
+from gateway.routing.store import RoutingStore
 from gateway.settings import GatewaySettings
-from gateway.stream_tokens import StreamTokens
 
 
 @dataclass
@@ -34,6 +35,7 @@ class GatewayState:
     routing: RoutingStore
     router: Router
     live: LiveStats
+    limits: LimitPolicy
 
 
 def gateway_state(request: Request) -> GatewayState:

@@ -11,18 +11,15 @@ from pathlib import Path
 
 import redis.asyncio as redis
 
-from gateway.cache import PredictionCache
-from gateway.keys import ApiKey, KeyStore
-from gateway.memory_stores import (
-    MemoryKeyStore,
-    MemoryPredictionCache,
-    MemoryRateLimiter,
-    MemoryStreamTokens,
-)
-from gateway.ratelimit import RateLimiter
-from gateway.routing_store import MemoryRoutingStore, RoutingStore
+from gateway.access.keys import ApiKey, KeyStore
+from gateway.access.memory import MemoryKeyStore, MemoryStreamTokens
+from gateway.access.stream_tokens import StreamTokens
+from gateway.cache.memory import MemoryPredictionCache
+from gateway.cache.prediction import PredictionCache
+from gateway.limits.memory import MemoryRateLimiter
+from gateway.limits.ratelimit import RateLimiter
+from gateway.routing.store import MemoryRoutingStore, RoutingStore
 from gateway.settings import GatewaySettings
-from gateway.stream_tokens import StreamTokens
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from gateway import request_context
-from gateway.auth import Caller
+from gateway.access.auth import Caller
+from gateway.edge import request_context
 from gateway.state import GatewayState, gateway_state
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gateway.bodies import documented, read_body
-from gateway.errors import ApiError
-from gateway.keys import ROLES
-from gateway.responses import ERROR_RESPONSES
+from gateway.access.keys import ROLES
+from gateway.errors.refusals import ApiError
+from gateway.errors.validation import validation_message
+from gateway.limits.tiers import TierLimits
 from gateway.routes.access import caller_with_role
-from gateway.schemas import Integer
+from gateway.routes.bodies import documented, read_body
+from gateway.routes.responses import ERROR_RESPONSES
+from gateway.routes.schemas import Integer
 from gateway.state import GatewayState
-from gateway.tiers import TierLimits
-from gateway.validation import validation_message
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=ERROR_RESPONSES)
 

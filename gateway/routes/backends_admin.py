@@ -10,12 +10,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.backends import SERVICES
-from gateway.bodies import documented, read_body
-from gateway.errors import ApiError
-from gateway.responses import ERROR_RESPONSES
+from gateway.backends.endpoints import SERVICES
+from gateway.errors.refusals import ApiError
 from gateway.routes.access import operator
-from gateway.routing_store import AddedBackend, audit_entry
+from gateway.routes.bodies import documented, read_body
+from gateway.routes.responses import ERROR_RESPONSES
+from gateway.routing.store import AddedBackend, audit_entry
 from gateway.state import GatewayState
 
 router = APIRouter(prefix="/v1/admin/backends", tags=["backends"], responses=ERROR_RESPONSES)

@@ -10,10 +10,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway import request_context
-from gateway.backends import SERVICES
-from gateway.responses import AUTH_RESPONSES, JSON_AUTH_RESPONSES
-from gateway.schemas import ModelEntry, ModelsAnswer, VersionInfo
+from gateway.backends.endpoints import SERVICES
+from gateway.edge import request_context
+from gateway.routes.responses import AUTH_RESPONSES, JSON_AUTH_RESPONSES
+from gateway.routes.schemas import ModelEntry, ModelsAnswer, VersionInfo
 from gateway.state import gateway_state
 from switchyard.common.v1 import models_pb2
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from gateway import request_context
-from gateway.bodies import (
+from gateway.cache.prediction import cached_results
+from gateway.edge import request_context
+from gateway.pipeline import CacheKeys, PlannedCall, call_backend, plan_call
+from gateway.routes.bodies import (
     PINNED_PREFIX,
     documented,
     documented_pinned,
@@ -14,11 +16,8 @@ from gateway.bodies import (
     read_body,
     version_pin,
 )
-from gateway.cache import cached_results
-from gateway.pipeline import CacheKeys, PlannedCall, call_backend, plan_call
-from gateway.responses import ERROR_RESPONSES, json_answer
-from gateway.routing import Target
-from gateway.schemas import (
+from gateway.routes.responses import ERROR_RESPONSES, json_answer
+from gateway.routes.schemas import (
     Classification,
     ClassifyAnswer,
     ClassifyBody,
@@ -28,6 +27,7 @@ from gateway.schemas import (
     NerAnswer,
     NerBody,
 )
+from gateway.routing.router import Target
 from gateway.state import gateway_state
 
 router = APIRouter(prefix="/v1", tags=["models"], responses=ERROR_RESPONSES)

@@ -11,12 +11,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.bodies import Body, documented, read_body
-from gateway.guardrails import judge
-from gateway.responses import ERROR_RESPONSES
-from gateway.rollout_ops import RolloutOps
 from gateway.routes.access import operator
-from gateway.routing_table import Guardrails, Rollout
+from gateway.routes.bodies import Body, documented, read_body
+from gateway.routes.responses import ERROR_RESPONSES
+from gateway.routing.guardrails import judge
+from gateway.routing.rollout_ops import RolloutOps
+from gateway.routing.table import Guardrails, Rollout
 from gateway.state import GatewayState
 
 router = APIRouter(prefix="/v1/admin/rollouts", tags=["rollouts"], responses=ERROR_RESPONSES)

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 import redis.asyncio as redis
 
-from gateway.live_stats import LiveStats, VersionFigures
-from gateway.metrics import GatewayMetrics
-from gateway.routing_store import RoutingStore, audit_entry
-from gateway.routing_table import Guardrails, Rollout, VersionRoute
+from gateway.edge.metrics import GatewayMetrics
+from gateway.routing.live_figures import VersionFigures
+from gateway.routing.live_stats import LiveStats
+from gateway.routing.store import RoutingStore, audit_entry
+from gateway.routing.table import Guardrails, Rollout, VersionRoute
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import redis.asyncio as redis
 
-from gateway.backends import Backends
-from gateway.errors import ApiError
-from gateway.metrics import GatewayMetrics
-from gateway.routing_store import RoutingState, RoutingStore, audit_entry
-from gateway.routing_table import Choice, Rollout, RouteReason, choose
+from gateway.backends.endpoints import Backends
+from gateway.edge.metrics import GatewayMetrics
+from gateway.errors.refusals import ApiError
+from gateway.routing.store import RoutingState, RoutingStore, audit_entry
+from gateway.routing.table import Choice, Rollout, RouteReason, choose
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
-from gateway.errors import ApiError
-from gateway.validation import validation_message
+from gateway.errors.refusals import ApiError
+from gateway.errors.validation import validation_message
 
 Body = TypeVar("Body", bound=BaseModel)
 

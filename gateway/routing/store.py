@@ -6,7 +6,7 @@ compare-and-set: of two replicas acting on the same revision, one wins and the o
 learns it lost), writes the new table, appends the audit entry and raises a global
 revision. Replicas watch that global revision to know when to read the tables again.
 All keys share the ``{routing}`` hash tag, so one script may touch them under Redis
-Cluster.
+Cluster. The scripts are the ``.lua`` files beside this module.
 """
 
 from __future__ import annotations
@@ -14,49 +14,21 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as redis
 
-from gateway.routing_table import Rollout
+from gateway.routing.table import Rollout
 
 AUDIT_KEPT = 10_000
 """Audit entries kept (the oldest are dropped first)."""
 
-CHANGE_ROLLOUT_LUA = """
--- KEYS[1] tables (hash model -> JSON)   KEYS[2] global revision   KEYS[3] audit (list)
--- ARGV[1] model   ARGV[2] expected revision of the model's table (-1: no table yet)
--- ARGV[3] new table (JSON)   ARGV[4] audit entry (JSON)   ARGV[5] audit entries kept
--- Returns {1, global revision} when written, {0, the table's actual revision} when not.
-local current = redis.call('HGET', KEYS[1], ARGV[1])
-local revision = -1
-if current then revision = cjson.decode(current)['revision'] end
-if revision ~= tonumber(ARGV[2]) then return {0, revision} end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-local global = redis.call('INCR', KEYS[2])
-redis.call('LPUSH', KEYS[3], ARGV[4])
-redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[5]) - 1)
-return {1, global}
-"""
-
-CHANGE_BACKEND_LUA = """
--- KEYS[1] added backends (hash "service address" -> JSON)   KEYS[2] global revision
--- KEYS[3] audit (list)
--- ARGV[1] field   ARGV[2] JSON to add, '' to remove   ARGV[3] audit entry (JSON)
--- ARGV[4] audit entries kept
--- Returns 1 when something changed, 0 when it was already so.
-local changed
-if ARGV[2] == '' then
-  changed = redis.call('HDEL', KEYS[1], ARGV[1])
-else
-  changed = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
-end
-if changed == 0 then return 0 end
-redis.call('INCR', KEYS[2])
-redis.call('LPUSH', KEYS[3], ARGV[3])
-redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
-return 1
-"""
+_HERE = Path(__file__).parent
+CHANGE_ROLLOUT_LUA = (_HERE / "change_rollout.lua").read_text(encoding="utf-8")
+"""A table written with a compare-and-set on its revision, audited, the revision raised."""
+CHANGE_BACKEND_LUA = (_HERE / "change_backend.lua").read_text(encoding="utf-8")
+"""An added backend written or removed, audited, the revision raised."""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import TypeVar
 import redis.asyncio as redis
 from pydantic import BaseModel
 
-from gateway import request_context
+from gateway.edge import request_context
 
 log = logging.getLogger(__name__)
 

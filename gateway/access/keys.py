@@ -16,12 +16,13 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as redis
 from redis.exceptions import NoScriptError
 
-from gateway.ratelimit import (
+from gateway.limits.ratelimit import (
     HIT_FUNCTION_LUA,
     NOW_LUA,
     Decision,
@@ -29,51 +30,16 @@ from gateway.ratelimit import (
     decision_of,
     now_arg,
 )
-from gateway.tiers import TierLimits, limits_for
+from gateway.limits.tiers import TierLimits, limits_for
 
 # One round trip instead of two on every model request: the key's record is read and, if
 # the key is live, the request is counted against its limits in the same script. Checking
 # the hash first means a caller who knows only a key's public id cannot spend its quota.
 # The script compares SHA-256 digests with Lua's ``==``: a timing difference could only
 # tell how much of the stored digest matches the digest of a guess, which does not help
-# find a key that hashes to it.
-VERIFY_AND_HIT_LUA = (
-    NOW_LUA
-    + HIT_FUNCTION_LUA
-    + """
--- KEYS[1]  key record (hash)    KEYS[2]  GCRA state    KEYS[3]  day quota
--- ARGV[1]  SHA-256 of the presented key    ARGV[2]  now in ms (tests only; '' = TIME)
--- ARGV[3..]  the tiers, three values each: name, per_minute, per_day (-1 = no cap)
--- Returns {status, role, owner, tier, limits, created_at, per_minute, per_day, hit...}
--- where status is 'ok', 'unknown' (no such key, or another secret), 'revoked' or
--- 'tier' (the key's tier is not configured); the hit's answer follows only for 'ok'.
-local record = redis.call('HMGET', KEYS[1], 'hash', 'revoked', 'role', 'owner', 'tier',
-                          'limits', 'created_at')
-if not record[1] or record[1] ~= ARGV[1] then return {'unknown'} end
-local fields = {record[3], record[4], record[5], record[6] or '', record[7] or '0'}
-if record[2] == '1' then return {'revoked', unpack(fields)} end
-local per_minute, per_day
-for i = 3, #ARGV, 3 do
-  if ARGV[i] == record[5] then
-    per_minute = tonumber(ARGV[i + 1])
-    per_day = tonumber(ARGV[i + 2])
-  end
-end
-if not per_minute then return {'tier', unpack(fields)} end
-local ok, overrides = pcall(cjson.decode, fields[4])
-if ok and type(overrides) == 'table' then
-  if type(overrides.per_minute) == 'number' then per_minute = overrides.per_minute end
-  if overrides.per_day == cjson.null then per_day = -1
-  elseif type(overrides.per_day) == 'number' then per_day = overrides.per_day end
-end
-local answer = {'ok', fields[1], fields[2], fields[3], fields[4], fields[5], per_minute,
-                per_day}
-for _, value in ipairs(hit(KEYS[2], KEYS[3], per_minute, per_day, now_us(ARGV[2]))) do
-  table.insert(answer, value)
-end
-return answer
-"""
-)
+# find a key that hashes to it. The script is verify_and_hit.lua, beside this module.
+_SCRIPT_FILE = Path(__file__).with_name("verify_and_hit.lua")
+VERIFY_AND_HIT_LUA = NOW_LUA + HIT_FUNCTION_LUA + _SCRIPT_FILE.read_text(encoding="utf-8")
 
 KEY_PREFIX = "sy_"
 ROLES = ("client", "operator", "admin")

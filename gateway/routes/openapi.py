@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from gateway.schemas import DoneEvent, ErrorEnvelope, TokenEvent
+from gateway.routes.schemas import DoneEvent, ErrorEnvelope, TokenEvent
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 

@@ -14,11 +14,11 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from gateway.backends import SERVICES, Backends
-from gateway.errors import ApiError
-from gateway.routing_store import RoutingStore, audit_entry
-from gateway.routing_table import Guardrails, Rollout, VersionRoute
-from gateway.validation import validation_message
+from gateway.backends.endpoints import SERVICES, Backends
+from gateway.errors.refusals import ApiError
+from gateway.errors.validation import validation_message
+from gateway.routing.store import RoutingStore, audit_entry
+from gateway.routing.table import Guardrails, Rollout, VersionRoute
 from switchyard.common.v1 import models_pb2
 
 ATTEMPTS = 5

@@ -13,8 +13,8 @@ import secrets
 
 import redis.asyncio as redis
 
-from gateway.auth import Caller
-from gateway.tiers import TierLimits
+from gateway.access.auth import Caller
+from gateway.limits.tiers import TierLimits
 
 TOKEN_PREFIX = "sst_"  # noqa: S105 (a prefix, not a secret)
 

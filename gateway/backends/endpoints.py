@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gateway.errors import ApiError
-from gateway.settings import GatewaySettings
+from gateway.backends.settings import BackendSettings
+from gateway.errors.refusals import ApiError
 from switchyard.client.aio import AsyncClassifierClient, AsyncNerClient, AsyncSummarizerClient
 from switchyard.client.config import CLASSIFIER, NER, SUMMARIZER
 from switchyard.common.v1 import models_pb2
@@ -58,7 +58,7 @@ class Endpoint:
     healthy: bool = False
 
     @classmethod
-    def open(cls, service: str, address: str, settings: GatewaySettings, added: bool) -> Endpoint:
+    def open(cls, service: str, address: str, settings: BackendSettings, added: bool) -> Endpoint:
         client = _CLIENTS[service](
             address,
             timeout_s=settings.request_timeout_s,
@@ -120,7 +120,7 @@ class Endpoint:
 class Backends:
     """Every backend address the gateway calls, made in the app's lifespan."""
 
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(self, settings: BackendSettings) -> None:
         self.settings = settings
         self.endpoints: dict[str, list[Endpoint]] = {
             service: [Endpoint.open(service, a, settings, False) for a in addresses]

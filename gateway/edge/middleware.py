@@ -18,12 +18,12 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import request_context
-from gateway.client_ip import ClientAddress
-from gateway.drain import Drain
-from gateway.errors import GENERIC_INTERNAL_MESSAGE, ApiError, error_response
-from gateway.metrics import GatewayMetrics
-from gateway.tracing import trace_context
+from gateway.edge import request_context
+from gateway.edge.client_ip import ClientAddress
+from gateway.edge.drain import Drain
+from gateway.edge.metrics import GatewayMetrics
+from gateway.edge.tracing import trace_context
+from gateway.errors.refusals import GENERIC_INTERNAL_MESSAGE, ApiError, error_response
 from switchyard import logs
 
 access_log = logging.getLogger("switchyard.gateway.access")

@@ -11,7 +11,7 @@ import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from gateway.tracing import TraceContext
+from gateway.edge.tracing import TraceContext
 
 
 @dataclass(slots=True)
@@ -33,7 +33,7 @@ class RequestRecord:
     caller_budget_s: float | None = None
     """The time budget the caller asked for (``X-Request-Timeout``), if any."""
     client: str = ""
-    """The caller's address (see ``gateway.client_ip``)."""
+    """The caller's address (see ``gateway.edge.client_ip``)."""
     caller: str = ""
     """Who called (``key:<id>``, ``jwt:<subject>``), once authenticated: never the key."""
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)

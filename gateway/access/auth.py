@@ -17,11 +17,11 @@ from dataclasses import dataclass
 import redis.asyncio as redis
 from starlette.requests import Request
 
-from gateway.errors import ApiError
-from gateway.jwt_auth import InvalidToken, JwtVerifier
-from gateway.keys import ApiKey, KeyStore, UnknownTier, key_hash, key_id_of
-from gateway.ratelimit import Decision, RateLimiter
-from gateway.tiers import TierLimits, limits_for
+from gateway.access.jwt_auth import InvalidToken, JwtVerifier
+from gateway.access.keys import ApiKey, KeyStore, UnknownTier, key_hash, key_id_of
+from gateway.errors.refusals import ApiError
+from gateway.limits.ratelimit import Decision, RateLimiter
+from gateway.limits.tiers import TierLimits, limits_for
 
 log = logging.getLogger(__name__)
 
