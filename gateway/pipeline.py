@@ -26,7 +26,7 @@ from gateway.access.auth import Caller
 from gateway.backends.endpoints import Endpoint
 from gateway.edge import request_context
 from gateway.errors.grpc_status import from_grpc
-from gateway.errors.refusals import ApiError
+from gateway.errors.refusals import ApiError, DeadlineExceeded, InvalidArgument, Unavailable
 from gateway.routing.router import Target
 from gateway.state import GatewayState, gateway_state
 
@@ -144,11 +144,10 @@ def admit() -> None:
     """Refuse a model call that arrived after draining began; one that arrived before
     (its body perhaps still uploading then) is served."""
     if request_context.current().arrived_draining:
-        raise ApiError(
-            503,
-            "unavailable",
+        raise Unavailable(
             "the gateway is shutting down; send the request again",
-            {"Retry-After": "1", "Connection": "close"},
+            {"Connection": "close"},
+            retry_after_s=1,
         )
 
 
@@ -162,12 +161,12 @@ def time_budget_s(request: Request, limit_s: float) -> float:
         except ValueError:
             asked = -1.0
         if not 0 < asked < float("inf"):
-            raise ApiError(400, "invalid_argument", f"{TIME_BUDGET_HEADER}: give seconds > 0")
+            raise InvalidArgument(f"{TIME_BUDGET_HEADER}: give seconds > 0")
         request_context.current().caller_budget_s = asked
         budget = min(budget, asked)
     left = budget - (time.perf_counter() - request_context.current().started)
     if left <= 0:
-        raise ApiError(504, "deadline_exceeded", "the request's time budget ran out")
+        raise DeadlineExceeded("the request's time budget ran out")
     return left
 
 

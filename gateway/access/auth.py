@@ -19,7 +19,7 @@ from starlette.requests import Request
 
 from gateway.access.jwt_auth import InvalidToken, JwtVerifier
 from gateway.access.keys import ApiKey, KeyStore, UnknownTier, key_hash, key_id_of
-from gateway.errors.refusals import ApiError
+from gateway.errors.refusals import PermissionDenied, Unauthenticated, Unavailable
 from gateway.limits.ratelimit import Decision, RateLimiter
 from gateway.limits.tiers import TierLimits, limits_for
 
@@ -30,7 +30,6 @@ GRANTS = {
     "operator": frozenset({"client", "operator"}),
     "admin": frozenset({"client", "operator", "admin"}),
 }
-REALM = 'Bearer realm="switchyard"'
 LAST_KNOWN_GOOD_S = 600.0
 """While Redis is unreachable (and limits fail open), a key verified this recently is
 still served; a revocation made meanwhile holds once Redis answers again."""
@@ -54,11 +53,6 @@ def credential_of(request: Request) -> str | None:
             return value.strip()
         return ""  # present but not a bearer credential
     return request.headers.get("x-api-key")
-
-
-def unauthenticated(message: str, invalid: bool = True) -> ApiError:
-    challenge = f'{REALM}, error="invalid_token"' if invalid else REALM
-    return ApiError(401, "unauthenticated", message, {"WWW-Authenticate": challenge})
 
 
 class Authenticator:
@@ -126,7 +120,7 @@ class Authenticator:
             return _with_role(self._caller_of(remembered), "client"), None, None
         if checked is None:
             self._last_known_good.pop(digest, None)
-            raise unauthenticated("the API key is not valid or was revoked")
+            raise Unauthenticated("the API key is not valid or was revoked")
         record, limits, decision = checked
         self._last_known_good[digest] = (record, time.monotonic())
         caller = Caller(
@@ -145,8 +139,8 @@ class Authenticator:
     def _credential(self, request: Request) -> str:
         credential = credential_of(request)
         if credential is None:
-            raise unauthenticated(
-                "send an API key (Authorization: Bearer sy_...) or a token", False
+            raise Unauthenticated(
+                "send an API key (Authorization: Bearer sy_...) or a token", invalid=False
             )
         return credential
 
@@ -163,11 +157,11 @@ class Authenticator:
         try:
             claims = self.jwt.verify(token)
         except InvalidToken as error:
-            raise unauthenticated(error.reason) from None
+            raise Unauthenticated(error.reason) from None
         granted = frozenset(g for role in claims.roles for g in GRANTS.get(role, ()))
         tier = claims.tier or "free"
         if tier not in self.tiers:
-            raise unauthenticated(f"the token's tier {tier!r} is not known")
+            raise Unauthenticated(f"the token's tier {tier!r} is not known")
         return Caller(f"jwt:{claims.subject}", claims.subject, granted, tier, self.tiers[tier])
 
     async def _from_key(self, key: str) -> Caller:
@@ -176,7 +170,7 @@ class Authenticator:
             limits = self.tiers.get("enterprise") or next(iter(self.tiers.values()))
             return Caller("admin:bootstrap", "admin", GRANTS["admin"], "enterprise", limits)
         if key_id_of(key) is None:
-            raise unauthenticated("the API key is not valid")
+            raise Unauthenticated("the API key is not valid")
         try:
             record = await self.keys.verify(key)
         except (redis.ConnectionError, redis.TimeoutError):
@@ -187,7 +181,7 @@ class Authenticator:
             else:
                 self._last_known_good.pop(digest, None)
         if record is None:
-            raise unauthenticated("the API key is not valid or was revoked")
+            raise Unauthenticated("the API key is not valid or was revoked")
         return self._caller_of(record)
 
     def _caller_of(self, record: ApiKey) -> Caller:
@@ -203,25 +197,20 @@ class Authenticator:
             limits,
         )
 
-    def _unknown_tier(self, record: ApiKey) -> ApiError:
+    def _unknown_tier(self, record: ApiKey) -> PermissionDenied:
         log.error("key %s names an unknown tier %r", record.id, record.tier)
-        return ApiError(403, "permission_denied", "the key's tier is not configured")
+        return PermissionDenied("the key's tier is not configured")
 
     def _remembered(self, digest: str) -> ApiKey:
         """The key as last verified, while Redis is unreachable and limits fail open."""
         remembered = self._last_known_good.get(digest) if self.fail_open else None
         if remembered is None or time.monotonic() - remembered[1] > LAST_KNOWN_GOOD_S:
-            raise ApiError(
-                503,
-                "unavailable",
-                "the key store is unreachable; retry shortly",
-                {"Retry-After": "1"},
-            )
+            raise Unavailable("the key store is unreachable; retry shortly", retry_after_s=1)
         log.warning("key store unreachable: serving key %s as last verified", remembered[0].id)
         return remembered[0]
 
 
 def _with_role(caller: Caller, role: str) -> Caller:
     if role not in caller.roles:
-        raise ApiError(403, "permission_denied", f"this needs the {role} role")
+        raise PermissionDenied(f"this needs the {role} role")
     return caller

@@ -23,7 +23,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.backends.settings import BackendSettings
-from gateway.errors.refusals import ApiError
+from gateway.errors.refusals import Unavailable
 from switchyard.client.aio import AsyncClassifierClient, AsyncNerClient, AsyncSummarizerClient
 from switchyard.client.config import CLASSIFIER, NER, SUMMARIZER
 from switchyard.common.v1 import models_pb2
@@ -209,9 +209,7 @@ class Backends:
         unlisted = [e for e in endpoints if not e.listed]
         candidates = [e for e in hosting if e.healthy] or hosting or unlisted or endpoints
         if not candidates:
-            raise ApiError(
-                503, "unavailable", f"no {service} backend is configured", {"Retry-After": "1"}
-            )
+            raise Unavailable(f"no {service} backend is configured", retry_after_s=1)
         # One turn counter per listed version; names no backend lists (a caller's free
         # text) share the service's, so they cannot grow this table.
         turn_key = (service, model, version) if hosting else (service, "", "")

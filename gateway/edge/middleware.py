@@ -23,7 +23,12 @@ from gateway.edge.client_ip import ClientAddress
 from gateway.edge.drain import Drain
 from gateway.edge.metrics import GatewayMetrics
 from gateway.edge.tracing import trace_context
-from gateway.errors.refusals import GENERIC_INTERNAL_MESSAGE, ApiError, error_response
+from gateway.errors.refusals import (
+    GENERIC_INTERNAL_MESSAGE,
+    Internal,
+    PayloadTooLarge,
+    error_response,
+)
 from switchyard import logs
 
 access_log = logging.getLogger("switchyard.gateway.access")
@@ -123,7 +128,7 @@ class RequestContextMiddleware:
         except Exception as exc:
             log.error("unexpected error handling %s", scope.get("path"), exc_info=exc)
             if not started:
-                await error_response(ApiError(500, "internal", GENERIC_INTERNAL_MESSAGE))(
+                await error_response(Internal(GENERIC_INTERNAL_MESSAGE))(
                     scope, receive, send_with_headers
                 )
         finally:
@@ -222,8 +227,8 @@ def _route_template(scope: Scope) -> str:
     return path if isinstance(path, str) else "unmatched"
 
 
-def _too_large() -> ApiError:
-    return ApiError(413, "payload_too_large", "the request body is too large")
+def _too_large() -> PayloadTooLarge:
+    return PayloadTooLarge("the request body is too large")
 
 
 def _declared_length(headers: Headers) -> int:

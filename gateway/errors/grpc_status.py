@@ -1,62 +1,62 @@
-"""The one table from a backend's gRPC status to the gateway's HTTP answer."""
+"""The one table from a backend's gRPC status to the gateway's refusal (and so to HTTP)."""
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from grpc import aio
 
-from gateway.errors.refusals import GENERIC_INTERNAL_MESSAGE, ApiError
+from gateway.errors.refusals import (
+    GENERIC_INTERNAL_MESSAGE,
+    ApiError,
+    DeadlineExceeded,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    Overloaded,
+    Unavailable,
+)
 from switchyard.client.config import RETRY_PUSHBACK_KEY
 
 log = logging.getLogger(__name__)
 
 UNAVAILABLE_RETRY_AFTER_S = 1
 
-
-@dataclass(frozen=True)
-class _Mapping:
-    status: int
-    code: str
-    passes_message: bool  # the service's message is meant for callers
-
-
-_GRPC_TO_HTTP: dict[grpc.StatusCode, _Mapping] = {
-    grpc.StatusCode.INVALID_ARGUMENT: _Mapping(400, "invalid_argument", True),
-    grpc.StatusCode.OUT_OF_RANGE: _Mapping(400, "invalid_argument", True),
-    grpc.StatusCode.NOT_FOUND: _Mapping(404, "not_found", True),
-    grpc.StatusCode.RESOURCE_EXHAUSTED: _Mapping(503, "overloaded", True),
-    grpc.StatusCode.UNAVAILABLE: _Mapping(503, "unavailable", False),
-    grpc.StatusCode.DEADLINE_EXCEEDED: _Mapping(504, "deadline_exceeded", False),
+_GRPC_TO_HTTP: dict[grpc.StatusCode, tuple[type[ApiError], bool]] = {
+    # status: (refusal, whether the service's message is meant for callers)
+    grpc.StatusCode.INVALID_ARGUMENT: (InvalidArgument, True),
+    grpc.StatusCode.OUT_OF_RANGE: (InvalidArgument, True),
+    grpc.StatusCode.NOT_FOUND: (NotFound, True),
+    grpc.StatusCode.RESOURCE_EXHAUSTED: (Overloaded, True),
+    grpc.StatusCode.UNAVAILABLE: (Unavailable, False),
+    grpc.StatusCode.DEADLINE_EXCEEDED: (DeadlineExceeded, False),
 }
-_DEFAULT_MESSAGES = {
-    "unavailable": "the model service is unavailable; retry shortly",
-    "deadline_exceeded": "the model service did not answer within the request's time budget",
+_DEFAULT_MESSAGES: dict[type[ApiError], str] = {
+    Unavailable: "the model service is unavailable; retry shortly",
+    DeadlineExceeded: "the model service did not answer within the request's time budget",
 }
-_INTERNAL = _Mapping(500, "internal", False)
 
 
 def from_grpc(error: aio.AioRpcError, service: str) -> ApiError:
     """The HTTP answer to a failed backend call."""
     code = error.code()
-    mapping = _GRPC_TO_HTTP.get(code, _INTERNAL)
-    if mapping is _INTERNAL:
+    kind, passes_message = _GRPC_TO_HTTP.get(code, (Internal, False))
+    if kind is Internal:
         log.error("%s answered %s: %s", service, code.name, error.details())
     message = (
         str(error.details())
-        if mapping.passes_message and error.details()
-        else _DEFAULT_MESSAGES.get(mapping.code, GENERIC_INTERNAL_MESSAGE)
+        if passes_message and error.details()
+        else _DEFAULT_MESSAGES.get(kind, GENERIC_INTERNAL_MESSAGE)
     )
-    headers: dict[str, str] = {}
+    retry_after_s: int | None = None
     if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
-        headers["Retry-After"] = str(_retry_after_s(error))
+        retry_after_s = _retry_after_s(error)
     elif code is grpc.StatusCode.UNAVAILABLE:
-        headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_S)
-    return ApiError(mapping.status, mapping.code, message, headers)
+        retry_after_s = UNAVAILABLE_RETRY_AFTER_S
+    return kind(message, retry_after_s=retry_after_s)
 
 
 def _retry_after_s(error: aio.AioRpcError) -> int:

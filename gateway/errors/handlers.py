@@ -12,18 +12,26 @@ from redis import exceptions as redis_errors
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from gateway.errors.refusals import ApiError, error_response
+from gateway.errors.refusals import (
+    ApiError,
+    InvalidArgument,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+    UnsupportedMediaType,
+    error_response,
+    json_error,
+)
 from gateway.errors.validation import validation_message
 
 log = logging.getLogger(__name__)
 
-_HTTP_CODES = {
-    400: "invalid_argument",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
+_STARLETTE_REFUSALS: dict[int, type[ApiError]] = {
+    kind.status: kind
+    for kind in (InvalidArgument, NotFound, MethodNotAllowed, PayloadTooLarge, UnsupportedMediaType)
 }
+"""The refusals Starlette's own errors stand for (they carry only a status)."""
 
 
 async def _on_api_error(request: Request, error: Exception) -> JSONResponse:
@@ -33,12 +41,13 @@ async def _on_api_error(request: Request, error: Exception) -> JSONResponse:
 
 async def _on_validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
-    return error_response(ApiError(400, "invalid_argument", validation_message(error.errors())))
+    return error_response(InvalidArgument(validation_message(error.errors())))
 
 
 async def _on_http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
-    code = _HTTP_CODES.get(error.status_code, "internal" if error.status_code >= 500 else "error")
+    known = _STARLETTE_REFUSALS.get(error.status_code)
+    code = known.code if known else ("internal" if error.status_code >= 500 else "error")
     message = {
         400: "the request body could not be read (JSON in UTF-8 is expected)",
         404: "no such route",
@@ -50,7 +59,7 @@ async def _on_http_error(request: Request, error: Exception) -> JSONResponse:
         # served by several routes (GET and POST of a stream) must name them all.
         headers["Allow"] = ", ".join(allowed_methods(request))
         message = f"{request.method} is not allowed here; use {headers['Allow']}"
-    return error_response(ApiError(error.status_code, code, message, headers))
+    return json_error(error.status_code, code, message, headers)
 
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
@@ -73,9 +82,7 @@ async def _on_store_unreachable(request: Request, exc: Exception) -> JSONRespons
     # Requests that must read or write shared state (admin changes, key lists) while Redis
     # is away; model requests handle that themselves (fail open or closed).
     log.warning("shared store unreachable on %s: %s", request.url.path, type(exc).__name__)
-    unreachable = ApiError(
-        503, "unavailable", "the shared store is unreachable; retry shortly", {"Retry-After": "1"}
-    )
+    unreachable = Unavailable("the shared store is unreachable; retry shortly", retry_after_s=1)
     return await _on_api_error(request, unreachable)
 
 

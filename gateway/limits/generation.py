@@ -8,7 +8,7 @@ from typing import TypeVar
 
 import redis.asyncio as redis
 
-from gateway.errors.refusals import ApiError
+from gateway.errors.refusals import InvalidArgument, RateLimited
 from gateway.limits.policy import Limited, LimitPolicy
 
 T = TypeVar("T")
@@ -36,10 +36,8 @@ async def tokens_for(
     token budget is spent."""
     cap = caller.limits.max_new_tokens
     if requested > cap:
-        raise ApiError(
-            400,
-            "invalid_argument",
-            f"max_new_tokens is {requested}; the {caller.tier} tier allows at most {cap}",
+        raise InvalidArgument(
+            f"max_new_tokens is {requested}; the {caller.tier} tier allows at most {cap}"
         )
     per_day = caller.limits.tokens_per_day
     if per_day is not None:
@@ -47,11 +45,8 @@ async def tokens_for(
             policy, caller, policy.limiter.tokens_left(caller.id, per_day), "token budget"
         )
         if left is not None and left <= 0:
-            raise ApiError(
-                429,
-                "rate_limited",
-                f"the daily budget of {per_day} generated tokens is spent",
-                {"Retry-After": "3600"},
+            raise RateLimited(
+                f"the daily budget of {per_day} generated tokens is spent", retry_after_s=3600
             )
     return requested or min(model_default() or cap, cap)
 
@@ -73,11 +68,9 @@ async def open_stream_slot(policy: LimitPolicy, caller: Limited) -> str | None:
         policy.unreachable(caller, "stream limit")
         return None
     if lease is None:
-        raise ApiError(
-            429,
-            "rate_limited",
+        raise RateLimited(
             f"the {caller.tier} tier may have {most} summary stream(s) open at once",
-            {"Retry-After": "1"},
+            retry_after_s=1,
         )
     return lease
 

@@ -12,7 +12,7 @@ import redis.asyncio as redis
 
 from gateway.edge import request_context
 from gateway.edge.metrics import GatewayMetrics
-from gateway.errors.refusals import ApiError
+from gateway.errors.refusals import RateLimited, Unavailable
 from gateway.limits.ratelimit import Decision, RateLimiter
 from gateway.limits.tiers import TierLimits
 
@@ -64,24 +64,17 @@ class LimitPolicy:
         if not decision.allowed:
             what = "requests per minute" if decision.limit == "minute" else "requests per day"
             limit = decision.per_minute if decision.limit == "minute" else decision.per_day
-            raise ApiError(
-                429,
-                "rate_limited",
+            raise RateLimited(
                 f"the {decision.limit} limit of {limit} {what} is spent; retry in"
                 f" {decision.retry_after_s} s",
-                {"Retry-After": str(decision.retry_after_s)},
+                retry_after_s=decision.retry_after_s,
             )
 
     def unreachable(self, caller: Limited, what: str) -> None:
         """Redis cannot be reached: 503 when limits fail closed, else count, log and go on."""
         self.metrics.limiter_unavailable.inc()
         if self.fail_closed:
-            raise ApiError(
-                503,
-                "unavailable",
-                f"the {what} cannot be checked now; retry shortly",
-                {"Retry-After": "1"},
-            )
+            raise Unavailable(f"the {what} cannot be checked now; retry shortly", retry_after_s=1)
         log.warning("%s unavailable: serving %s without them", what, caller.id)
 
 

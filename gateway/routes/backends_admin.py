@@ -11,14 +11,14 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.backends.endpoints import SERVICES
-from gateway.errors.refusals import ApiError
+from gateway.errors.refusals import AlreadyExists, InvalidArgument, NotFound
 from gateway.routes.access import operator
 from gateway.routes.bodies import documented, read_body
-from gateway.routes.responses import ERROR_RESPONSES
+from gateway.routes.responses import CALLER, JSON_BODY, refusals
 from gateway.routing.store import AddedBackend, audit_entry
 from gateway.state import GatewayState
 
-router = APIRouter(prefix="/v1/admin/backends", tags=["backends"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1/admin/backends", tags=["backends"])
 
 
 class NewBackend(BaseModel):
@@ -56,13 +56,18 @@ def _listing(state: GatewayState) -> BackendList:
 
 def _checked(service: str, address: str) -> None:
     if service not in SERVICES:
-        raise ApiError(400, "invalid_argument", f"service: one of {', '.join(SERVICES)}")
+        raise InvalidArgument(f"service: one of {', '.join(SERVICES)}")
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ApiError(400, "invalid_argument", f"address {address!r}: give host:port")
+        raise InvalidArgument(f"address {address!r}: give host:port")
 
 
-@router.get("", response_model=BackendList, summary="Every backend, its health and versions")
+@router.get(
+    "",
+    response_model=BackendList,
+    summary="Every backend, its health and versions",
+    responses=refusals(*CALLER),
+)
 async def list_backends(request: Request) -> BackendList:
     state, _ = await operator(request)
     return _listing(state)
@@ -73,6 +78,7 @@ async def list_backends(request: Request) -> BackendList:
     response_model=BackendList,
     status_code=201,
     summary="Add a backend address (every replica follows)",
+    responses=refusals(*CALLER, *JSON_BODY, AlreadyExists),
     openapi_extra=documented(NewBackend, pin=False),
 )
 async def add_backend(request: Request) -> BackendList:
@@ -80,18 +86,21 @@ async def add_backend(request: Request) -> BackendList:
     body = await read_body(request, NewBackend)
     _checked(body.service, body.address)
     if body.address in state.settings.backends(body.service):
-        raise ApiError(409, "already_exists", f"{body.address} is a configured backend already")
+        raise AlreadyExists(f"{body.address} is a configured backend already")
     backend = AddedBackend(body.service, body.address, actor, time.time())
     subject = f"backend {body.service} {body.address}"
     entry = audit_entry(actor, "add", subject, body.reason, None, backend.__dict__)
     if not await state.routing.add_backend(backend, entry):
-        raise ApiError(409, "already_exists", f"{body.address} was added already")
+        raise AlreadyExists(f"{body.address} was added already")
     await state.router.refresh()
     return _listing(state)
 
 
 @router.delete(
-    "/{service}/{address}", response_model=BackendList, summary="Remove an added backend"
+    "/{service}/{address}",
+    response_model=BackendList,
+    summary="Remove an added backend",
+    responses=refusals(*CALLER, InvalidArgument, NotFound),
 )
 async def remove_backend(service: str, address: str, request: Request) -> BackendList:
     state, actor = await operator(request)
@@ -103,6 +112,6 @@ async def remove_backend(service: str, address: str, request: Request) -> Backen
     backend = added or AddedBackend(service, address, "", 0.0)
     entry = audit_entry(actor, "remove", f"backend {service} {address}", "", backend.__dict__, None)
     if not await state.routing.remove_backend(backend, entry):
-        raise ApiError(404, "not_found", f"{service} {address} was not added at run time")
+        raise NotFound(f"{service} {address} was not added at run time")
     await state.router.refresh()
     return _listing(state)

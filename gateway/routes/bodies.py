@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
-from gateway.errors.refusals import ApiError
+from gateway.errors.refusals import InvalidArgument, UnsupportedMediaType
 from gateway.errors.validation import validation_message
 
 Body = TypeVar("Body", bound=BaseModel)
@@ -39,13 +39,11 @@ async def read_body(request: Request, kind: type[Body]) -> Body:
     # refusing every other type keeps such requests from reaching a model or an admin
     # action.
     if not is_json(request.headers.get("content-type")):
-        raise ApiError(
-            415, "unsupported_media_type", "the body must be JSON (Content-Type: application/json)"
-        )
+        raise UnsupportedMediaType("the body must be JSON (Content-Type: application/json)")
     try:
         return kind.model_validate_json(await request.body())
     except ValidationError as error:
-        raise ApiError(400, "invalid_argument", validation_message(error.errors())) from None
+        raise InvalidArgument(validation_message(error.errors())) from None
 
 
 VERSION_PIN_HEADER = "x-model-version"
@@ -69,7 +67,7 @@ def model_of(request: Request, named: str) -> str:
         return named
     if named and named != in_path:
         message = f"model: the path names {in_path}, the body {named}"
-        raise ApiError(400, "invalid_argument", message)
+        raise InvalidArgument(message)
     return in_path
 
 

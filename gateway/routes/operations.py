@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.backends.endpoints import SERVICES
 from gateway.edge import request_context
-from gateway.routes.responses import AUTH_RESPONSES, JSON_AUTH_RESPONSES
+from gateway.routes.responses import CALLER, refusals
 from gateway.routes.schemas import ModelEntry, ModelsAnswer, VersionInfo
 from gateway.state import gateway_state
 from switchyard.common.v1 import models_pb2
@@ -28,7 +28,7 @@ AGREEMENT_PREFIX = "agreement_"
     response_model=ModelsAnswer,
     tags=["models"],
     summary="List models",
-    responses=AUTH_RESPONSES,
+    responses=refusals(*CALLER),
 )
 async def list_models(request: Request) -> ModelsAnswer:
     """Every model and version the backends host, as they last listed them."""
@@ -114,7 +114,7 @@ async def readyz(request: Request) -> JSONResponse:
     response_class=PlainTextResponse,
     responses={
         200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
-        **JSON_AUTH_RESPONSES,
+        **refusals(*CALLER),
     },
 )
 async def metrics(request: Request) -> Response:

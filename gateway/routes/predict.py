@@ -16,7 +16,7 @@ from gateway.routes.bodies import (
     read_body,
     version_pin,
 )
-from gateway.routes.responses import ERROR_RESPONSES, json_answer
+from gateway.routes.responses import CALLER, JSON_BODY, MODEL_CALL, json_answer, refusals
 from gateway.routes.schemas import (
     Classification,
     ClassifyAnswer,
@@ -30,7 +30,9 @@ from gateway.routes.schemas import (
 from gateway.routing.router import Target
 from gateway.state import gateway_state
 
-router = APIRouter(prefix="/v1", tags=["models"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1", tags=["models"])
+
+REFUSALS = refusals(*CALLER, *JSON_BODY, *MODEL_CALL)
 
 
 def cache_keys_for(request: Request, service: str, options: str, texts: list[str]) -> CacheKeys:
@@ -71,12 +73,14 @@ def note_cache(plan: PlannedCall, hits: int, texts: int) -> request_context.Requ
     "/classify",
     response_model=ClassifyAnswer,
     summary="Classify texts",
+    responses=REFUSALS,
     openapi_extra=documented(ClassifyBody),
 )
 @router.post(
     PINNED_PREFIX + "/classify",
     response_model=ClassifyAnswer,
     summary="Classify texts with a pinned model version",
+    responses=REFUSALS,
     openapi_extra=documented_pinned(ClassifyBody),
 )
 async def classify(request: Request) -> object:
@@ -125,12 +129,14 @@ async def classify(request: Request) -> object:
     "/ner",
     response_model=NerAnswer,
     summary="Find named entities in texts",
+    responses=REFUSALS,
     openapi_extra=documented(NerBody),
 )
 @router.post(
     PINNED_PREFIX + "/ner",
     response_model=NerAnswer,
     summary="Find named entities with a pinned model version",
+    responses=REFUSALS,
     openapi_extra=documented_pinned(NerBody),
 )
 async def ner(request: Request) -> object:

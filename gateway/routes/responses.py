@@ -1,4 +1,11 @@
-"""Answer helpers the routes share."""
+"""What the routes answer besides their own JSON: each route's documented errors, made from
+the refusals it declares, and the answer helper the model routes share.
+
+A route lists the refusals it may raise (``responses=refusals(...)``); its OpenAPI
+``responses`` then name each of their statuses, with the error envelope and the
+refusals' descriptions, and ``default`` for anything else (an internal error). Errors are
+always JSON, whatever the route's own answer is (a stream, Prometheus text).
+"""
 
 from __future__ import annotations
 
@@ -7,42 +14,64 @@ from typing import Any
 from fastapi import Response
 from pydantic import BaseModel
 
-from gateway.routes.schemas import ErrorEnvelope
+from gateway.errors.refusals import (
+    ApiError,
+    DeadlineExceeded,
+    Gone,
+    InvalidArgument,
+    NotFound,
+    Overloaded,
+    PayloadTooLarge,
+    PermissionDenied,
+    RateLimited,
+    Unauthenticated,
+    Unavailable,
+    UnsupportedMediaType,
+)
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorEnvelope, "description": description}
-    for status, description in (
-        (400, "Invalid input: malformed JSON, wrong types, missing or unknown fields."),
-        (401, "No credential, or one that is not valid (see WWW-Authenticate)."),
-        (403, "The caller lacks the role this needs."),
-        (404, "Unknown model or version."),
-        (405, "Not a method of this path (see Allow)."),
-        (410, "The version was retired."),
-        (413, "The body is larger than the gateway accepts."),
-        (415, "The body is not declared as JSON."),
-        (429, "The caller's rate limit or quota is spent; see Retry-After."),
-        (503, "The model service is overloaded or unavailable; see Retry-After."),
-        (504, "The model service did not answer within the time budget."),
-        ("default", "Any other error, in the same envelope."),
-    )
-}
-"""Every error a route may answer, in the one envelope."""
+Responses = dict[int | str, dict[str, Any]]
 
-AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: ERROR_RESPONSES[status] for status in (401, 403, "default")
-}
-"""The errors of a route that only authenticates (no body, no model call)."""
+CALLER: tuple[type[ApiError], ...] = (Unauthenticated, PermissionDenied, Unavailable)
+"""A route that checks its caller: no or a bad credential, a missing role, the key store
+unreachable."""
+
+JSON_BODY: tuple[type[ApiError], ...] = (InvalidArgument, PayloadTooLarge, UnsupportedMediaType)
+"""A route that reads a JSON body."""
+
+MODEL_CALL: tuple[type[ApiError], ...] = (
+    InvalidArgument,
+    NotFound,
+    Gone,
+    RateLimited,
+    Overloaded,
+    Unavailable,
+    DeadlineExceeded,
+)
+"""A route that calls a model: its limits, the version's routing, the backend's answer."""
 
 _ENVELOPE_REF = {"$ref": "#/components/schemas/ErrorEnvelope"}
-JSON_AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {
-        "description": ERROR_RESPONSES[status]["description"],
+
+
+def _in_envelope(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
         "content": {"application/json": {"schema": _ENVELOPE_REF}},
     }
-    for status in AUTH_RESPONSES
-}
-"""``AUTH_RESPONSES`` for a route whose own answer is not JSON (FastAPI would declare its
-errors in the route's media type)."""
+
+
+def refusals(*kinds: type[ApiError]) -> Responses:
+    """The OpenAPI ``responses`` of a route that may raise ``kinds`` (in any order, a kind
+    given twice counts once): one entry per status, in status order, then ``default``."""
+    described: dict[int, list[str]] = {}
+    for kind in kinds:
+        texts = described.setdefault(kind.status, [])
+        if kind.description not in texts:
+            texts.append(kind.description)
+    responses: Responses = {
+        status: _in_envelope(" ".join(texts)) for status, texts in sorted(described.items())
+    }
+    responses["default"] = _in_envelope("Any other error, in the same envelope.")
+    return responses
 
 
 def json_answer(answer: BaseModel) -> Response:

@@ -11,15 +11,20 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.errors.refusals import FailedPrecondition, InvalidArgument, NotFound
 from gateway.routes.access import operator
 from gateway.routes.bodies import Body, documented, read_body
-from gateway.routes.responses import ERROR_RESPONSES
+from gateway.routes.responses import CALLER, JSON_BODY, refusals
 from gateway.routing.guardrails import judge
 from gateway.routing.rollout_ops import RolloutOps
 from gateway.routing.table import Guardrails, Rollout
 from gateway.state import GatewayState
 
-router = APIRouter(prefix="/v1/admin/rollouts", tags=["rollouts"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1/admin/rollouts", tags=["rollouts"])
+
+READ = refusals(*CALLER)
+CHANGE = refusals(*CALLER, *JSON_BODY, NotFound, FailedPrecondition)
+"""A change of a table: its body, the model or version unknown, the change impossible now."""
 unversioned_router = APIRouter(prefix="/admin/rollouts", tags=["rollouts"])
 
 
@@ -125,7 +130,7 @@ async def _status(state: GatewayState, model: str, rollout: Rollout | None) -> R
     )
 
 
-@router.get("", summary="Every routing table this replica routes with")
+@router.get("", summary="Every routing table this replica routes with", responses=READ)
 async def list_rollouts(request: Request) -> dict[str, Any]:
     state, _ = await operator(request)
     return {
@@ -134,7 +139,12 @@ async def list_rollouts(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/{model}", response_model=RolloutStatus, summary="A model's table and live figures")
+@router.get(
+    "/{model}",
+    response_model=RolloutStatus,
+    summary="A model's table and live figures",
+    responses=READ,
+)
 @unversioned_router.get("/{model}", response_model=RolloutStatus)
 async def rollout_status(model: str, request: Request) -> RolloutStatus:
     state, _ = await operator(request)
@@ -146,6 +156,7 @@ async def rollout_status(model: str, request: Request) -> RolloutStatus:
     "/{model}/start",
     response_model=RolloutStatus,
     summary="Put a canary version in front of a share of callers",
+    responses=CHANGE,
     openapi_extra=documented(StartCanary, pin=False),
 )
 async def start(model: str, request: Request) -> RolloutStatus:
@@ -167,6 +178,7 @@ async def start(model: str, request: Request) -> RolloutStatus:
     "/{model}/weight",
     response_model=RolloutStatus,
     summary="Set the canary's share of callers",
+    responses=CHANGE,
     openapi_extra=documented(SetWeight, pin=False),
 )
 async def set_weight(model: str, request: Request) -> RolloutStatus:
@@ -176,14 +188,21 @@ async def set_weight(model: str, request: Request) -> RolloutStatus:
     return await _applied(state, rollout)
 
 
-@router.post("/{model}/pause", response_model=RolloutStatus, summary="Hold automatic steps")
+@router.post(
+    "/{model}/pause",
+    response_model=RolloutStatus,
+    summary="Hold automatic steps",
+    responses=CHANGE,
+)
 async def pause(model: str, request: Request) -> RolloutStatus:
     state, actor = await operator(request)
     body = await _optional_body(request, Reason)
     return await _applied(state, await _ops(state).pause(model, True, actor, body.reason))
 
 
-@router.post("/{model}/resume", response_model=RolloutStatus, summary="Go on stepping")
+@router.post(
+    "/{model}/resume", response_model=RolloutStatus, summary="Go on stepping", responses=CHANGE
+)
 async def resume(model: str, request: Request) -> RolloutStatus:
     state, actor = await operator(request)
     body = await _optional_body(request, Reason)
@@ -194,6 +213,7 @@ async def resume(model: str, request: Request) -> RolloutStatus:
     "/{model}/promote",
     response_model=RolloutStatus,
     summary="Make the canary the stable version (the old one is deprecated)",
+    responses=CHANGE,
     openapi_extra=documented(Promote, pin=False),
 )
 async def promote(model: str, request: Request) -> RolloutStatus:
@@ -207,6 +227,7 @@ async def promote(model: str, request: Request) -> RolloutStatus:
     "/{model}/rollback",
     response_model=RolloutStatus,
     summary="Send every caller of the canary back to stable",
+    responses=CHANGE,
     openapi_extra=documented(CanaryAction, pin=False),
 )
 async def rollback(model: str, request: Request) -> RolloutStatus:
@@ -220,6 +241,7 @@ async def rollback(model: str, request: Request) -> RolloutStatus:
     "/{model}/versions/{version}",
     response_model=RolloutStatus,
     summary="Deprecate (Deprecation and Sunset headers) or retire (410) a version",
+    responses=CHANGE,
     openapi_extra=documented(VersionState, pin=False),
 )
 async def set_version_state(model: str, version: str, request: Request) -> RolloutStatus:
@@ -235,6 +257,7 @@ async def set_version_state(model: str, version: str, request: Request) -> Rollo
     "/{model}/allowlist/{caller}",
     response_model=RolloutStatus,
     summary="Send one caller (key:<id> or jwt:<subject>) to a version",
+    responses=CHANGE,
     openapi_extra=documented(AllowCaller, pin=False),
 )
 async def allow(model: str, caller: str, request: Request) -> RolloutStatus:
@@ -245,14 +268,22 @@ async def allow(model: str, caller: str, request: Request) -> RolloutStatus:
 
 
 @router.delete(
-    "/{model}/allowlist/{caller}", response_model=RolloutStatus, summary="Unlist a caller"
+    "/{model}/allowlist/{caller}",
+    response_model=RolloutStatus,
+    summary="Unlist a caller",
+    responses=refusals(*CALLER, InvalidArgument, NotFound, FailedPrecondition),
 )
 async def disallow(model: str, caller: str, request: Request) -> RolloutStatus:
     state, actor = await operator(request)
     return await _applied(state, await _ops(state).allow(model, caller, None, actor, ""))
 
 
-@router.get("/{model}/audit", response_model=AuditList, summary="Changes, newest first")
+@router.get(
+    "/{model}/audit",
+    response_model=AuditList,
+    summary="Changes, newest first",
+    responses=refusals(*CALLER, InvalidArgument),
+)
 async def audit(model: str, request: Request, limit: int = 100) -> AuditList:
     state, _ = await operator(request)
     entries = await state.routing.audit(model, max(1, min(limit, 1000)))

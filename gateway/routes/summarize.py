@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
-from gateway.access.auth import Caller, unauthenticated
+from gateway.access.auth import Caller
 from gateway.edge import request_context
-from gateway.errors.refusals import ApiError
+from gateway.errors.refusals import InvalidArgument, Unauthenticated
 from gateway.limits import generation
 from gateway.pipeline import call_backend, plan_call
 from gateway.routes.bodies import (
@@ -23,7 +23,7 @@ from gateway.routes.bodies import (
     version_pin,
 )
 from gateway.routes.openapi import sse_content
-from gateway.routes.responses import ERROR_RESPONSES, json_answer
+from gateway.routes.responses import CALLER, JSON_BODY, MODEL_CALL, json_answer, refusals
 from gateway.routes.schemas import (
     StreamQuery,
     StreamTokenAnswer,
@@ -33,7 +33,9 @@ from gateway.routes.schemas import (
 from gateway.routes.summary_stream import max_new_tokens, stream_summary, usage_from
 from gateway.state import gateway_state
 
-router = APIRouter(prefix="/v1", tags=["models"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1", tags=["models"])
+
+REFUSALS = refusals(*CALLER, *JSON_BODY, *MODEL_CALL)
 
 SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
@@ -51,12 +53,14 @@ SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
     "/summarize",
     response_model=SummarizeAnswer,
     summary="Summarize a text",
+    responses=REFUSALS,
     openapi_extra=documented(SummarizeBody),
 )
 @router.post(
     PINNED_PREFIX + "/summarize",
     response_model=SummarizeAnswer,
     summary="Summarize a text with a pinned model version",
+    responses=REFUSALS,
     openapi_extra=documented_pinned(SummarizeBody),
 )
 async def summarize(request: Request) -> object:
@@ -93,14 +97,14 @@ async def summarize(request: Request) -> object:
     "/summarize/stream",
     summary="Summarize a text, streamed token by token (Server-Sent Events)",
     response_class=EventSourceResponse,
-    responses=SSE_RESPONSES,
+    responses={**SSE_RESPONSES, **REFUSALS},
     openapi_extra=documented(SummarizeBody),
 )
 @router.post(
     PINNED_PREFIX + "/summarize/stream",
     summary="Summarize a text, streamed, with a pinned model version",
     response_class=EventSourceResponse,
-    responses=SSE_RESPONSES,
+    responses={**SSE_RESPONSES, **REFUSALS},
     openapi_extra=documented_pinned(SummarizeBody),
 )
 async def summarize_stream_post(request: Request) -> Response:
@@ -114,7 +118,7 @@ async def summarize_stream_post(request: Request) -> Response:
     " only GET. The text may be at most `max_query_text_chars` characters long (4096 by"
     " default); POST longer texts.",
     response_class=EventSourceResponse,
-    responses=SSE_RESPONSES,
+    responses={**SSE_RESPONSES, **refusals(*CALLER, *MODEL_CALL)},
     openapi_extra=VERSION_PIN_DOC,
 )
 async def summarize_stream_get(
@@ -123,18 +127,16 @@ async def summarize_stream_get(
     state = gateway_state(request)
     cap = state.settings.max_query_text_chars
     if len(query.text) > cap:
-        raise ApiError(
-            400,
-            "invalid_argument",
-            f"text: at most {cap} characters in a query string; POST longer texts",
+        raise InvalidArgument(
+            f"text: at most {cap} characters in a query string; POST longer texts"
         )
     caller = None
     if query.stream_token is not None and request.headers.get("last-event-id") is None:
         caller = await state.stream_tokens.redeem(query.stream_token)
         if caller is None:
-            raise unauthenticated("the stream token is unknown, used or expired")
+            raise Unauthenticated("the stream token is unknown, used or expired")
         if not await state.auth.still_valid(caller):
-            raise unauthenticated("the API key the stream token was made with was revoked")
+            raise Unauthenticated("the API key the stream token was made with was revoked")
     body = SummarizeBody.model_validate(query.model_dump(exclude={"stream_token"}))
     return await open_stream(request, body, caller)
 
@@ -143,6 +145,7 @@ async def summarize_stream_get(
     "/summarize/stream-token",
     response_model=StreamTokenAnswer,
     summary="A single-use token that lets EventSource open one stream",
+    responses=refusals(*CALLER),
     description="EventSource cannot send an API key in a header: trade the key for a token"
     " that opens one `GET /v1/summarize/stream?stream_token=...` within a minute.",
 )

@@ -16,7 +16,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from gateway.edge import request_context
 from gateway.errors.grpc_status import from_grpc
-from gateway.errors.refusals import ApiError, envelope
+from gateway.errors.refusals import ApiError, Internal, Unavailable, envelope
 from gateway.limits import generation
 from gateway.pipeline import PlannedCall
 from gateway.routes.schemas import DoneEvent, SummarizeBody, TokenEvent, Usage
@@ -96,7 +96,7 @@ async def _start_stream(
         call.cancel()
         raise
     if not isinstance(first, summarizer_pb2.SummarizeStreamResponse):  # the end of the stream
-        raise ApiError(500, "internal", "the model service ended the stream without a summary")
+        raise Internal("the model service ended the stream without a summary")
     record = request_context.current()
     record.answered_by(first.model, first.version, time.perf_counter() - started)
     record.stream = True
@@ -165,17 +165,16 @@ async def _events(
             if not reading.done():
                 reading.cancel()
                 yield _error_event(
-                    "unavailable", "the gateway is shutting down; send the request again"
+                    Unavailable("the gateway is shutting down; send the request again")
                 )
                 return
             try:
                 read = reading.result()
             except aio.AioRpcError as error:
-                failure = from_grpc(error, "summarizer")
-                yield _error_event(failure.code, failure.message, request_id)
+                yield _error_event(from_grpc(error, "summarizer"), request_id)
                 return
             if not isinstance(read, summarizer_pb2.SummarizeStreamResponse):  # the end
-                yield _error_event("internal", "the stream ended before the summary was done")
+                yield _error_event(Internal("the stream ended before the summary was done"))
                 return
             message = read
     finally:
@@ -187,5 +186,8 @@ async def _events(
         _settle_later(plan, lease, generated)
 
 
-def _error_event(code: str, message: str, request_id: str | None = None) -> ServerSentEvent:
-    return ServerSentEvent(json.dumps(envelope(code, message, request_id)), event="error")
+def _error_event(error: ApiError, request_id: str | None = None) -> ServerSentEvent:
+    """A refusal as the stream's last event (its answer's status went out already)."""
+    return ServerSentEvent(
+        json.dumps(envelope(error.code, error.message, request_id)), event="error"
+    )

@@ -15,7 +15,7 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from gateway.backends.endpoints import SERVICES, Backends
-from gateway.errors.refusals import ApiError
+from gateway.errors.refusals import FailedPrecondition, InvalidArgument, NotFound
 from gateway.errors.validation import validation_message
 from gateway.routing.store import RoutingStore, audit_entry
 from gateway.routing.table import Guardrails, Rollout, VersionRoute
@@ -27,10 +27,6 @@ ATTEMPTS = 5
 Change = Callable[[Rollout | None], Rollout]
 
 
-def refused(message: str, status: int = 409, code: str = "failed_precondition") -> ApiError:
-    return ApiError(status, code, message)
-
-
 class RolloutOps:
     def __init__(self, store: RoutingStore, backends: Backends) -> None:
         self.store = store
@@ -40,7 +36,7 @@ class RolloutOps:
         for service in SERVICES:
             if any(info.name == model for info in self.backends.models(service)):
                 return service
-        raise refused(f"no backend lists a model named {model!r}", 404, "not_found")
+        raise NotFound(f"no backend lists a model named {model!r}")
 
     def _listed(self, model: str) -> models_pb2.ModelInfo:
         service = self.service_of(model)
@@ -53,14 +49,14 @@ class RolloutOps:
         """404 for a version no backend lists; 409 when it should take traffic and no
         backend hosting it is healthy."""
         if version not in self.listed_versions(model):
-            raise refused(f"no backend lists {model} {version}", 404, "not_found")
+            raise NotFound(f"no backend lists {model} {version}")
         if taking_traffic and not self.backends.serving(self.service_of(model), model, version):
-            raise refused(f"no healthy backend hosts {model} {version}")
+            raise FailedPrecondition(f"no healthy backend hosts {model} {version}")
 
     def default_version(self, model: str) -> str:
         default = next((v.version for v in self._listed(model).versions if v.is_default), None)
         if default is None:
-            raise refused(f"{model} lists no default version: name the stable one")
+            raise FailedPrecondition(f"{model} lists no default version: name the stable one")
         return default
 
     async def change(
@@ -73,13 +69,13 @@ class RolloutOps:
             try:
                 after = Rollout.model_validate(change(before).model_dump())
             except ValidationError as error:
-                raise refused(validation_message(error.errors()), 400, "invalid_argument") from None
+                raise InvalidArgument(validation_message(error.errors())) from None
             entry = audit_entry(actor, action, model, reason, before, after)
             if await self.store.change(before, after, entry):
                 written = await self.store.get(model)
                 assert written is not None
                 return written
-        raise refused(f"the table of {model} kept changing; try again")
+        raise FailedPrecondition(f"the table of {model} kept changing; try again")
 
     async def start(
         self,
@@ -101,17 +97,17 @@ class RolloutOps:
         def start(before: Rollout | None) -> Rollout:
             if before is None:
                 if default_stable == canary:
-                    raise refused(f"{canary} would be both stable and canary", 400)
+                    raise InvalidArgument(f"{canary} would be both stable and canary")
                 versions = [VersionRoute(version=default_stable, state="stable")]
             else:
                 running = [c for c in before.canaries if c.weight > 0 and c.version != canary]
                 if running:
-                    raise refused(
+                    raise FailedPrecondition(
                         f"{running[0].version} is already a canary of {model}: promote it or"
                         " roll it back first"
                     )
                 if before.stable.version == canary:
-                    raise refused(f"{canary} is the stable version of {model}", 400)
+                    raise InvalidArgument(f"{canary} is the stable version of {model}")
                 versions = [v for v in before.versions if v.version != canary]
             versions.append(VersionRoute(version=canary, state="canary", weight=weight))
             return Rollout(
@@ -133,7 +129,7 @@ class RolloutOps:
         self, model: str, weight: float, actor: str, reason: str, version: str | None = None
     ) -> Rollout:
         if not 0 <= weight <= 100:
-            raise refused(f"weight {weight}: give a percentage from 0 to 100", 400)
+            raise InvalidArgument(f"weight {weight}: give a percentage from 0 to 100")
         canary = self._canary_of(await self._existing(model), version)
         self.check_version(model, canary, weight > 0)
         now = time.time()
@@ -206,13 +202,15 @@ class RolloutOps:
         sunset: datetime | None = None,
     ) -> Rollout:
         if state not in ("deprecated", "retired"):
-            raise refused("state: deprecated or retired", 400, "invalid_argument")
+            raise InvalidArgument("state: deprecated or retired")
         table = await self._existing(model)
         route = table.route_of(version)
         if route is None:
             self.check_version(model, version, False)
         elif route.state == "stable":
-            raise refused(f"{version} is the stable version of {model}: promote another first")
+            raise FailedPrecondition(
+                f"{version} is the stable version of {model}: promote another first"
+            )
 
         def mark(before: Rollout | None) -> Rollout:
             current = self._present(model, before)
@@ -227,7 +225,7 @@ class RolloutOps:
     ) -> Rollout:
         """Send ``caller`` (``key:<id>`` or ``jwt:<subject>``) to ``version``; None: remove."""
         if not caller.startswith(("key:", "jwt:")):
-            raise refused("caller: key:<id> or jwt:<subject>", 400, "invalid_argument")
+            raise InvalidArgument("caller: key:<id> or jwt:<subject>")
         await self._existing(model)
         if version is not None:
             self.check_version(model, version, True)
@@ -246,13 +244,13 @@ class RolloutOps:
     async def _existing(self, model: str) -> Rollout:
         table = await self.store.get(model)
         if table is None:
-            raise refused(f"{model} has no routing table: start a rollout first", 404, "not_found")
+            raise NotFound(f"{model} has no routing table: start a rollout first")
         return table
 
     @staticmethod
     def _present(model: str, table: Rollout | None) -> Rollout:
         if table is None:
-            raise refused(f"{model} has no routing table", 404, "not_found")
+            raise NotFound(f"{model} has no routing table")
         return table
 
     @staticmethod
@@ -260,10 +258,10 @@ class RolloutOps:
         canaries = [c.version for c in table.canaries]
         if version is not None:
             if version not in canaries:
-                raise refused(f"{version} is not a canary of {table.model}")
+                raise FailedPrecondition(f"{version} is not a canary of {table.model}")
             return version
         if len(canaries) != 1:
-            raise refused(
+            raise FailedPrecondition(
                 f"{table.model} has {len(canaries)} canaries: name the version"
                 if canaries
                 else f"{table.model} has no canary: start one"

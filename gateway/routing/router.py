@@ -19,7 +19,7 @@ import redis.asyncio as redis
 
 from gateway.backends.endpoints import Backends
 from gateway.edge.metrics import GatewayMetrics
-from gateway.errors.refusals import ApiError
+from gateway.errors.refusals import Gone
 from gateway.routing.store import RoutingState, RoutingStore, audit_entry
 from gateway.routing.table import Choice, Rollout, RouteReason, choose
 
@@ -146,7 +146,7 @@ class Router:
         if route is None:
             return Target(name, choice.version, choice.reason)
         if route.state == "retired":
-            raise ApiError(410, "gone", f"{name} {route.version} is retired")
+            raise Gone(f"{name} {route.version} is retired")
         headers: list[tuple[str, str]] = []
         if route.state == "deprecated":
             since = route.deprecated_at
