@@ -26,7 +26,9 @@ from its own folder and from those listed before it, never from one listed after
     The gateway's settings, its stores (Redis, or this process), the state its handlers
     share, and the plan every model request follows.
 ``routes/``
-    The HTTP routes: thin handlers, the bodies they read and the JSON they answer.
+    The HTTP routes: thin handlers, the bodies they read, the JSON they answer, the
+    refusals each declares, and what they get from FastAPI's dependencies (the state,
+    the caller with a role).
 ``app.py``, ``server.py``
     The FastAPI application assembled, and uvicorn running it with a drain on SIGTERM.
 

@@ -28,7 +28,7 @@ from gateway.edge import request_context
 from gateway.errors.grpc_status import from_grpc
 from gateway.errors.refusals import ApiError, DeadlineExceeded, InvalidArgument, Unavailable
 from gateway.routing.router import Target
-from gateway.state import GatewayState, gateway_state
+from gateway.state import GatewayState
 
 T = TypeVar("T")
 
@@ -60,6 +60,7 @@ CacheKeys = Callable[[Target], list[str] | None]
 
 async def plan_call(
     request: Request,
+    state: GatewayState,
     service: str,
     model: str,
     pin: str | None,
@@ -69,7 +70,6 @@ async def plan_call(
     """Steps 2 to 4 for one model request, in their order (step 5 follows in the routes
     of deterministic models, which give ``cache_keys_for``). (A caller already known, from
     a stream token, skips authentication.)"""
-    state = gateway_state(request)
     admit()
     record = request_context.current()
     started = time.perf_counter()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastapi import Request
-
 from gateway.access.auth import Authenticator
 from gateway.access.keys import KeyStore
 from gateway.access.stream_tokens import StreamTokens
@@ -36,8 +34,3 @@ class GatewayState:
     router: Router
     live: LiveStats
     limits: LimitPolicy
-
-
-def gateway_state(request: Request) -> GatewayState:
-    state: GatewayState = request.app.state.gateway
-    return state

@@ -9,11 +9,10 @@ from gateway.access.keys import ROLES
 from gateway.errors.refusals import InvalidArgument, NotFound
 from gateway.errors.validation import validation_message
 from gateway.limits.tiers import TierLimits
-from gateway.routes.access import caller_with_role
 from gateway.routes.bodies import documented, read_body
+from gateway.routes.deps import Admin, State
 from gateway.routes.responses import CALLER, JSON_BODY, refusals
 from gateway.routes.schemas import Integer
-from gateway.state import GatewayState
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -49,11 +48,6 @@ class KeyList(BaseModel):
     keys: list[KeyInfo]
 
 
-async def _admin(request: Request) -> GatewayState:
-    state, _ = await caller_with_role(request, "admin")
-    return state
-
-
 @router.post(
     "/keys",
     response_model=CreatedKey,
@@ -62,8 +56,7 @@ async def _admin(request: Request) -> GatewayState:
     responses=refusals(*CALLER, *JSON_BODY),
     openapi_extra=documented(NewKey, pin=False),
 )
-async def create_key(request: Request) -> CreatedKey:
-    state = await _admin(request)
+async def create_key(request: Request, state: State, caller: Admin) -> CreatedKey:
     wanted = await read_body(request, NewKey)
     if wanted.role not in ROLES:
         raise InvalidArgument(f"role: one of {', '.join(ROLES)}")
@@ -85,8 +78,7 @@ async def create_key(request: Request) -> CreatedKey:
     summary="List API keys (never the keys)",
     responses=refusals(*CALLER),
 )
-async def list_keys(request: Request) -> KeyList:
-    state = await _admin(request)
+async def list_keys(state: State, caller: Admin) -> KeyList:
     return KeyList(keys=[KeyInfo(**record.public()) for record in await state.keys.list()])
 
 
@@ -96,7 +88,6 @@ async def list_keys(request: Request) -> KeyList:
     summary="Revoke an API key",
     responses=refusals(*CALLER, NotFound),
 )
-async def revoke_key(key_id: str, request: Request) -> None:
-    state = await _admin(request)
+async def revoke_key(key_id: str, state: State, caller: Admin) -> None:
     if not await state.keys.revoke(key_id):
         raise NotFound(f"no key {key_id!r}")

@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.backends.endpoints import SERVICES
 from gateway.errors.refusals import AlreadyExists, InvalidArgument, NotFound
-from gateway.routes.access import operator
 from gateway.routes.bodies import documented, read_body
+from gateway.routes.deps import Actor, Operator, State
 from gateway.routes.responses import CALLER, JSON_BODY, refusals
 from gateway.routing.store import AddedBackend, audit_entry
 from gateway.state import GatewayState
@@ -68,8 +68,7 @@ def _checked(service: str, address: str) -> None:
     summary="Every backend, its health and versions",
     responses=refusals(*CALLER),
 )
-async def list_backends(request: Request) -> BackendList:
-    state, _ = await operator(request)
+async def list_backends(state: State, caller: Operator) -> BackendList:
     return _listing(state)
 
 
@@ -81,8 +80,7 @@ async def list_backends(request: Request) -> BackendList:
     responses=refusals(*CALLER, *JSON_BODY, AlreadyExists),
     openapi_extra=documented(NewBackend, pin=False),
 )
-async def add_backend(request: Request) -> BackendList:
-    state, actor = await operator(request)
+async def add_backend(request: Request, state: State, actor: Actor) -> BackendList:
     body = await read_body(request, NewBackend)
     _checked(body.service, body.address)
     if body.address in state.settings.backends(body.service):
@@ -102,8 +100,7 @@ async def add_backend(request: Request) -> BackendList:
     summary="Remove an added backend",
     responses=refusals(*CALLER, InvalidArgument, NotFound),
 )
-async def remove_backend(service: str, address: str, request: Request) -> BackendList:
-    state, actor = await operator(request)
+async def remove_backend(service: str, address: str, state: State, actor: Actor) -> BackendList:
     _checked(service, address)
     added = next(
         (b for b in state.router.state.backends if (b.service, b.address) == (service, address)),

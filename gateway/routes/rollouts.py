@@ -12,8 +12,8 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.errors.refusals import FailedPrecondition, InvalidArgument, NotFound
-from gateway.routes.access import operator
 from gateway.routes.bodies import Body, documented, read_body
+from gateway.routes.deps import Actor, Operator, State
 from gateway.routes.responses import CALLER, JSON_BODY, refusals
 from gateway.routing.guardrails import judge
 from gateway.routing.rollout_ops import RolloutOps
@@ -131,8 +131,7 @@ async def _status(state: GatewayState, model: str, rollout: Rollout | None) -> R
 
 
 @router.get("", summary="Every routing table this replica routes with", responses=READ)
-async def list_rollouts(request: Request) -> dict[str, Any]:
-    state, _ = await operator(request)
+async def list_rollouts(state: State, caller: Operator) -> dict[str, Any]:
     return {
         "routing_revision": state.router.revision,
         "rollouts": {m: r.model_dump(mode="json") for m, r in state.router.tables().items()},
@@ -146,8 +145,7 @@ async def list_rollouts(request: Request) -> dict[str, Any]:
     responses=READ,
 )
 @unversioned_router.get("/{model}", response_model=RolloutStatus)
-async def rollout_status(model: str, request: Request) -> RolloutStatus:
-    state, _ = await operator(request)
+async def rollout_status(model: str, state: State, caller: Operator) -> RolloutStatus:
     stored = await state.routing.get(model)
     return await _status(state, model, stored)
 
@@ -159,8 +157,7 @@ async def rollout_status(model: str, request: Request) -> RolloutStatus:
     responses=CHANGE,
     openapi_extra=documented(StartCanary, pin=False),
 )
-async def start(model: str, request: Request) -> RolloutStatus:
-    state, actor = await operator(request)
+async def start(model: str, request: Request, state: State, actor: Actor) -> RolloutStatus:
     body = await read_body(request, StartCanary)
     rollout = await _ops(state).start(
         model,
@@ -181,8 +178,7 @@ async def start(model: str, request: Request) -> RolloutStatus:
     responses=CHANGE,
     openapi_extra=documented(SetWeight, pin=False),
 )
-async def set_weight(model: str, request: Request) -> RolloutStatus:
-    state, actor = await operator(request)
+async def set_weight(model: str, request: Request, state: State, actor: Actor) -> RolloutStatus:
     body = await read_body(request, SetWeight)
     rollout = await _ops(state).set_weight(model, body.weight, actor, body.reason, body.version)
     return await _applied(state, rollout)
@@ -194,8 +190,7 @@ async def set_weight(model: str, request: Request) -> RolloutStatus:
     summary="Hold automatic steps",
     responses=CHANGE,
 )
-async def pause(model: str, request: Request) -> RolloutStatus:
-    state, actor = await operator(request)
+async def pause(model: str, request: Request, state: State, actor: Actor) -> RolloutStatus:
     body = await _optional_body(request, Reason)
     return await _applied(state, await _ops(state).pause(model, True, actor, body.reason))
 
@@ -203,8 +198,7 @@ async def pause(model: str, request: Request) -> RolloutStatus:
 @router.post(
     "/{model}/resume", response_model=RolloutStatus, summary="Go on stepping", responses=CHANGE
 )
-async def resume(model: str, request: Request) -> RolloutStatus:
-    state, actor = await operator(request)
+async def resume(model: str, request: Request, state: State, actor: Actor) -> RolloutStatus:
     body = await _optional_body(request, Reason)
     return await _applied(state, await _ops(state).pause(model, False, actor, body.reason))
 
@@ -216,8 +210,7 @@ async def resume(model: str, request: Request) -> RolloutStatus:
     responses=CHANGE,
     openapi_extra=documented(Promote, pin=False),
 )
-async def promote(model: str, request: Request) -> RolloutStatus:
-    state, actor = await operator(request)
+async def promote(model: str, request: Request, state: State, actor: Actor) -> RolloutStatus:
     body = await _optional_body(request, Promote)
     rollout = await _ops(state).promote(model, actor, body.reason, body.version, body.sunset)
     return await _applied(state, rollout)
@@ -230,8 +223,7 @@ async def promote(model: str, request: Request) -> RolloutStatus:
     responses=CHANGE,
     openapi_extra=documented(CanaryAction, pin=False),
 )
-async def rollback(model: str, request: Request) -> RolloutStatus:
-    state, actor = await operator(request)
+async def rollback(model: str, request: Request, state: State, actor: Actor) -> RolloutStatus:
     body = await _optional_body(request, CanaryAction)
     rollout = await _ops(state).rollback(model, actor, body.reason, body.version)
     return await _applied(state, rollout)
@@ -244,8 +236,9 @@ async def rollback(model: str, request: Request) -> RolloutStatus:
     responses=CHANGE,
     openapi_extra=documented(VersionState, pin=False),
 )
-async def set_version_state(model: str, version: str, request: Request) -> RolloutStatus:
-    state, actor = await operator(request)
+async def set_version_state(
+    model: str, version: str, request: Request, state: State, actor: Actor
+) -> RolloutStatus:
     body = await read_body(request, VersionState)
     rollout = await _ops(state).set_state(
         model, version, body.state, actor, body.reason, body.sunset
@@ -260,8 +253,9 @@ async def set_version_state(model: str, version: str, request: Request) -> Rollo
     responses=CHANGE,
     openapi_extra=documented(AllowCaller, pin=False),
 )
-async def allow(model: str, caller: str, request: Request) -> RolloutStatus:
-    state, actor = await operator(request)
+async def allow(
+    model: str, caller: str, request: Request, state: State, actor: Actor
+) -> RolloutStatus:
     body = await read_body(request, AllowCaller)
     rollout = await _ops(state).allow(model, caller, body.version, actor, body.reason)
     return await _applied(state, rollout)
@@ -273,8 +267,7 @@ async def allow(model: str, caller: str, request: Request) -> RolloutStatus:
     summary="Unlist a caller",
     responses=refusals(*CALLER, InvalidArgument, NotFound, FailedPrecondition),
 )
-async def disallow(model: str, caller: str, request: Request) -> RolloutStatus:
-    state, actor = await operator(request)
+async def disallow(model: str, caller: str, state: State, actor: Actor) -> RolloutStatus:
     return await _applied(state, await _ops(state).allow(model, caller, None, actor, ""))
 
 
@@ -284,7 +277,6 @@ async def disallow(model: str, caller: str, request: Request) -> RolloutStatus:
     summary="Changes, newest first",
     responses=refusals(*CALLER, InvalidArgument),
 )
-async def audit(model: str, request: Request, limit: int = 100) -> AuditList:
-    state, _ = await operator(request)
+async def audit(model: str, state: State, caller: Operator, limit: int = 100) -> AuditList:
     entries = await state.routing.audit(model, max(1, min(limit, 1000)))
     return AuditList(entries=[e.public() for e in entries])

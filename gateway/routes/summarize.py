@@ -22,6 +22,7 @@ from gateway.routes.bodies import (
     read_body,
     version_pin,
 )
+from gateway.routes.deps import Client, State
 from gateway.routes.openapi import sse_content
 from gateway.routes.responses import CALLER, JSON_BODY, MODEL_CALL, json_answer, refusals
 from gateway.routes.schemas import (
@@ -31,7 +32,7 @@ from gateway.routes.schemas import (
     SummarizeBody,
 )
 from gateway.routes.summary_stream import max_new_tokens, stream_summary, usage_from
-from gateway.state import gateway_state
+from gateway.state import GatewayState
 
 router = APIRouter(prefix="/v1", tags=["models"])
 
@@ -63,10 +64,10 @@ SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
     responses=REFUSALS,
     openapi_extra=documented_pinned(SummarizeBody),
 )
-async def summarize(request: Request) -> object:
+async def summarize(request: Request, state: State) -> object:
     body = await read_body(request, SummarizeBody)
     model = model_of(request, body.model)
-    plan = await plan_call(request, "summarizer", model, version_pin(request))
+    plan = await plan_call(request, state, "summarizer", model, version_pin(request))
     tokens = await max_new_tokens(plan, body.max_new_tokens)
     reply = await call_backend(
         "summarizer",
@@ -107,8 +108,8 @@ async def summarize(request: Request) -> object:
     responses={**SSE_RESPONSES, **REFUSALS},
     openapi_extra=documented_pinned(SummarizeBody),
 )
-async def summarize_stream_post(request: Request) -> Response:
-    return await open_stream(request, await read_body(request, SummarizeBody))
+async def summarize_stream_post(request: Request, state: State) -> Response:
+    return await open_stream(request, state, await read_body(request, SummarizeBody))
 
 
 @router.get(
@@ -122,9 +123,8 @@ async def summarize_stream_post(request: Request) -> Response:
     openapi_extra=VERSION_PIN_DOC,
 )
 async def summarize_stream_get(
-    query: Annotated[StreamQuery, Query()], request: Request
+    query: Annotated[StreamQuery, Query()], request: Request, state: State
 ) -> Response:
-    state = gateway_state(request)
     cap = state.settings.max_query_text_chars
     if len(query.text) > cap:
         raise InvalidArgument(
@@ -138,7 +138,7 @@ async def summarize_stream_get(
         if not await state.auth.still_valid(caller):
             raise Unauthenticated("the API key the stream token was made with was revoked")
     body = SummarizeBody.model_validate(query.model_dump(exclude={"stream_token"}))
-    return await open_stream(request, body, caller)
+    return await open_stream(request, state, body, caller)
 
 
 @router.post(
@@ -149,21 +149,18 @@ async def summarize_stream_get(
     description="EventSource cannot send an API key in a header: trade the key for a token"
     " that opens one `GET /v1/summarize/stream?stream_token=...` within a minute.",
 )
-async def stream_token(request: Request) -> StreamTokenAnswer:
-    state = gateway_state(request)
-    caller = await state.auth.authenticate(request, "client")
-    request_context.current().caller = caller.id
+async def stream_token(state: State, caller: Client) -> StreamTokenAnswer:
     token = await state.stream_tokens.issue(caller)
     return StreamTokenAnswer(stream_token=token, expires_in_s=state.stream_tokens.ttl_s)
 
 
 async def open_stream(
-    request: Request, body: SummarizeBody, caller: Caller | None = None
+    request: Request, state: GatewayState, body: SummarizeBody, caller: Caller | None = None
 ) -> Response:
     # EventSource reconnects by itself after a stream ends; a generation cannot be
     # resumed, and starting a new one would repeat the text: 204 tells it to stop.
     if request.headers.get("last-event-id") is not None:
         return Response(status_code=204)
     model = model_of(request, body.model)
-    plan = await plan_call(request, "summarizer", model, version_pin(request), caller)
+    plan = await plan_call(request, state, "summarizer", model, version_pin(request), caller)
     return await stream_summary(plan, body)
