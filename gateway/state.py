@@ -5,17 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.access.auth import Authenticator
-from gateway.access.keys import KeyStore
-from gateway.access.stream_tokens import StreamTokens
+from gateway.access.interfaces import KeyStorage, StreamTokenStorage
 from gateway.backends.endpoints import Backends
-from gateway.cache.prediction import PredictionCache
+from gateway.cache.interfaces import CacheStorage
 from gateway.edge.drain import Drain
 from gateway.edge.metrics import GatewayMetrics
+from gateway.limits.interfaces import LimitStorage
 from gateway.limits.policy import LimitPolicy
-from gateway.limits.ratelimit import RateLimiter
+from gateway.routing.interfaces import RoutingStorage
 from gateway.routing.live_stats import LiveStats
 from gateway.routing.router import Router
-from gateway.routing.store import RoutingStore
 from gateway.settings import GatewaySettings
 
 
@@ -25,12 +24,12 @@ class GatewayState:
     backends: Backends
     metrics: GatewayMetrics
     drain: Drain
-    keys: KeyStore
+    keys: KeyStorage
     auth: Authenticator
-    limiter: RateLimiter
-    stream_tokens: StreamTokens
-    cache: PredictionCache
-    routing: RoutingStore
+    limiter: LimitStorage
+    stream_tokens: StreamTokenStorage
+    cache: CacheStorage
+    routing: RoutingStorage
     router: Router
     live: LiveStats
     limits: LimitPolicy

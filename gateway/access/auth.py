@@ -17,10 +17,12 @@ from dataclasses import dataclass
 import redis.asyncio as redis
 from starlette.requests import Request
 
+from gateway.access.interfaces import KeyStorage
 from gateway.access.jwt_auth import InvalidToken, JwtVerifier
-from gateway.access.keys import ApiKey, KeyStore, UnknownTier, key_hash, key_id_of
+from gateway.access.keys import ApiKey, UnknownTier, key_hash, key_id_of
 from gateway.errors.refusals import PermissionDenied, Unauthenticated, Unavailable
-from gateway.limits.ratelimit import Decision, RateLimiter
+from gateway.limits.interfaces import LimitStorage
+from gateway.limits.ratelimit import Decision
 from gateway.limits.tiers import TierLimits, limits_for
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,7 @@ def credential_of(request: Request) -> str | None:
 class Authenticator:
     def __init__(
         self,
-        keys: KeyStore,
+        keys: KeyStorage,
         tiers: dict[str, TierLimits],
         jwt: JwtVerifier | None = None,
         admin_key_sha256: str | None = None,
@@ -88,7 +90,7 @@ class Authenticator:
         return f"key:{key_id}" if key_id is not None else None
 
     async def admit(
-        self, request: Request, limiter: RateLimiter, also_get: Sequence[str] = ()
+        self, request: Request, limiter: LimitStorage, also_get: Sequence[str] = ()
     ) -> tuple[Caller, Decision | None, list[bytes | None] | None]:
         """The caller of a model request (client role), the request counted against their
         limits and, for an API key, the values of ``also_get`` (cache entries), all in one

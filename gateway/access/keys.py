@@ -22,6 +22,7 @@ from typing import Any
 import redis.asyncio as redis
 from redis.exceptions import NoScriptError
 
+from gateway.limits.interfaces import LimitStorage
 from gateway.limits.ratelimit import (
     HIT_FUNCTION_LUA,
     NOW_LUA,
@@ -109,6 +110,8 @@ class ApiKey:
 
 
 class KeyStore:
+    """API key records in Redis (a ``KeyStorage``)."""
+
     def __init__(self, client: redis.Redis, prefix: str = "sy:") -> None:
         self.client = client
         self.prefix = prefix
@@ -161,7 +164,7 @@ class KeyStore:
         self,
         key: str,
         tiers: dict[str, TierLimits],
-        limiter: RateLimiter,
+        limiter: LimitStorage,
         subject: str,
         *,
         now_ms: int | None = None,
@@ -178,7 +181,7 @@ class KeyStore:
         self,
         key: str,
         tiers: dict[str, TierLimits],
-        limiter: RateLimiter,
+        limiter: LimitStorage,
         subject: str,
         also_get: Sequence[str],
         *,
@@ -186,7 +189,10 @@ class KeyStore:
     ) -> tuple[Checked | None, list[bytes | None] | None]:
         """``verify_and_count``, and the values of ``also_get`` (cache entries the caller
         may be about to read) in the same round trip: a pipeline of the script and an
-        MGET. The values are the caller's to discard if the key turns out not live."""
+        MGET. The values are the caller's to discard if the key turns out not live.
+        ``limiter`` must be the Redis ``RateLimiter``: one script counts with its keys."""
+        if not isinstance(limiter, RateLimiter):
+            raise TypeError("the Redis key store counts requests with the Redis rate limiter")
         key_id = key_id_of(key)
         if key_id is None:
             return None, None

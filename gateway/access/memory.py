@@ -18,18 +18,19 @@ from gateway.access.auth import Caller
 from gateway.access.keys import (
     ApiKey,
     Checked,
-    KeyStore,
     UnknownTier,
     key_hash,
     key_id_of,
     new_record,
 )
-from gateway.access.stream_tokens import TOKEN_PREFIX, StreamTokens
-from gateway.limits.ratelimit import RateLimiter
+from gateway.access.stream_tokens import TOKEN_PREFIX
+from gateway.limits.interfaces import LimitStorage
 from gateway.limits.tiers import TierLimits, limits_for
 
 
-class MemoryKeyStore(KeyStore):
+class MemoryKeyStore:
+    """API key records in this process (a ``KeyStorage``)."""
+
     def __init__(self, seeded: Iterable[tuple[ApiKey, str]] = ()) -> None:
         self._records: dict[str, tuple[ApiKey, str]] = {r.id: (r, h) for r, h in seeded}
 
@@ -46,11 +47,25 @@ class MemoryKeyStore(KeyStore):
             return None
         return None if found[0].revoked else found[0]
 
+    async def verify_and_count(
+        self,
+        key: str,
+        tiers: dict[str, TierLimits],
+        limiter: LimitStorage,
+        subject: str,
+        *,
+        now_ms: int | None = None,
+    ) -> Checked | None:
+        checked, _ = await self.verify_count_and_get(
+            key, tiers, limiter, subject, (), now_ms=now_ms
+        )
+        return checked
+
     async def verify_count_and_get(
         self,
         key: str,
         tiers: dict[str, TierLimits],
-        limiter: RateLimiter,
+        limiter: LimitStorage,
         subject: str,
         also_get: Sequence[str],
         *,
@@ -86,7 +101,9 @@ class MemoryKeyStore(KeyStore):
         return True
 
 
-class MemoryStreamTokens(StreamTokens):
+class MemoryStreamTokens:
+    """Single-use stream tokens in this process (a ``StreamTokenStorage``)."""
+
     def __init__(self, ttl_s: int = 60) -> None:
         self.ttl_s = ttl_s
         self._issued: dict[str, tuple[Caller, float]] = {}

@@ -20,6 +20,8 @@ TOKEN_PREFIX = "sst_"  # noqa: S105 (a prefix, not a secret)
 
 
 class StreamTokens:
+    """Single-use stream tokens in Redis (a ``StreamTokenStorage``)."""
+
     def __init__(self, client: redis.Redis, prefix: str = "sy:", ttl_s: int = 60) -> None:
         self.client = client
         self.prefix = prefix

@@ -7,17 +7,24 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from gateway.cache.prediction import PredictionCache
+from gateway.cache.prediction import entry_key
 
 
-class MemoryPredictionCache(PredictionCache):
-    """At most ``max_entries`` results, the oldest dropped first."""
+class MemoryPredictionCache:
+    """At most ``max_entries`` results, the oldest dropped first (a ``CacheStorage``)."""
 
     def __init__(self, ttl_s: int, max_entries: int = 10_000, prefix: str = "sy:cache:") -> None:
         self.ttl_s = ttl_s
         self.prefix = prefix
         self.max_entries = max_entries
         self._entries: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+
+    @property
+    def enabled(self) -> bool:
+        return self.ttl_s > 0
+
+    def key(self, service: str, model: str, version: str, options: str, text: str) -> str:
+        return entry_key(self.prefix, service, model, version, options, text)
 
     async def lookup(self, keys: Sequence[str]) -> list[bytes | str | None]:
         now = time.monotonic()

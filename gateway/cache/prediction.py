@@ -17,6 +17,7 @@ from typing import TypeVar
 import redis.asyncio as redis
 from pydantic import BaseModel
 
+from gateway.cache.interfaces import CacheStorage
 from gateway.edge import request_context
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,15 @@ log = logging.getLogger(__name__)
 Result = TypeVar("Result", bound=BaseModel)
 
 
+def entry_key(prefix: str, service: str, model: str, version: str, options: str, text: str) -> str:
+    """The name of one text's entry: a version never serves another version's answer."""
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return f"{prefix}{service}:{model}:{version}:{options}:{digest}"
+
+
 class PredictionCache:
+    """Answers in Redis (a ``CacheStorage``)."""
+
     def __init__(self, client: redis.Redis, ttl_s: int, prefix: str = "sy:cache:") -> None:
         self.client = client
         self.ttl_s = ttl_s
@@ -35,8 +44,7 @@ class PredictionCache:
         return self.ttl_s > 0
 
     def key(self, service: str, model: str, version: str, options: str, text: str) -> str:
-        digest = hashlib.sha256(text.encode()).hexdigest()
-        return f"{self.prefix}{service}:{model}:{version}:{options}:{digest}"
+        return entry_key(self.prefix, service, model, version, options, text)
 
     async def lookup(self, keys: Sequence[str]) -> list[bytes | str | None]:
         try:
@@ -59,7 +67,7 @@ class PredictionCache:
 
 
 async def cached_results(
-    cache: PredictionCache,
+    cache: CacheStorage,
     keys: Sequence[str] | None,
     version: str,
     kind: type[Result],

@@ -10,7 +10,7 @@ import math
 import secrets
 import time
 
-from gateway.limits.ratelimit import Decision, RateLimiter
+from gateway.limits.ratelimit import DEFAULT_LEASE_S, Decision
 
 DAY_US = 86_400_000_000
 
@@ -19,8 +19,9 @@ def _now_us(now_ms: int | None) -> int:
     return now_ms * 1000 if now_ms is not None else time.time_ns() // 1000
 
 
-class MemoryRateLimiter(RateLimiter):
-    """The same GCRA and daily quota as the Lua script, for one process."""
+class MemoryRateLimiter:
+    """The same GCRA and daily quota as the Lua script, for one process (a
+    ``LimitStorage``)."""
 
     def __init__(self) -> None:
         self._tat: dict[str, int] = {}
@@ -80,16 +81,41 @@ class MemoryRateLimiter(RateLimiter):
         self._token_use[subject] = (_now_us(now_ms) // DAY_US, used + tokens)
 
     async def open_stream(
-        self, subject: str, max_streams: int, lease_s: float = 600, *, now_ms: int | None = None
+        self,
+        subject: str,
+        max_streams: int,
+        lease_s: float = DEFAULT_LEASE_S,
+        *,
+        now_ms: int | None = None,
     ) -> str | None:
         now = _now_us(now_ms)
-        leases = {k: v for k, v in self._streams.get(subject, {}).items() if v > now}
-        self._streams[subject] = leases
+        leases = self._live_leases(subject, now)
         if len(leases) >= max_streams:
             return None
         lease = secrets.token_hex(8)
         leases[lease] = now + int(lease_s * 1e6)
         return lease
+
+    async def renew_stream(
+        self,
+        subject: str,
+        lease: str,
+        lease_s: float = DEFAULT_LEASE_S,
+        *,
+        now_ms: int | None = None,
+    ) -> bool:
+        now = _now_us(now_ms)
+        leases = self._live_leases(subject, now)
+        if lease not in leases:
+            return False
+        leases[lease] = now + int(lease_s * 1e6)
+        return True
+
+    def _live_leases(self, subject: str, now: int) -> dict[str, int]:
+        """The subject's leases, the expired ones dropped."""
+        leases = {k: v for k, v in self._streams.get(subject, {}).items() if v > now}
+        self._streams[subject] = leases
+        return leases
 
     async def close_stream(self, subject: str, lease: str) -> None:
         self._streams.get(subject, {}).pop(lease, None)

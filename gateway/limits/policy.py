@@ -13,7 +13,8 @@ import redis.asyncio as redis
 from gateway.edge import request_context
 from gateway.edge.metrics import GatewayMetrics
 from gateway.errors.refusals import RateLimited, Unavailable
-from gateway.limits.ratelimit import Decision, RateLimiter
+from gateway.limits.interfaces import LimitStorage
+from gateway.limits.ratelimit import Decision
 from gateway.limits.tiers import TierLimits
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ class LimitPolicy:
     """Where the limits are counted (``limiter``) and what happens when that store cannot
     be reached (``fail_closed``)."""
 
-    def __init__(self, limiter: RateLimiter, metrics: GatewayMetrics, fail_closed: bool) -> None:
+    def __init__(self, limiter: LimitStorage, metrics: GatewayMetrics, fail_closed: bool) -> None:
         self.limiter = limiter
         self.metrics = metrics
         self.fail_closed = fail_closed

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import redis.asyncio as redis
 
 from gateway.edge.metrics import GatewayMetrics
+from gateway.routing.interfaces import RoutingStorage
 from gateway.routing.live_figures import VersionFigures
 from gateway.routing.live_stats import LiveStats
-from gateway.routing.store import RoutingStore, audit_entry
+from gateway.routing.store import audit_entry
 from gateway.routing.table import Guardrails, Rollout, VersionRoute
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def next_step(guardrails: Guardrails, weight: float) -> float | None:
 
 
 class GuardrailKeeper:
-    def __init__(self, store: RoutingStore, live: LiveStats, metrics: GatewayMetrics) -> None:
+    def __init__(self, store: RoutingStorage, live: LiveStats, metrics: GatewayMetrics) -> None:
         self.store = store
         self.live = live
         self.metrics = metrics

@@ -26,8 +26,9 @@ window meanwhile are dropped, as nobody would read them. Delivery is at least on
 that timed out after Redis had applied it is added again. ``figures`` lets Redis errors
 propagate: figures from this process alone would pass for every replica's.
 
-Without Redis (``client=None``) ``flush`` moves the counts into in-process buckets and
-``figures`` reads those: the same API and window over one process's traffic.
+Without Redis (``client=None``) ``flush`` moves the counts into in-process buckets
+(``gateway.routing.memory.MemoryLiveCounts``) and ``figures`` reads those: the same API
+and window over one process's traffic.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from urllib.parse import quote
 
 import redis.asyncio
 
+from gateway.routing.interfaces import Bucket, LiveCountStorage
 from gateway.routing.live_figures import (
     HISTOGRAM,
     LATENCY_FIELDS,
@@ -52,13 +54,13 @@ from gateway.routing.live_figures import (
     VersionFigures,
     figures_of,
 )
+from gateway.routing.memory import MemoryLiveCounts
 
 log = logging.getLogger(__name__)
 
 # A final flush on shutdown must not hold the shutdown up for long when Redis hangs.
 FINAL_FLUSH_TIMEOUT_S = 2.0
 
-_Bucket = tuple[str, str, int]  # model, version, bucket number
 _Counts = defaultdict[str, int]
 
 
@@ -71,7 +73,7 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _add(into: dict[_Bucket, _Counts], buckets: Mapping[_Bucket, Mapping[str, int]]) -> None:
+def _add(into: dict[Bucket, _Counts], buckets: Mapping[Bucket, Mapping[str, int]]) -> None:
     for bucket, counts in buckets.items():
         target = into.get(bucket)
         if target is None:
@@ -98,22 +100,17 @@ class LiveStats:
     ) -> None:
         if bucket_s < 1 or window_s < 1:
             raise ValueError("window_s and bucket_s must be at least 1")
-        self._client = client
         self.window_s = window_s
         self.bucket_s = bucket_s
         self.buckets = math.ceil(window_s / bucket_s)
-        self.ttl_s = window_s + 2 * bucket_s
-        self._prefix = prefix
+        self._store: LiveCountStorage = (
+            MemoryLiveCounts()
+            if client is None
+            else RedisLiveCounts(client, prefix, ttl_s=window_s + 2 * bucket_s)
+        )
         self._clock = clock
-        self._pending: dict[_Bucket, _Counts] = {}
-        self._local: dict[_Bucket, _Counts] = {}  # client None: the flushed counts
+        self._pending: dict[Bucket, _Counts] = {}
         self._unreachable = False
-
-    def bucket_key(self, model: str, version: str, bucket: int) -> str:
-        return f"{self._prefix}{{{_key_part(model)}:{_key_part(version)}}}:{bucket}"
-
-    def versions_key(self, model: str) -> str:
-        return f"{self._prefix}{{{_key_part(model)}}}:versions"
 
     def _window(self) -> tuple[int, int]:
         current = int(self._clock() // self.bucket_s)
@@ -155,7 +152,8 @@ class LiveStats:
             counts[mark + "y:" + label] += 1
 
     async def flush(self) -> None:
-        """Add the counts recorded since the last flush to Redis, in one round trip.
+        """Add the counts recorded since the last flush to the store (Redis: one round
+        trip; without Redis, this process's buckets).
 
         Redis unreachable: the counts are kept for the next flush. Any other Redis error
         (a misconfigured server, say) propagates and the counts are dropped, as resending
@@ -164,14 +162,8 @@ class LiveStats:
         batch, self._pending = self._pending, {}
         oldest, _ = self._window()
         batch = {bucket: counts for bucket, counts in batch.items() if bucket[2] >= oldest}
-        if self._client is None:
-            _add(self._local, batch)
-            self._local = {b: c for b, c in self._local.items() if b[2] >= oldest}
-            return
-        if not batch:
-            return
         try:
-            await self._write(self._client, batch, oldest)
+            await self._store.add(batch, oldest)
         except (redis.ConnectionError, redis.TimeoutError) as error:
             _add(self._pending, batch)
             if not self._unreachable:
@@ -185,29 +177,9 @@ class LiveStats:
             # A flush cancelled at shutdown leaves its counts to the final flush.
             _add(self._pending, batch)
             raise
-        if self._unreachable:
+        if self._unreachable and batch:  # an empty batch did not reach Redis
             self._unreachable = False
             log.info("live stats: Redis answers again; kept counts delivered")
-
-    async def _write(
-        self, client: redis.asyncio.Redis, batch: Mapping[_Bucket, _Counts], oldest: int
-    ) -> None:
-        newest: dict[str, dict[str, int]] = {}
-        async with client.pipeline(transaction=False) as pipe:
-            for (model, version, bucket), counts in batch.items():
-                key = self.bucket_key(model, version, bucket)
-                for field, count in counts.items():
-                    pipe.hincrby(key, field, count)
-                pipe.expire(key, self.ttl_s)
-                versions = newest.setdefault(model, {})
-                versions[version] = max(bucket, versions.get(version, bucket))
-            for model, versions in newest.items():
-                key = self.versions_key(model)
-                # GT: a replica flushing an older bucket late must not hide a newer one.
-                pipe.zadd(key, versions, gt=True)
-                pipe.zremrangebyscore(key, "-inf", f"({oldest}")
-                pipe.expire(key, self.ttl_s)
-            await pipe.execute()
 
     async def run(self, interval_s: float = 1.0) -> None:
         """Flush every ``interval_s`` until cancelled, then flush once more if Redis lets."""
@@ -244,31 +216,70 @@ class LiveStats:
             oldest = max(oldest, math.ceil(since / self.bucket_s))
         named = None if versions is None else list(dict.fromkeys(versions))
         totals: dict[str, _Counts] = {v: defaultdict(int) for v in named or ()}
-        local = [self._pending] if self._client is not None else [self._pending, self._local]
-        for source in local:
-            for (m, version, bucket), counts in source.items():
-                in_window = m == model and oldest <= bucket <= current
-                if in_window and (named is None or version in totals):
-                    _sum_into(totals.setdefault(version, defaultdict(int)), counts.items())
-        if self._client is not None:
-            names = named if named is not None else await self._seen(self._client, model, oldest)
-            read = await self._read(self._client, model, names, range(oldest, current + 1))
-            for version, found in read.items():
-                _sum_into(totals.setdefault(version, defaultdict(int)), found)
+        for (m, version, bucket), counts in self._pending.items():
+            in_window = m == model and oldest <= bucket <= current
+            if in_window and (named is None or version in totals):
+                _sum_into(totals.setdefault(version, defaultdict(int)), counts.items())
+        stored = await self._store.counts(model, named, oldest, current)
+        for version, found in stored.items():
+            _sum_into(totals.setdefault(version, defaultdict(int)), found)
         order = named if named is not None else sorted(totals)
         return {v: figures_of(v, self.window_s, totals[v], assigned_only) for v in order}
 
-    async def _seen(self, client: redis.asyncio.Redis, model: str, oldest: int) -> list[str]:
-        found = await client.zrangebyscore(self.versions_key(model), oldest, "+inf")
+
+class RedisLiveCounts:
+    """The live counters in Redis, added up by every replica (a ``LiveCountStorage``)."""
+
+    def __init__(self, client: redis.asyncio.Redis, prefix: str, ttl_s: int) -> None:
+        self._client = client
+        self._prefix = prefix
+        self.ttl_s = ttl_s
+
+    def bucket_key(self, model: str, version: str, bucket: int) -> str:
+        return f"{self._prefix}{{{_key_part(model)}:{_key_part(version)}}}:{bucket}"
+
+    def versions_key(self, model: str) -> str:
+        return f"{self._prefix}{{{_key_part(model)}}}:versions"
+
+    async def add(self, batch: Mapping[Bucket, Mapping[str, int]], oldest: int) -> None:
+        """One pipeline: HINCRBY per counter, and each model's newest bucket per version."""
+        if not batch:
+            return
+        newest: dict[str, dict[str, int]] = {}
+        async with self._client.pipeline(transaction=False) as pipe:
+            for (model, version, bucket), counts in batch.items():
+                key = self.bucket_key(model, version, bucket)
+                for field, count in counts.items():
+                    pipe.hincrby(key, field, count)
+                pipe.expire(key, self.ttl_s)
+                versions = newest.setdefault(model, {})
+                versions[version] = max(bucket, versions.get(version, bucket))
+            for model, versions in newest.items():
+                key = self.versions_key(model)
+                # GT: a replica flushing an older bucket late must not hide a newer one.
+                pipe.zadd(key, versions, gt=True)
+                pipe.zremrangebyscore(key, "-inf", f"({oldest}")
+                pipe.expire(key, self.ttl_s)
+            await pipe.execute()
+
+    async def counts(
+        self, model: str, versions: Sequence[str] | None, oldest: int, current: int
+    ) -> dict[str, Iterable[tuple[str, int]]]:
+        """One pipeline; two round trips when ``versions`` is None, to find them first."""
+        names = versions if versions is not None else await self._seen(model, oldest)
+        return dict(await self._read(model, names, range(oldest, current + 1)))
+
+    async def _seen(self, model: str, oldest: int) -> list[str]:
+        found = await self._client.zrangebyscore(self.versions_key(model), oldest, "+inf")
         return [_text(v) for v in found if isinstance(v, bytes | str)]
 
     async def _read(
-        self, client: redis.asyncio.Redis, model: str, versions: Sequence[str], buckets: range
+        self, model: str, versions: Sequence[str], buckets: range
     ) -> dict[str, list[tuple[str, int]]]:
         """Every counter of ``versions`` in ``buckets``, as (field, count) per version."""
         if not versions:
             return {}
-        async with client.pipeline(transaction=False) as pipe:
+        async with self._client.pipeline(transaction=False) as pipe:
             for version in versions:
                 for bucket in buckets:
                     pipe.hgetall(self.bucket_key(model, version, bucket))

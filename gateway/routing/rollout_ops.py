@@ -17,7 +17,8 @@ from pydantic import ValidationError
 from gateway.backends.endpoints import SERVICES, Backends
 from gateway.errors.refusals import FailedPrecondition, InvalidArgument, NotFound
 from gateway.errors.validation import validation_message
-from gateway.routing.store import RoutingStore, audit_entry
+from gateway.routing.interfaces import RoutingStorage
+from gateway.routing.store import audit_entry
 from gateway.routing.table import Guardrails, Rollout, VersionRoute
 from switchyard.common.v1 import models_pb2
 
@@ -28,7 +29,7 @@ Change = Callable[[Rollout | None], Rollout]
 
 
 class RolloutOps:
-    def __init__(self, store: RoutingStore, backends: Backends) -> None:
+    def __init__(self, store: RoutingStorage, backends: Backends) -> None:
         self.store = store
         self.backends = backends
 

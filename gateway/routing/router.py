@@ -20,7 +20,8 @@ import redis.asyncio as redis
 from gateway.backends.endpoints import Backends
 from gateway.edge.metrics import GatewayMetrics
 from gateway.errors.refusals import Gone
-from gateway.routing.store import RoutingState, RoutingStore, audit_entry
+from gateway.routing.interfaces import RoutingStorage
+from gateway.routing.store import RoutingState, audit_entry
 from gateway.routing.table import Choice, Rollout, RouteReason, choose
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def load_rollouts_file(path: Path) -> list[Rollout]:
 
 class Router:
     def __init__(
-        self, store: RoutingStore, backends: Backends, follow_s: float, metrics: GatewayMetrics
+        self, store: RoutingStorage, backends: Backends, follow_s: float, metrics: GatewayMetrics
     ) -> None:
         self.store = store
         self.backends = backends

@@ -79,6 +79,8 @@ def audit_entry(
 
 
 class RoutingStore:
+    """The routing state in Redis (a ``RoutingStorage``)."""
+
     def __init__(self, client: redis.Redis, prefix: str = "sy:") -> None:
         self._client = client
         self._tables = f"{prefix}{{routing}}:tables"
@@ -157,55 +159,4 @@ class RoutingStore:
         entries = [AuditEntry(**json.loads(_text(r))) for r in raw]
         if subject is not None:
             entries = [e for e in entries if e.subject == subject]
-        return entries[:limit]
-
-
-class MemoryRoutingStore(RoutingStore):
-    """The same rules in one process, for a gateway without Redis."""
-
-    def __init__(self) -> None:
-        self._global = 0
-        self._rollouts: dict[str, Rollout] = {}
-        self._added: dict[str, AddedBackend] = {}
-        self._entries: list[AuditEntry] = []
-
-    async def revision(self) -> int:
-        return self._global
-
-    async def load(self) -> RoutingState:
-        backends = sorted(self._added.values(), key=lambda b: (b.service, b.address))
-        return RoutingState(self._global, dict(self._rollouts), backends)
-
-    async def get(self, model: str) -> Rollout | None:
-        return self._rollouts.get(model)
-
-    async def change(self, before: Rollout | None, after: Rollout, entry: AuditEntry) -> bool:
-        current = self._rollouts.get(after.model)
-        expected = before.revision if before is not None else -1
-        if (current.revision if current is not None else -1) != expected:
-            return False
-        self._rollouts[after.model] = after.model_copy(update={"revision": max(expected, 0) + 1})
-        self._record(entry)
-        return True
-
-    async def _change_backend_field(
-        self, backend: AddedBackend, value: str, entry: AuditEntry
-    ) -> bool:
-        field = f"{backend.service} {backend.address}"
-        if value and field not in self._added:
-            self._added[field] = backend
-        elif not value and field in self._added:
-            del self._added[field]
-        else:
-            return False
-        self._record(entry)
-        return True
-
-    def _record(self, entry: AuditEntry) -> None:
-        self._global += 1
-        self._entries.insert(0, entry)
-        del self._entries[AUDIT_KEPT:]
-
-    async def audit(self, subject: str | None = None, limit: int = 100) -> list[AuditEntry]:
-        entries = [e for e in self._entries if subject is None or e.subject == subject]
         return entries[:limit]
