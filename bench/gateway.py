@@ -38,7 +38,7 @@ from bench.process_cpu import process_cpu_seconds
 from bench.raw import TEXTS
 from bench.shipped import shipped_batching
 from bench.summarizer import TEXT as SUMMARY_TEXT
-from gateway.keys import KeyStore
+from gateway.access.keys import KeyStore
 from switchyard.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from switchyard.processes import (
     STARTUP_TIMEOUT_S,

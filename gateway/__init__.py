@@ -1,1 +1,36 @@
-"""The FastAPI edge gateway (REST and Server-Sent Events in front of the model services)."""
+"""The FastAPI edge gateway (REST and Server-Sent Events in front of the model services).
+
+Each folder holds one concern. They are listed here from the bottom up: a module imports
+from its own folder and from those listed before it, never from one listed after it
+(``tests/test_gateway_layout.py`` checks it).
+
+``errors/``
+    How the gateway says no: each refusal with its HTTP status and error code, the one
+    error envelope, the table from gRPC status to HTTP, the exception handlers.
+``edge/``
+    What every HTTP request passes: the middleware, the request's record, trace context,
+    the caller's address, the drain on shutdown, the metrics.
+``limits/``
+    How much a caller may use: tiers, per-minute and daily limits (GCRA, in Redis Lua
+    scripts), generated-token budgets and stream slots.
+``access/``
+    Who is calling: API keys and their store, JWT bearer tokens, roles, stream tokens.
+``backends/``
+    The model services: gRPC clients, every backend address, health, the choice of one.
+``cache/``
+    Cached answers of the deterministic models.
+``routing/``
+    Which version answers: routing tables, their store and audit trail, the router,
+    rollout operations, guardrails, live figures.
+``settings.py``, ``stores.py``, ``state.py``, ``pipeline.py``
+    The gateway's settings, its stores (Redis, or this process), the state its handlers
+    share, and the plan every model request follows.
+``routes/``
+    The HTTP routes: thin handlers, the bodies they read, the JSON they answer, the
+    refusals each declares, and what they get from FastAPI's dependencies (the state,
+    the caller with a role).
+``app.py``, ``server.py``
+    The FastAPI application assembled, and uvicorn running it with a drain on SIGTERM.
+
+Lua scripts live in ``.lua`` files beside the module that runs them.
+"""

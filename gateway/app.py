@@ -13,20 +13,21 @@ from fastapi.staticfiles import StaticFiles
 from redis import exceptions as redis_errors
 from starlette.middleware.cors import CORSMiddleware
 
-from gateway.auth import Authenticator
-from gateway.backends import Backends
-from gateway.client_ip import ClientAddress
-from gateway.drain import Drain
-from gateway.errors import install_error_handlers
-from gateway.guardrails import GuardrailKeeper
-from gateway.jwt_auth import JwtVerifier
-from gateway.live_stats import LiveStats
-from gateway.metrics import GatewayMetrics
-from gateway.middleware import RequestContextMiddleware
-from gateway.openapi import install_openapi
+from gateway.access.auth import Authenticator
+from gateway.access.jwt_auth import JwtVerifier
+from gateway.backends.endpoints import Backends
+from gateway.edge.client_ip import ClientAddress
+from gateway.edge.drain import Drain
+from gateway.edge.metrics import GatewayMetrics
+from gateway.edge.middleware import RequestContextMiddleware
+from gateway.errors.handlers import install_error_handlers
+from gateway.limits.policy import LimitPolicy
 from gateway.routes import admin, backends_admin, operations, page, predict, rollouts, summarize
+from gateway.routes.openapi import install_openapi
 from gateway.routes.page import STATIC_DIR
-from gateway.routing import Router, load_rollouts_file
+from gateway.routing.guardrails import GuardrailKeeper
+from gateway.routing.live_stats import LiveStats
+from gateway.routing.router import Router, load_rollouts_file
 from gateway.settings import GatewaySettings
 from gateway.state import GatewayState
 from gateway.stores import shared_stores
@@ -94,6 +95,7 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
             stores.routing,
             router,
             live,
+            LimitPolicy(stores.limiter, metrics, settings.rate_limit_failure == "closed"),
         )
         try:
             moved = await stores.keys.move_older_records()

@@ -14,25 +14,21 @@ Steps 2, 3 and 5 join between the others without reordering them.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-import redis.asyncio as redis
 from fastapi import Request
 from grpc import aio
 
-from gateway import request_context
-from gateway.auth import Caller
-from gateway.backends import Endpoint
-from gateway.errors import ApiError, from_grpc
-from gateway.ratelimit import Decision
-from gateway.routing import Target
-from gateway.state import GatewayState, gateway_state
-
-log = logging.getLogger(__name__)
+from gateway.access.auth import Caller
+from gateway.backends.endpoints import Endpoint
+from gateway.edge import request_context
+from gateway.errors.grpc_status import from_grpc
+from gateway.errors.refusals import ApiError, DeadlineExceeded, InvalidArgument, Unavailable
+from gateway.routing.router import Target
+from gateway.state import GatewayState
 
 T = TypeVar("T")
 
@@ -64,6 +60,7 @@ CacheKeys = Callable[[Target], list[str] | None]
 
 async def plan_call(
     request: Request,
+    state: GatewayState,
     service: str,
     model: str,
     pin: str | None,
@@ -73,7 +70,6 @@ async def plan_call(
     """Steps 2 to 4 for one model request, in their order (step 5 follows in the routes
     of deterministic models, which give ``cache_keys_for``). (A caller already known, from
     a stream token, skips authentication.)"""
-    state = gateway_state(request)
     admit()
     record = request_context.current()
     started = time.perf_counter()
@@ -90,10 +86,10 @@ async def plan_call(
         )
         record.timings.append(("auth", time.perf_counter() - started))
     else:
-        decision = await count_request(state, caller)
+        decision = await state.limits.count_request(caller)
         record.timings.append(("limit", time.perf_counter() - started))
     record.caller = caller.id
-    enforce_limits(state, caller, decision)
+    state.limits.enforce(caller, decision)
     target = state.router.choose(service, model, caller.id, pin)
     # Only versions a backend lists are named in metrics and live figures: a pin is the
     # caller's free text, and each new name would make new time series.
@@ -144,78 +140,14 @@ def _early_cache_keys(
         return None
 
 
-async def count_request(state: GatewayState, caller: Caller) -> Decision | None:
-    """Count the request against the caller's burst and daily limits (one atomic script
-    in Redis, shared by every replica); None when Redis cannot be reached."""
-    limits = caller.limits
-    try:
-        return await state.limiter.hit(caller.id, limits.per_minute, limits.per_day)
-    except (redis.ConnectionError, redis.TimeoutError):
-        return None
-
-
-def enforce_limits(state: GatewayState, caller: Caller, decision: Decision | None) -> None:
-    """The limit headers, and 429 naming the limit when either is spent (a decision of
-    None: Redis was unreachable, handled as the failure setting says)."""
-    if decision is None:
-        limits_unreachable(state, caller, "rate limits")
-        return
-    record = request_context.current()
-    for name, value in limit_headers(decision):
-        record.add_header(name, value)
-    if not decision.allowed:
-        what = "requests per minute" if decision.limit == "minute" else "requests per day"
-        limit = decision.per_minute if decision.limit == "minute" else decision.per_day
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"the {decision.limit} limit of {limit} {what} is spent; retry in"
-            f" {decision.retry_after_s} s",
-            {"Retry-After": str(decision.retry_after_s)},
-        )
-
-
-def limits_unreachable(state: GatewayState, caller: Caller, what: str) -> None:
-    """Redis cannot be reached: 503 when limits fail closed, else count, log and go on."""
-    state.metrics.limiter_unavailable.inc()
-    if state.settings.rate_limit_failure == "closed":
-        raise ApiError(
-            503,
-            "unavailable",
-            f"the {what} cannot be checked now; retry shortly",
-            {"Retry-After": "1"},
-        )
-    log.warning("%s unavailable: serving %s without them", what, caller.id)
-
-
-def limit_headers(decision: Decision) -> list[tuple[str, str]]:
-    """IETF RateLimit / RateLimit-Policy (draft-ietf-httpapi-ratelimit-headers) for the
-    burst limit, and the X-RateLimit-* trio that existing clients read."""
-    headers = [
-        ("RateLimit-Policy", f'"burst";q={decision.per_minute};w=60'),
-        ("RateLimit", f'"burst";r={decision.remaining_minute};t={decision.reset_s}'),
-        ("X-RateLimit-Limit", str(decision.per_minute)),
-        ("X-RateLimit-Remaining", str(decision.remaining_minute)),
-        ("X-RateLimit-Reset", str(decision.reset_s)),
-    ]
-    if decision.per_day is not None:
-        headers[0] = ("RateLimit-Policy", headers[0][1] + f', "daily";q={decision.per_day};w=86400')
-        headers[1] = (
-            "RateLimit",
-            headers[1][1] + f', "daily";r={decision.remaining_day};t={decision.day_reset_s}',
-        )
-    return headers
-
-
 def admit() -> None:
     """Refuse a model call that arrived after draining began; one that arrived before
     (its body perhaps still uploading then) is served."""
     if request_context.current().arrived_draining:
-        raise ApiError(
-            503,
-            "unavailable",
+        raise Unavailable(
             "the gateway is shutting down; send the request again",
-            {"Retry-After": "1", "Connection": "close"},
+            {"Connection": "close"},
+            retry_after_s=1,
         )
 
 
@@ -229,12 +161,12 @@ def time_budget_s(request: Request, limit_s: float) -> float:
         except ValueError:
             asked = -1.0
         if not 0 < asked < float("inf"):
-            raise ApiError(400, "invalid_argument", f"{TIME_BUDGET_HEADER}: give seconds > 0")
+            raise InvalidArgument(f"{TIME_BUDGET_HEADER}: give seconds > 0")
         request_context.current().caller_budget_s = asked
         budget = min(budget, asked)
     left = budget - (time.perf_counter() - request_context.current().started)
     if left <= 0:
-        raise ApiError(504, "deadline_exceeded", "the request's time budget ran out")
+        raise DeadlineExceeded("the request's time budget ran out")
     return left
 
 

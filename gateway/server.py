@@ -10,7 +10,7 @@ from types import FrameType
 import uvicorn
 
 from gateway.app import create_app
-from gateway.drain import Drain
+from gateway.edge.drain import Drain
 from gateway.settings import GatewaySettings
 from switchyard.logs import configure_logging
 
@@ -73,7 +73,7 @@ def run_gateway(settings: GatewaySettings | None = None) -> int:
         # Logged by the gateway itself, with the query string (user text) masked.
         access_log=False,
         # uvicorn would believe X-Forwarded-For from any loopback peer; the gateway
-        # believes only the proxies its settings name (gateway.client_ip).
+        # believes only the proxies its settings name (gateway.edge.client_ip).
         proxy_headers=False,
         log_config=None,
         timeout_graceful_shutdown=5,

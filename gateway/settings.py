@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from gateway.keys import key_hash
-from gateway.tiers import DEFAULT_TIERS, TierLimits
+from gateway.access.keys import key_hash
+from gateway.limits.tiers import DEFAULT_TIERS, TierLimits
 from switchyard.service_table import model_service
 
 Addresses = Annotated[list[str], NoDecode]

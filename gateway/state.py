@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastapi import Request
-
-from gateway.auth import Authenticator
-from gateway.backends import Backends
-from gateway.cache import PredictionCache
-from gateway.drain import Drain
-from gateway.keys import KeyStore
-from gateway.live_stats import LiveStats
-from gateway.metrics import GatewayMetrics
-from gateway.ratelimit import RateLimiter
-from gateway.routing import Router
-from gateway.routing_store import RoutingStore
+from gateway.access.auth import Authenticator
+from gateway.access.interfaces import KeyStorage, StreamTokenStorage
+from gateway.backends.endpoints import Backends
+from gateway.cache.interfaces import CacheStorage
+from gateway.edge.drain import Drain
+from gateway.edge.metrics import GatewayMetrics
+from gateway.limits.interfaces import LimitStorage
+from gateway.limits.policy import LimitPolicy
+from gateway.routing.interfaces import RoutingStorage
+from gateway.routing.live_stats import LiveStats
+from gateway.routing.router import Router
 from gateway.settings import GatewaySettings
-from gateway.stream_tokens import StreamTokens
 
 
 @dataclass
@@ -26,16 +24,12 @@ class GatewayState:
     backends: Backends
     metrics: GatewayMetrics
     drain: Drain
-    keys: KeyStore
+    keys: KeyStorage
     auth: Authenticator
-    limiter: RateLimiter
-    stream_tokens: StreamTokens
-    cache: PredictionCache
-    routing: RoutingStore
+    limiter: LimitStorage
+    stream_tokens: StreamTokenStorage
+    cache: CacheStorage
+    routing: RoutingStorage
     router: Router
     live: LiveStats
-
-
-def gateway_state(request: Request) -> GatewayState:
-    state: GatewayState = request.app.state.gateway
-    return state
+    limits: LimitPolicy

@@ -1,5 +1,6 @@
 """Where the gateway keeps what its replicas share: Redis, or this process when no Redis
-is configured (the local system on a machine without one)."""
+is configured (the local system on a machine without one). Each store is an interface
+(``interfaces`` in its concern's folder) with a Redis and an in-process implementation."""
 
 from __future__ import annotations
 
@@ -11,29 +12,31 @@ from pathlib import Path
 
 import redis.asyncio as redis
 
-from gateway.cache import PredictionCache
-from gateway.keys import ApiKey, KeyStore
-from gateway.memory_stores import (
-    MemoryKeyStore,
-    MemoryPredictionCache,
-    MemoryRateLimiter,
-    MemoryStreamTokens,
-)
-from gateway.ratelimit import RateLimiter
-from gateway.routing_store import MemoryRoutingStore, RoutingStore
+from gateway.access.interfaces import KeyStorage, StreamTokenStorage
+from gateway.access.keys import ApiKey, KeyStore
+from gateway.access.memory import MemoryKeyStore, MemoryStreamTokens
+from gateway.access.stream_tokens import StreamTokens
+from gateway.cache.interfaces import CacheStorage
+from gateway.cache.memory import MemoryPredictionCache
+from gateway.cache.prediction import PredictionCache
+from gateway.limits.interfaces import LimitStorage
+from gateway.limits.memory import MemoryRateLimiter
+from gateway.limits.ratelimit import RateLimiter
+from gateway.routing.interfaces import RoutingStorage
+from gateway.routing.memory import MemoryRoutingStore
+from gateway.routing.store import RoutingStore
 from gateway.settings import GatewaySettings
-from gateway.stream_tokens import StreamTokens
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class SharedStores:
-    keys: KeyStore
-    limiter: RateLimiter
-    stream_tokens: StreamTokens
-    cache: PredictionCache
-    routing: RoutingStore
+    keys: KeyStorage
+    limiter: LimitStorage
+    stream_tokens: StreamTokenStorage
+    cache: CacheStorage
+    routing: RoutingStorage
 
 
 def shared_stores(settings: GatewaySettings) -> tuple[SharedStores, redis.Redis | None]:

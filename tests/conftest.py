@@ -8,7 +8,7 @@ import grpc
 import pytest
 import redis.asyncio as redis
 
-from gateway.keys import KeyStore
+from gateway.access.keys import KeyStore
 from services.prepare import prepare_all
 from switchyard.classifier.v1 import classifier_pb2_grpc
 from switchyard.redis_server import LocalRedis, local_redis

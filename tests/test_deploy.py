@@ -26,7 +26,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from gateway.routing import load_rollouts_file
+from gateway.routing.router import load_rollouts_file
 from gateway.settings import GatewaySettings
 from services.runtime import server as runtime_server
 from services.runtime.registry import load_registry
@@ -283,8 +283,8 @@ for command in (["gateway"], ["keys", "list"], ["rollout", "status"], ["backends
 import runpy
 runpy.run_path({str(PROBE_FILE)!r}, run_name="probe")
 from gateway.app import create_app
-from gateway.drain import Drain
-from gateway.routing import load_rollouts_file
+from gateway.edge.drain import Drain
+from gateway.routing.router import load_rollouts_file
 from gateway.settings import GatewaySettings
 create_app(GatewaySettings(), Drain())
 """

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.keys import key_hash, new_key
+from gateway.access.keys import key_hash, new_key
 from tests.scripted_backend import ScriptedBackend, scripted_backend
 from tests.support import GatewayProcess, gateway_process
 

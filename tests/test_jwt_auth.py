@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from gateway.jwt_auth import InvalidToken, JwtVerifier, TokenClaims
+from gateway.access.jwt_auth import InvalidToken, JwtVerifier, TokenClaims
 
 ISSUER = "https://issuer.example"
 AUDIENCE = "switchyard"

@@ -8,10 +8,11 @@ import uuid
 import pytest
 from redis.asyncio import Redis
 
-from gateway.keys import KeyStore, UnknownTier
-from gateway.memory_stores import MemoryKeyStore, MemoryRateLimiter
-from gateway.ratelimit import RateLimiter
-from gateway.tiers import DEFAULT_TIERS
+from gateway.access.keys import KeyStore, UnknownTier
+from gateway.access.memory import MemoryKeyStore
+from gateway.limits.memory import MemoryRateLimiter
+from gateway.limits.ratelimit import RateLimiter
+from gateway.limits.tiers import DEFAULT_TIERS
 
 NOON = 1_893_499_200_000  # 2030-01-01 12:00 UTC, in ms
 

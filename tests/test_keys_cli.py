@@ -9,7 +9,7 @@ import sys
 
 import redis.asyncio as redis
 
-from gateway.keys import KeyStore, key_id_of
+from gateway.access.keys import KeyStore, key_id_of
 from switchyard.redis_server import LocalRedis
 
 

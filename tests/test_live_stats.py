@@ -20,7 +20,8 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from gateway.live_stats import HISTOGRAM, LiveStats, LogHistogram, VersionFigures
+from gateway.routing.live_figures import HISTOGRAM, LogHistogram, VersionFigures
+from gateway.routing.live_stats import LiveStats
 from switchyard.redis_server import LocalRedis, local_redis
 from tests.support import free_port
 
@@ -272,7 +273,7 @@ async def test_redis_down_keeps_the_counts_until_it_is_back(
         finally:
             await reader_client.aclose()
 
-    caplog.set_level(logging.INFO, logger="gateway.live_stats")
+    caplog.set_level(logging.INFO, logger="gateway.routing.live_stats")
     try:
         for _ in range(3):
             writer.record("sentiment", "v2", ok=True, code="ok", latency_s=0.01)

@@ -13,7 +13,7 @@ import pytest
 import redis.exceptions
 from redis.asyncio import Redis
 
-from gateway.ratelimit import RateLimiter
+from gateway.limits.ratelimit import RateLimiter
 from switchyard.redis_server import LocalRedis
 from tests.support import free_port
 

@@ -21,10 +21,10 @@ import httpx
 import jwt
 import pytest
 
-from gateway.middleware import version_failed
-from gateway.request_context import RequestRecord
-from gateway.routing_table import Rollout, choose
-from gateway.tracing import trace_context
+from gateway.edge.middleware import version_failed
+from gateway.edge.request_context import RequestRecord
+from gateway.edge.tracing import trace_context
+from gateway.routing.table import Rollout, choose
 from switchyard.redis_server import LocalRedis, local_redis
 from tests.scripted_backend import Script, ScriptedBackend, scripted_backend
 from tests.support import GatewayProcess, free_port, gateway_process
@@ -39,7 +39,8 @@ def token(subject: str, roles: list[str]) -> str:
         "sub": subject,
         "iss": "switchyard",
         "aud": "switchyard-gateway",
-        "exp": now + 600,
+        # Made once, when the file is imported: valid for longer than the slowest full run.
+        "exp": now + 4 * 3600,
         "roles": roles,
         "tier": "enterprise",
     }

@@ -10,8 +10,8 @@ import pytest
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from gateway.routing_store import RoutingStore, audit_entry
-from gateway.routing_table import BUCKETS, Rollout, VersionRoute, bucket_of, choose
+from gateway.routing.store import RoutingStore, audit_entry
+from gateway.routing.table import BUCKETS, Rollout, VersionRoute, bucket_of, choose
 
 CALLERS = [f"key:{n:08x}" for n in range(20_000)]
 

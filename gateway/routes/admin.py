@@ -5,17 +5,16 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gateway.bodies import documented, read_body
-from gateway.errors import ApiError
-from gateway.keys import ROLES
-from gateway.responses import ERROR_RESPONSES
-from gateway.routes.access import caller_with_role
-from gateway.schemas import Integer
-from gateway.state import GatewayState
-from gateway.tiers import TierLimits
-from gateway.validation import validation_message
+from gateway.access.keys import ROLES
+from gateway.errors.refusals import InvalidArgument, NotFound
+from gateway.errors.validation import validation_message
+from gateway.limits.tiers import TierLimits
+from gateway.routes.bodies import documented, read_body
+from gateway.routes.deps import Admin, State
+from gateway.routes.responses import CALLER, JSON_BODY, refusals
+from gateway.routes.schemas import Integer
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 
 class NewKey(BaseModel):
@@ -49,43 +48,46 @@ class KeyList(BaseModel):
     keys: list[KeyInfo]
 
 
-async def _admin(request: Request) -> GatewayState:
-    state, _ = await caller_with_role(request, "admin")
-    return state
-
-
 @router.post(
     "/keys",
     response_model=CreatedKey,
     status_code=201,
     summary="Make an API key",
+    responses=refusals(*CALLER, *JSON_BODY),
     openapi_extra=documented(NewKey, pin=False),
 )
-async def create_key(request: Request) -> CreatedKey:
-    state = await _admin(request)
+async def create_key(request: Request, state: State, caller: Admin) -> CreatedKey:
     wanted = await read_body(request, NewKey)
     if wanted.role not in ROLES:
-        raise ApiError(400, "invalid_argument", f"role: one of {', '.join(ROLES)}")
+        raise InvalidArgument(f"role: one of {', '.join(ROLES)}")
     if wanted.tier not in state.settings.tiers:
         known = ", ".join(state.settings.tiers)
-        raise ApiError(400, "invalid_argument", f"tier: one of {known}")
+        raise InvalidArgument(f"tier: one of {known}")
     try:
         TierLimits.model_validate(state.settings.tiers[wanted.tier].model_dump() | wanted.limits)
     except ValidationError as error:
         message = validation_message(error.errors(), prefix="limits")
-        raise ApiError(400, "invalid_argument", message) from None
+        raise InvalidArgument(message) from None
     record, key = await state.keys.create(wanted.owner, wanted.role, wanted.tier, wanted.limits)
     return CreatedKey(key=key, **record.public())
 
 
-@router.get("/keys", response_model=KeyList, summary="List API keys (never the keys)")
-async def list_keys(request: Request) -> KeyList:
-    state = await _admin(request)
+@router.get(
+    "/keys",
+    response_model=KeyList,
+    summary="List API keys (never the keys)",
+    responses=refusals(*CALLER),
+)
+async def list_keys(state: State, caller: Admin) -> KeyList:
     return KeyList(keys=[KeyInfo(**record.public()) for record in await state.keys.list()])
 
 
-@router.delete("/keys/{key_id}", status_code=204, summary="Revoke an API key")
-async def revoke_key(key_id: str, request: Request) -> None:
-    state = await _admin(request)
+@router.delete(
+    "/keys/{key_id}",
+    status_code=204,
+    summary="Revoke an API key",
+    responses=refusals(*CALLER, NotFound),
+)
+async def revoke_key(key_id: str, state: State, caller: Admin) -> None:
     if not await state.keys.revoke(key_id):
-        raise ApiError(404, "not_found", f"no key {key_id!r}")
+        raise NotFound(f"no key {key_id!r}")

@@ -10,15 +10,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.backends import SERVICES
-from gateway.bodies import documented, read_body
-from gateway.errors import ApiError
-from gateway.responses import ERROR_RESPONSES
-from gateway.routes.access import operator
-from gateway.routing_store import AddedBackend, audit_entry
+from gateway.backends.endpoints import SERVICES
+from gateway.errors.refusals import AlreadyExists, InvalidArgument, NotFound
+from gateway.routes.bodies import documented, read_body
+from gateway.routes.deps import Actor, Operator, State
+from gateway.routes.responses import CALLER, JSON_BODY, refusals
+from gateway.routing.store import AddedBackend, audit_entry
 from gateway.state import GatewayState
 
-router = APIRouter(prefix="/v1/admin/backends", tags=["backends"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1/admin/backends", tags=["backends"])
 
 
 class NewBackend(BaseModel):
@@ -56,15 +56,19 @@ def _listing(state: GatewayState) -> BackendList:
 
 def _checked(service: str, address: str) -> None:
     if service not in SERVICES:
-        raise ApiError(400, "invalid_argument", f"service: one of {', '.join(SERVICES)}")
+        raise InvalidArgument(f"service: one of {', '.join(SERVICES)}")
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ApiError(400, "invalid_argument", f"address {address!r}: give host:port")
+        raise InvalidArgument(f"address {address!r}: give host:port")
 
 
-@router.get("", response_model=BackendList, summary="Every backend, its health and versions")
-async def list_backends(request: Request) -> BackendList:
-    state, _ = await operator(request)
+@router.get(
+    "",
+    response_model=BackendList,
+    summary="Every backend, its health and versions",
+    responses=refusals(*CALLER),
+)
+async def list_backends(state: State, caller: Operator) -> BackendList:
     return _listing(state)
 
 
@@ -73,28 +77,30 @@ async def list_backends(request: Request) -> BackendList:
     response_model=BackendList,
     status_code=201,
     summary="Add a backend address (every replica follows)",
+    responses=refusals(*CALLER, *JSON_BODY, AlreadyExists),
     openapi_extra=documented(NewBackend, pin=False),
 )
-async def add_backend(request: Request) -> BackendList:
-    state, actor = await operator(request)
+async def add_backend(request: Request, state: State, actor: Actor) -> BackendList:
     body = await read_body(request, NewBackend)
     _checked(body.service, body.address)
     if body.address in state.settings.backends(body.service):
-        raise ApiError(409, "already_exists", f"{body.address} is a configured backend already")
+        raise AlreadyExists(f"{body.address} is a configured backend already")
     backend = AddedBackend(body.service, body.address, actor, time.time())
     subject = f"backend {body.service} {body.address}"
     entry = audit_entry(actor, "add", subject, body.reason, None, backend.__dict__)
     if not await state.routing.add_backend(backend, entry):
-        raise ApiError(409, "already_exists", f"{body.address} was added already")
+        raise AlreadyExists(f"{body.address} was added already")
     await state.router.refresh()
     return _listing(state)
 
 
 @router.delete(
-    "/{service}/{address}", response_model=BackendList, summary="Remove an added backend"
+    "/{service}/{address}",
+    response_model=BackendList,
+    summary="Remove an added backend",
+    responses=refusals(*CALLER, InvalidArgument, NotFound),
 )
-async def remove_backend(service: str, address: str, request: Request) -> BackendList:
-    state, actor = await operator(request)
+async def remove_backend(service: str, address: str, state: State, actor: Actor) -> BackendList:
     _checked(service, address)
     added = next(
         (b for b in state.router.state.backends if (b.service, b.address) == (service, address)),
@@ -103,6 +109,6 @@ async def remove_backend(service: str, address: str, request: Request) -> Backen
     backend = added or AddedBackend(service, address, "", 0.0)
     entry = audit_entry(actor, "remove", f"backend {service} {address}", "", backend.__dict__, None)
     if not await state.routing.remove_backend(backend, entry):
-        raise ApiError(404, "not_found", f"{service} {address} was not added at run time")
+        raise NotFound(f"{service} {address} was not added at run time")
     await state.router.refresh()
     return _listing(state)

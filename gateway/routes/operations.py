@@ -6,15 +6,14 @@ import contextlib
 import math
 from collections.abc import Mapping
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway import request_context
-from gateway.backends import SERVICES
-from gateway.responses import AUTH_RESPONSES, JSON_AUTH_RESPONSES
-from gateway.schemas import ModelEntry, ModelsAnswer, VersionInfo
-from gateway.state import gateway_state
+from gateway.backends.endpoints import SERVICES
+from gateway.routes.deps import Client, MetricsReader, State
+from gateway.routes.responses import CALLER, refusals
+from gateway.routes.schemas import ModelEntry, ModelsAnswer, VersionInfo
 from switchyard.common.v1 import models_pb2
 
 router = APIRouter()
@@ -28,13 +27,10 @@ AGREEMENT_PREFIX = "agreement_"
     response_model=ModelsAnswer,
     tags=["models"],
     summary="List models",
-    responses=AUTH_RESPONSES,
+    responses=refusals(*CALLER),
 )
-async def list_models(request: Request) -> ModelsAnswer:
+async def list_models(state: State, caller: Client) -> ModelsAnswer:
     """Every model and version the backends host, as they last listed them."""
-    state = gateway_state(request)
-    caller = await state.auth.authenticate(request, "client")
-    request_context.current().caller = caller.id
     backends = state.backends
     return ModelsAnswer(
         models=[
@@ -88,8 +84,7 @@ async def healthz() -> dict[str, str]:
     summary="Readiness: every service has a backend that answers SERVING to a gRPC health check",
     responses={503: {"description": "Draining, or a service has no serving backend."}},
 )
-async def readyz(request: Request) -> JSONResponse:
-    state = gateway_state(request)
+async def readyz(state: State) -> JSONResponse:
     if state.drain.draining:
         return JSONResponse({"status": "draining"}, status_code=503)
     failing = await state.backends.unhealthy()
@@ -115,12 +110,9 @@ async def readyz(request: Request) -> JSONResponse:
     response_class=PlainTextResponse,
     responses={
         200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
-        **JSON_AUTH_RESPONSES,
+        **refusals(*CALLER),
     },
 )
-async def metrics(request: Request) -> Response:
-    state = gateway_state(request)
-    if not state.settings.metrics_public:
-        await state.auth.authenticate(request, "operator")
+async def metrics(state: State, reader: MetricsReader) -> Response:
     registry = state.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

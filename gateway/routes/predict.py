@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from gateway import request_context
-from gateway.bodies import (
+from gateway.cache.prediction import cached_results
+from gateway.edge import request_context
+from gateway.pipeline import CacheKeys, PlannedCall, call_backend, plan_call
+from gateway.routes.bodies import (
     PINNED_PREFIX,
     documented,
     documented_pinned,
@@ -14,11 +16,9 @@ from gateway.bodies import (
     read_body,
     version_pin,
 )
-from gateway.cache import cached_results
-from gateway.pipeline import CacheKeys, PlannedCall, call_backend, plan_call
-from gateway.responses import ERROR_RESPONSES, json_answer
-from gateway.routing import Target
-from gateway.schemas import (
+from gateway.routes.deps import State
+from gateway.routes.responses import CALLER, JSON_BODY, MODEL_CALL, json_answer, refusals
+from gateway.routes.schemas import (
     Classification,
     ClassifyAnswer,
     ClassifyBody,
@@ -28,16 +28,21 @@ from gateway.schemas import (
     NerAnswer,
     NerBody,
 )
-from gateway.state import gateway_state
+from gateway.routing.router import Target
+from gateway.state import GatewayState
 
-router = APIRouter(prefix="/v1", tags=["models"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1", tags=["models"])
+
+REFUSALS = refusals(*CALLER, *JSON_BODY, *MODEL_CALL)
 
 
-def cache_keys_for(request: Request, service: str, options: str, texts: list[str]) -> CacheKeys:
+def cache_keys_for(
+    request: Request, state: GatewayState, service: str, options: str, texts: list[str]
+) -> CacheKeys:
     """One cache key per text for a version, or None when this request is not cached: the
     cache is off, the caller asked to bypass it (``Cache-Control: no-cache``), or the
     version is not known before the call."""
-    cache = gateway_state(request).cache
+    cache = state.cache
     bypass = "no-cache" in request.headers.get("cache-control", "")
 
     made: dict[tuple[str, str], list[str]] = {}
@@ -71,21 +76,23 @@ def note_cache(plan: PlannedCall, hits: int, texts: int) -> request_context.Requ
     "/classify",
     response_model=ClassifyAnswer,
     summary="Classify texts",
+    responses=REFUSALS,
     openapi_extra=documented(ClassifyBody),
 )
 @router.post(
     PINNED_PREFIX + "/classify",
     response_model=ClassifyAnswer,
     summary="Classify texts with a pinned model version",
+    responses=REFUSALS,
     openapi_extra=documented_pinned(ClassifyBody),
 )
-async def classify(request: Request) -> object:
+async def classify(request: Request, state: State) -> object:
     body = await read_body(request, ClassifyBody)
     model = model_of(request, body.model)
     texts = body.all_texts()
-    keys_for = cache_keys_for(request, "classifier", f"top_k={body.top_k}", texts)
+    keys_for = cache_keys_for(request, state, "classifier", f"top_k={body.top_k}", texts)
     plan = await plan_call(
-        request, "classifier", model, version_pin(request), cache_keys_for=keys_for
+        request, state, "classifier", model, version_pin(request), cache_keys_for=keys_for
     )
 
     async def compute(positions: list[int] | None) -> tuple[list[Classification], str]:
@@ -125,20 +132,24 @@ async def classify(request: Request) -> object:
     "/ner",
     response_model=NerAnswer,
     summary="Find named entities in texts",
+    responses=REFUSALS,
     openapi_extra=documented(NerBody),
 )
 @router.post(
     PINNED_PREFIX + "/ner",
     response_model=NerAnswer,
     summary="Find named entities with a pinned model version",
+    responses=REFUSALS,
     openapi_extra=documented_pinned(NerBody),
 )
-async def ner(request: Request) -> object:
+async def ner(request: Request, state: State) -> object:
     body = await read_body(request, NerBody)
     model = model_of(request, body.model)
     texts = body.all_texts()
-    keys_for = cache_keys_for(request, "ner", "", texts)
-    plan = await plan_call(request, "ner", model, version_pin(request), cache_keys_for=keys_for)
+    keys_for = cache_keys_for(request, state, "ner", "", texts)
+    plan = await plan_call(
+        request, state, "ner", model, version_pin(request), cache_keys_for=keys_for
+    )
 
     async def compute(positions: list[int] | None) -> tuple[list[EntityList], str]:
         wanted = texts if positions is None else [texts[p] for p in positions]

@@ -11,15 +11,20 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.bodies import Body, documented, read_body
-from gateway.guardrails import judge
-from gateway.responses import ERROR_RESPONSES
-from gateway.rollout_ops import RolloutOps
-from gateway.routes.access import operator
-from gateway.routing_table import Guardrails, Rollout
+from gateway.errors.refusals import FailedPrecondition, InvalidArgument, NotFound
+from gateway.routes.bodies import Body, documented, read_body
+from gateway.routes.deps import Actor, Operator, State
+from gateway.routes.responses import CALLER, JSON_BODY, refusals
+from gateway.routing.guardrails import judge
+from gateway.routing.rollout_ops import RolloutOps
+from gateway.routing.table import Guardrails, Rollout
 from gateway.state import GatewayState
 
-router = APIRouter(prefix="/v1/admin/rollouts", tags=["rollouts"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1/admin/rollouts", tags=["rollouts"])
+
+READ = refusals(*CALLER)
+CHANGE = refusals(*CALLER, *JSON_BODY, NotFound, FailedPrecondition)
+"""A change of a table: its body, the model or version unknown, the change impossible now."""
 unversioned_router = APIRouter(prefix="/admin/rollouts", tags=["rollouts"])
 
 
@@ -125,19 +130,22 @@ async def _status(state: GatewayState, model: str, rollout: Rollout | None) -> R
     )
 
 
-@router.get("", summary="Every routing table this replica routes with")
-async def list_rollouts(request: Request) -> dict[str, Any]:
-    state, _ = await operator(request)
+@router.get("", summary="Every routing table this replica routes with", responses=READ)
+async def list_rollouts(state: State, caller: Operator) -> dict[str, Any]:
     return {
         "routing_revision": state.router.revision,
         "rollouts": {m: r.model_dump(mode="json") for m, r in state.router.tables().items()},
     }
 
 
-@router.get("/{model}", response_model=RolloutStatus, summary="A model's table and live figures")
+@router.get(
+    "/{model}",
+    response_model=RolloutStatus,
+    summary="A model's table and live figures",
+    responses=READ,
+)
 @unversioned_router.get("/{model}", response_model=RolloutStatus)
-async def rollout_status(model: str, request: Request) -> RolloutStatus:
-    state, _ = await operator(request)
+async def rollout_status(model: str, state: State, caller: Operator) -> RolloutStatus:
     stored = await state.routing.get(model)
     return await _status(state, model, stored)
 
@@ -146,10 +154,10 @@ async def rollout_status(model: str, request: Request) -> RolloutStatus:
     "/{model}/start",
     response_model=RolloutStatus,
     summary="Put a canary version in front of a share of callers",
+    responses=CHANGE,
     openapi_extra=documented(StartCanary, pin=False),
 )
-async def start(model: str, request: Request) -> RolloutStatus:
-    state, actor = await operator(request)
+async def start(model: str, request: Request, state: State, actor: Actor) -> RolloutStatus:
     body = await read_body(request, StartCanary)
     rollout = await _ops(state).start(
         model,
@@ -167,25 +175,30 @@ async def start(model: str, request: Request) -> RolloutStatus:
     "/{model}/weight",
     response_model=RolloutStatus,
     summary="Set the canary's share of callers",
+    responses=CHANGE,
     openapi_extra=documented(SetWeight, pin=False),
 )
-async def set_weight(model: str, request: Request) -> RolloutStatus:
-    state, actor = await operator(request)
+async def set_weight(model: str, request: Request, state: State, actor: Actor) -> RolloutStatus:
     body = await read_body(request, SetWeight)
     rollout = await _ops(state).set_weight(model, body.weight, actor, body.reason, body.version)
     return await _applied(state, rollout)
 
 
-@router.post("/{model}/pause", response_model=RolloutStatus, summary="Hold automatic steps")
-async def pause(model: str, request: Request) -> RolloutStatus:
-    state, actor = await operator(request)
+@router.post(
+    "/{model}/pause",
+    response_model=RolloutStatus,
+    summary="Hold automatic steps",
+    responses=CHANGE,
+)
+async def pause(model: str, request: Request, state: State, actor: Actor) -> RolloutStatus:
     body = await _optional_body(request, Reason)
     return await _applied(state, await _ops(state).pause(model, True, actor, body.reason))
 
 
-@router.post("/{model}/resume", response_model=RolloutStatus, summary="Go on stepping")
-async def resume(model: str, request: Request) -> RolloutStatus:
-    state, actor = await operator(request)
+@router.post(
+    "/{model}/resume", response_model=RolloutStatus, summary="Go on stepping", responses=CHANGE
+)
+async def resume(model: str, request: Request, state: State, actor: Actor) -> RolloutStatus:
     body = await _optional_body(request, Reason)
     return await _applied(state, await _ops(state).pause(model, False, actor, body.reason))
 
@@ -194,10 +207,10 @@ async def resume(model: str, request: Request) -> RolloutStatus:
     "/{model}/promote",
     response_model=RolloutStatus,
     summary="Make the canary the stable version (the old one is deprecated)",
+    responses=CHANGE,
     openapi_extra=documented(Promote, pin=False),
 )
-async def promote(model: str, request: Request) -> RolloutStatus:
-    state, actor = await operator(request)
+async def promote(model: str, request: Request, state: State, actor: Actor) -> RolloutStatus:
     body = await _optional_body(request, Promote)
     rollout = await _ops(state).promote(model, actor, body.reason, body.version, body.sunset)
     return await _applied(state, rollout)
@@ -207,10 +220,10 @@ async def promote(model: str, request: Request) -> RolloutStatus:
     "/{model}/rollback",
     response_model=RolloutStatus,
     summary="Send every caller of the canary back to stable",
+    responses=CHANGE,
     openapi_extra=documented(CanaryAction, pin=False),
 )
-async def rollback(model: str, request: Request) -> RolloutStatus:
-    state, actor = await operator(request)
+async def rollback(model: str, request: Request, state: State, actor: Actor) -> RolloutStatus:
     body = await _optional_body(request, CanaryAction)
     rollout = await _ops(state).rollback(model, actor, body.reason, body.version)
     return await _applied(state, rollout)
@@ -220,10 +233,12 @@ async def rollback(model: str, request: Request) -> RolloutStatus:
     "/{model}/versions/{version}",
     response_model=RolloutStatus,
     summary="Deprecate (Deprecation and Sunset headers) or retire (410) a version",
+    responses=CHANGE,
     openapi_extra=documented(VersionState, pin=False),
 )
-async def set_version_state(model: str, version: str, request: Request) -> RolloutStatus:
-    state, actor = await operator(request)
+async def set_version_state(
+    model: str, version: str, request: Request, state: State, actor: Actor
+) -> RolloutStatus:
     body = await read_body(request, VersionState)
     rollout = await _ops(state).set_state(
         model, version, body.state, actor, body.reason, body.sunset
@@ -235,25 +250,33 @@ async def set_version_state(model: str, version: str, request: Request) -> Rollo
     "/{model}/allowlist/{caller}",
     response_model=RolloutStatus,
     summary="Send one caller (key:<id> or jwt:<subject>) to a version",
+    responses=CHANGE,
     openapi_extra=documented(AllowCaller, pin=False),
 )
-async def allow(model: str, caller: str, request: Request) -> RolloutStatus:
-    state, actor = await operator(request)
+async def allow(
+    model: str, caller: str, request: Request, state: State, actor: Actor
+) -> RolloutStatus:
     body = await read_body(request, AllowCaller)
     rollout = await _ops(state).allow(model, caller, body.version, actor, body.reason)
     return await _applied(state, rollout)
 
 
 @router.delete(
-    "/{model}/allowlist/{caller}", response_model=RolloutStatus, summary="Unlist a caller"
+    "/{model}/allowlist/{caller}",
+    response_model=RolloutStatus,
+    summary="Unlist a caller",
+    responses=refusals(*CALLER, InvalidArgument, NotFound, FailedPrecondition),
 )
-async def disallow(model: str, caller: str, request: Request) -> RolloutStatus:
-    state, actor = await operator(request)
+async def disallow(model: str, caller: str, state: State, actor: Actor) -> RolloutStatus:
     return await _applied(state, await _ops(state).allow(model, caller, None, actor, ""))
 
 
-@router.get("/{model}/audit", response_model=AuditList, summary="Changes, newest first")
-async def audit(model: str, request: Request, limit: int = 100) -> AuditList:
-    state, _ = await operator(request)
+@router.get(
+    "/{model}/audit",
+    response_model=AuditList,
+    summary="Changes, newest first",
+    responses=refusals(*CALLER, InvalidArgument),
+)
+async def audit(model: str, state: State, caller: Operator, limit: int = 100) -> AuditList:
     entries = await state.routing.audit(model, max(1, min(limit, 1000)))
     return AuditList(entries=[e.public() for e in entries])

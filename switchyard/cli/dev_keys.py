@@ -7,7 +7,7 @@ from pathlib import Path
 
 import redis.asyncio as redis
 
-from gateway.keys import KeyStore, key_hash, new_key
+from gateway.access.keys import KeyStore, key_hash, new_key
 from switchyard.paths import state_dir
 from switchyard.run_state import write_private_json
 

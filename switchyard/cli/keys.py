@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import redis.asyncio as redis
 
-from gateway.keys import ROLES, KeyStore
+from gateway.access.keys import ROLES, KeyStore
 from switchyard.run_state import redis_url
 
 T = TypeVar("T")

@@ -1,0 +1,218 @@
+"""Who is calling: an API key (``Authorization: Bearer sy_...`` or ``X-API-Key``) or a JWT
+bearer token, and the roles that gives them.
+
+Roles nest: an ``operator`` may also infer, an ``admin`` may do everything. A missing or
+unknown credential is 401 with ``WWW-Authenticate``; a known caller without the role a
+route needs is 403.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import redis.asyncio as redis
+from starlette.requests import Request
+
+from gateway.access.interfaces import KeyStorage
+from gateway.access.jwt_auth import InvalidToken, JwtVerifier
+from gateway.access.keys import ApiKey, UnknownTier, key_hash, key_id_of
+from gateway.errors.refusals import PermissionDenied, Unauthenticated, Unavailable
+from gateway.limits.interfaces import LimitStorage
+from gateway.limits.ratelimit import Decision
+from gateway.limits.tiers import TierLimits, limits_for
+
+log = logging.getLogger(__name__)
+
+GRANTS = {
+    "client": frozenset({"client"}),
+    "operator": frozenset({"client", "operator"}),
+    "admin": frozenset({"client", "operator", "admin"}),
+}
+LAST_KNOWN_GOOD_S = 600.0
+"""While Redis is unreachable (and limits fail open), a key verified this recently is
+still served; a revocation made meanwhile holds once Redis answers again."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    id: str
+    """``key:<id>``, ``jwt:<subject>`` or ``admin:bootstrap``: what logs and limits name."""
+    owner: str
+    roles: frozenset[str]
+    tier: str
+    limits: TierLimits
+
+
+def credential_of(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return ""  # present but not a bearer credential
+    return request.headers.get("x-api-key")
+
+
+class Authenticator:
+    def __init__(
+        self,
+        keys: KeyStorage,
+        tiers: dict[str, TierLimits],
+        jwt: JwtVerifier | None = None,
+        admin_key_sha256: str | None = None,
+        fail_open: bool = True,
+    ) -> None:
+        self.keys = keys
+        self.tiers = tiers
+        self.jwt = jwt
+        self.admin_key_sha256 = admin_key_sha256
+        self.fail_open = fail_open
+        self._last_known_good: dict[str, tuple[ApiKey, float]] = {}
+
+    async def authenticate(self, request: Request, role: str = "client") -> Caller:
+        credential = self._credential(request)
+        if self._is_token(credential):
+            caller = self._from_token(credential)
+        else:
+            caller = await self._from_key(credential)
+        return _with_role(caller, role)
+
+    def claimed_identity(self, request: Request) -> str | None:
+        """``key:<id>`` of a well-formed API key in the request, before it is checked."""
+        credential = credential_of(request)
+        if not credential or self._is_token(credential):
+            return None
+        key_id = key_id_of(credential)
+        return f"key:{key_id}" if key_id is not None else None
+
+    async def admit(
+        self, request: Request, limiter: LimitStorage, also_get: Sequence[str] = ()
+    ) -> tuple[Caller, Decision | None, list[bytes | None] | None]:
+        """The caller of a model request (client role), the request counted against their
+        limits and, for an API key, the values of ``also_get`` (cache entries), all in one
+        Redis round trip. The decision is None when Redis could not be reached (the limits
+        are then unchecked); the values are None when they were not read."""
+        credential = self._credential(request)
+        digest = key_hash(credential)
+        if (
+            self._is_token(credential)
+            or self._is_bootstrap_admin(digest)
+            or key_id_of(credential) is None
+        ):
+            caller = await self.authenticate(request, "client")
+            try:
+                limits = caller.limits
+                decision = await limiter.hit(caller.id, limits.per_minute, limits.per_day)
+            except (redis.ConnectionError, redis.TimeoutError):
+                return caller, None, None
+            return caller, decision, None
+        subject = f"key:{key_id_of(credential)}"
+        try:
+            checked, found = await self.keys.verify_count_and_get(
+                credential, self.tiers, limiter, subject, also_get
+            )
+        except UnknownTier as error:
+            raise self._unknown_tier(error.record) from None
+        except (redis.ConnectionError, redis.TimeoutError):
+            remembered = self._remembered(digest)
+            return _with_role(self._caller_of(remembered), "client"), None, None
+        if checked is None:
+            self._last_known_good.pop(digest, None)
+            raise Unauthenticated("the API key is not valid or was revoked")
+        record, limits, decision = checked
+        self._last_known_good[digest] = (record, time.monotonic())
+        caller = Caller(
+            subject, record.owner, GRANTS.get(record.role, frozenset()), record.tier, limits
+        )
+        return _with_role(caller, "client"), decision, found
+
+    async def still_valid(self, caller: Caller) -> bool:
+        """Whether a caller checked earlier (the one a stream token was issued to) may
+        still call: False once their API key has been revoked, on every replica at once."""
+        if not caller.id.startswith("key:"):
+            return True
+        record = await self.keys.get(caller.id.removeprefix("key:"))
+        return record is not None and not record.revoked
+
+    def _credential(self, request: Request) -> str:
+        credential = credential_of(request)
+        if credential is None:
+            raise Unauthenticated(
+                "send an API key (Authorization: Bearer sy_...) or a token", invalid=False
+            )
+        return credential
+
+    def _is_token(self, credential: str) -> bool:
+        return self.jwt is not None and JwtVerifier.looks_like_jwt(credential)
+
+    def _is_bootstrap_admin(self, digest: str) -> bool:
+        return bool(self.admin_key_sha256) and hmac.compare_digest(
+            digest, self.admin_key_sha256 or ""
+        )
+
+    def _from_token(self, token: str) -> Caller:
+        assert self.jwt is not None
+        try:
+            claims = self.jwt.verify(token)
+        except InvalidToken as error:
+            raise Unauthenticated(error.reason) from None
+        granted = frozenset(g for role in claims.roles for g in GRANTS.get(role, ()))
+        tier = claims.tier or "free"
+        if tier not in self.tiers:
+            raise Unauthenticated(f"the token's tier {tier!r} is not known")
+        return Caller(f"jwt:{claims.subject}", claims.subject, granted, tier, self.tiers[tier])
+
+    async def _from_key(self, key: str) -> Caller:
+        digest = key_hash(key)
+        if self._is_bootstrap_admin(digest):
+            limits = self.tiers.get("enterprise") or next(iter(self.tiers.values()))
+            return Caller("admin:bootstrap", "admin", GRANTS["admin"], "enterprise", limits)
+        if key_id_of(key) is None:
+            raise Unauthenticated("the API key is not valid")
+        try:
+            record = await self.keys.verify(key)
+        except (redis.ConnectionError, redis.TimeoutError):
+            record = self._remembered(digest)
+        else:
+            if record is not None:
+                self._last_known_good[digest] = (record, time.monotonic())
+            else:
+                self._last_known_good.pop(digest, None)
+        if record is None:
+            raise Unauthenticated("the API key is not valid or was revoked")
+        return self._caller_of(record)
+
+    def _caller_of(self, record: ApiKey) -> Caller:
+        try:
+            limits = limits_for(self.tiers, record.tier, record.limits)
+        except KeyError:
+            raise self._unknown_tier(record) from None
+        return Caller(
+            f"key:{record.id}",
+            record.owner,
+            GRANTS.get(record.role, frozenset()),
+            record.tier,
+            limits,
+        )
+
+    def _unknown_tier(self, record: ApiKey) -> PermissionDenied:
+        log.error("key %s names an unknown tier %r", record.id, record.tier)
+        return PermissionDenied("the key's tier is not configured")
+
+    def _remembered(self, digest: str) -> ApiKey:
+        """The key as last verified, while Redis is unreachable and limits fail open."""
+        remembered = self._last_known_good.get(digest) if self.fail_open else None
+        if remembered is None or time.monotonic() - remembered[1] > LAST_KNOWN_GOOD_S:
+            raise Unavailable("the key store is unreachable; retry shortly", retry_after_s=1)
+        log.warning("key store unreachable: serving key %s as last verified", remembered[0].id)
+        return remembered[0]
+
+
+def _with_role(caller: Caller, role: str) -> Caller:
+    if role not in caller.roles:
+        raise PermissionDenied(f"this needs the {role} role")
+    return caller

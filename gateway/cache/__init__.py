@@ -1,0 +1,1 @@
+"""Answers of deterministic models (classifier, NER) cached per text and version."""
