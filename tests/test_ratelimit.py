@@ -1,6 +1,8 @@
-"""The Redis rate limiter against a real redis-server: GCRA burst, UTC-day quota, token
-budget and stream leases. Time moves through ``now_ms`` (no sleeps); the few tests that use
-Redis TIME only assert what holds whatever the wall clock does."""
+"""The rate limiters, the Redis one against a real redis-server and the in-process one,
+through the same tests: GCRA burst, UTC-day quota, token budget and stream leases. Tests
+of what only Redis has (its scripts, keys and connections) take the Redis one alone. Time
+moves through ``now_ms`` (no sleeps); the few tests that use the limiter's own clock only
+assert what holds whatever the wall clock does."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import pytest
 import redis.exceptions
 from redis.asyncio import Redis
 
+from gateway.limits.interfaces import LimitStorage
+from gateway.limits.memory import MemoryRateLimiter
 from gateway.limits.ratelimit import RateLimiter
 from switchyard.redis_server import LocalRedis
 from tests.support import free_port
@@ -33,8 +37,15 @@ def prefix() -> str:
 
 
 @pytest.fixture
-def limiter(client: Redis, prefix: str) -> RateLimiter:
+def redis_limiter(client: Redis, prefix: str) -> RateLimiter:
     return RateLimiter(client, prefix=prefix)
+
+
+@pytest.fixture(params=["redis", "in process"])
+def limiter(request: pytest.FixtureRequest, client: Redis, prefix: str) -> LimitStorage:
+    if request.param == "redis":
+        return RateLimiter(client, prefix=prefix)
+    return MemoryRateLimiter()
 
 
 @pytest.fixture
@@ -43,7 +54,7 @@ def subject() -> str:
 
 
 async def test_a_fresh_subject_gets_exactly_per_minute_then_a_minute_refusal(
-    limiter: RateLimiter, subject: str
+    limiter: LimitStorage, subject: str
 ) -> None:
     decisions = [await limiter.hit(subject, 10, None, now_ms=T0) for _ in range(10)]
     assert all(d.allowed and d.limit == "" and d.retry_after_s == 0 for d in decisions)
@@ -76,7 +87,7 @@ async def test_two_replicas_on_separate_connections_share_one_limit(
     assert allowed == [True] * 7 + [False] * 13
 
 
-async def test_a_burst_at_a_window_edge_is_not_doubled(limiter: RateLimiter, subject: str) -> None:
+async def test_a_burst_at_a_window_edge_is_not_doubled(limiter: LimitStorage, subject: str) -> None:
     burst_at = T0 + 59_900
     assert all([(await limiter.hit(subject, 10, None, now_ms=burst_at)).allowed for _ in range(10)])
     # A fixed per-minute window would reset at 60 s and grant ten more here.
@@ -89,7 +100,7 @@ async def test_a_burst_at_a_window_edge_is_not_doubled(limiter: RateLimiter, sub
 
 
 async def test_no_span_ever_exceeds_the_burst_plus_its_refill(
-    limiter: RateLimiter, subject: str
+    limiter: LimitStorage, subject: str
 ) -> None:
     """Bursty random traffic: any k granted requests between t1 and tk satisfy
     k <= per_minute + (tk - t1) / interval, so any 60 s span holds at most 2 * per_minute."""
@@ -108,7 +119,7 @@ async def test_no_span_ever_exceeds_the_burst_plus_its_refill(
 
 
 async def test_saturating_traffic_gets_the_burst_then_one_per_interval(
-    limiter: RateLimiter, subject: str
+    limiter: LimitStorage, subject: str
 ) -> None:
     times = [T0 + n * 100 for n in range(1800)]  # every 100 ms for 180 s
     granted = [t for t in times if (await limiter.hit(subject, 6, None, now_ms=t)).allowed]
@@ -116,7 +127,7 @@ async def test_saturating_traffic_gets_the_burst_then_one_per_interval(
     assert granted == [T0 + n * 100 for n in range(6)] + [T0 + n * 10 * S for n in range(1, 18)]
 
 
-async def test_one_more_is_allowed_after_each_interval(limiter: RateLimiter, subject: str) -> None:
+async def test_one_more_is_allowed_after_each_interval(limiter: LimitStorage, subject: str) -> None:
     for _ in range(4):
         assert (await limiter.hit(subject, 4, None, now_ms=T0)).allowed  # interval 15 s
     almost = await limiter.hit(subject, 4, None, now_ms=T0 + 15 * S - 1)
@@ -136,7 +147,7 @@ async def test_one_more_is_allowed_after_each_interval(limiter: RateLimiter, sub
 
 
 async def test_the_daily_cap_refuses_with_day_and_resets_at_utc_midnight(
-    limiter: RateLimiter, subject: str
+    limiter: LimitStorage, subject: str
 ) -> None:
     late = ms(datetime(2030, 1, 1, 23, 59, 0, tzinfo=UTC))
     decisions = [await limiter.hit(subject, 100, 3, now_ms=late) for _ in range(3)]
@@ -159,7 +170,7 @@ async def test_the_daily_cap_refuses_with_day_and_resets_at_utc_midnight(
 
 
 async def test_a_minute_refusal_does_not_consume_the_daily_quota(
-    limiter: RateLimiter, subject: str
+    limiter: LimitStorage, subject: str
 ) -> None:
     assert [(await limiter.hit(subject, 2, 10, now_ms=T0)).remaining_day for _ in range(2)] == [
         9,
@@ -174,7 +185,7 @@ async def test_a_minute_refusal_does_not_consume_the_daily_quota(
 
 
 async def test_when_both_limits_refuse_day_wins_and_retry_waits_for_both(
-    limiter: RateLimiter, subject: str
+    limiter: LimitStorage, subject: str
 ) -> None:
     late = ms(datetime(2030, 1, 1, 23, 59, 58, tzinfo=UTC))
     assert (await limiter.hit(subject, 1, 1, now_ms=late)).allowed
@@ -186,7 +197,7 @@ async def test_when_both_limits_refuse_day_wins_and_retry_waits_for_both(
 
 @pytest.mark.parametrize(("per_minute", "per_day"), [(20, None), (1000, 20)])
 async def test_concurrent_hits_allow_exactly_the_limit(
-    limiter: RateLimiter, subject: str, per_minute: int, per_day: int | None
+    limiter: LimitStorage, subject: str, per_minute: int, per_day: int | None
 ) -> None:
     decisions = await asyncio.gather(
         *(limiter.hit(subject, per_minute, per_day, now_ms=T0) for _ in range(50))
@@ -195,7 +206,7 @@ async def test_concurrent_hits_allow_exactly_the_limit(
     assert {d.limit for d in decisions if not d.allowed} == {"minute" if per_day is None else "day"}
 
 
-async def test_redis_time_is_used_without_an_override(limiter: RateLimiter, subject: str) -> None:
+async def test_redis_time_is_used_without_an_override(limiter: LimitStorage, subject: str) -> None:
     first = await limiter.hit(subject, 1, 5)
     assert first.allowed
     assert 1 <= first.day_reset_s <= 86_400
@@ -205,11 +216,11 @@ async def test_redis_time_is_used_without_an_override(limiter: RateLimiter, subj
 
 
 async def test_no_daily_cap_writes_no_day_counter(
-    client: Redis, limiter: RateLimiter, subject: str
+    client: Redis, redis_limiter: RateLimiter, subject: str
 ) -> None:
-    decision = await limiter.hit(subject, 5, None, now_ms=T0)
+    decision = await redis_limiter.hit(subject, 5, None, now_ms=T0)
     assert decision.remaining_day is None
-    assert not await client.exists(limiter.key(subject, "day"))
+    assert not await client.exists(redis_limiter.key(subject, "day"))
 
 
 async def test_a_client_decoding_responses_gets_the_same_decisions(
@@ -225,14 +236,14 @@ async def test_a_client_decoding_responses_gets_the_same_decisions(
 
 
 async def test_a_flushed_script_cache_is_reloaded(
-    client: Redis, limiter: RateLimiter, subject: str
+    client: Redis, redis_limiter: RateLimiter, subject: str
 ) -> None:
-    assert (await limiter.hit(subject, 2, None, now_ms=T0)).allowed
+    assert (await redis_limiter.hit(subject, 2, None, now_ms=T0)).allowed
     await client.script_flush()
-    assert (await limiter.hit(subject, 2, None, now_ms=T0)).remaining_minute == 0
+    assert (await redis_limiter.hit(subject, 2, None, now_ms=T0)).remaining_minute == 0
 
 
-async def test_invalid_limits_are_refused_before_redis(limiter: RateLimiter, subject: str) -> None:
+async def test_invalid_limits_are_refused_before_redis(limiter: LimitStorage, subject: str) -> None:
     with pytest.raises(ValueError, match="per_minute"):
         await limiter.hit(subject, 0, None)
     with pytest.raises(ValueError, match="per_day"):
@@ -253,7 +264,7 @@ async def test_redis_errors_propagate_as_they_are() -> None:
 
 
 async def test_the_token_budget_counts_spending_per_utc_day(
-    limiter: RateLimiter, subject: str
+    limiter: LimitStorage, subject: str
 ) -> None:
     assert await limiter.tokens_left(subject, 1000, now_ms=T0) == 1000
     await limiter.spend_tokens(subject, 300, now_ms=T0)
@@ -267,14 +278,14 @@ async def test_the_token_budget_counts_spending_per_utc_day(
     assert await limiter.tokens_left(subject, 1000, now_ms=tomorrow) == 1000
 
 
-async def test_the_token_budget_with_redis_time(limiter: RateLimiter, subject: str) -> None:
+async def test_the_token_budget_with_redis_time(limiter: LimitStorage, subject: str) -> None:
     await limiter.spend_tokens(subject, 40)
     assert await limiter.tokens_left(subject, 100) == 60
     assert await limiter.tokens_left(subject, None) is None
 
 
 async def test_at_most_max_streams_leases_and_closing_frees_a_slot(
-    limiter: RateLimiter, subject: str
+    limiter: LimitStorage, subject: str
 ) -> None:
     first = await limiter.open_stream(subject, 2)
     second = await limiter.open_stream(subject, 2)
@@ -289,13 +300,13 @@ async def test_at_most_max_streams_leases_and_closing_frees_a_slot(
 
 
 async def test_concurrent_opens_take_exactly_max_streams(
-    limiter: RateLimiter, subject: str
+    limiter: LimitStorage, subject: str
 ) -> None:
     leases = await asyncio.gather(*(limiter.open_stream(subject, 5) for _ in range(30)))
     assert len({lease for lease in leases if lease is not None}) == 5
 
 
-async def test_an_expired_lease_frees_its_slot(limiter: RateLimiter, subject: str) -> None:
+async def test_an_expired_lease_frees_its_slot(limiter: LimitStorage, subject: str) -> None:
     crashed = await limiter.open_stream(subject, 1, lease_s=10, now_ms=T0)
     assert crashed is not None
     assert await limiter.open_stream(subject, 1, lease_s=10, now_ms=T0 + 9_999) is None
@@ -304,7 +315,7 @@ async def test_an_expired_lease_frees_its_slot(limiter: RateLimiter, subject: st
     assert not await limiter.renew_stream(subject, crashed, now_ms=T0 + 10 * S)
 
 
-async def test_renewing_a_lease_keeps_its_slot(limiter: RateLimiter, subject: str) -> None:
+async def test_renewing_a_lease_keeps_its_slot(limiter: LimitStorage, subject: str) -> None:
     lease = await limiter.open_stream(subject, 1, lease_s=10, now_ms=T0)
     assert lease is not None
     assert await limiter.renew_stream(subject, lease, lease_s=10, now_ms=T0 + 8 * S)
@@ -312,19 +323,19 @@ async def test_renewing_a_lease_keeps_its_slot(limiter: RateLimiter, subject: st
     assert await limiter.open_stream(subject, 1, lease_s=10, now_ms=T0 + 18 * S) is not None
 
 
-async def test_every_key_has_a_ttl(client: Redis, limiter: RateLimiter, prefix: str) -> None:
+async def test_every_key_has_a_ttl(client: Redis, redis_limiter: RateLimiter, prefix: str) -> None:
     subject = "key:ttl"
-    await limiter.hit(subject, 10, 100)
-    await limiter.spend_tokens(subject, 5)
-    assert await limiter.open_stream(subject, 3, lease_s=30) is not None
+    await redis_limiter.hit(subject, 10, 100)
+    await redis_limiter.spend_tokens(subject, 5)
+    assert await redis_limiter.open_stream(subject, 3, lease_s=30) is not None
     ttls = {key.decode(): await client.ttl(key) async for key in client.scan_iter(f"{prefix}*")}
     assert set(ttls) == {
-        limiter.key(subject, kind) for kind in ("gcra", "day", "tokens", "streams")
+        redis_limiter.key(subject, kind) for kind in ("gcra", "day", "tokens", "streams")
     }
-    assert 0 < ttls[limiter.key(subject, "gcra")] <= 6
-    assert 0 < ttls[limiter.key(subject, "day")] <= 86_400
-    assert 0 < ttls[limiter.key(subject, "tokens")] <= 86_400
-    assert 0 < ttls[limiter.key(subject, "streams")] <= 30
+    assert 0 < ttls[redis_limiter.key(subject, "gcra")] <= 6
+    assert 0 < ttls[redis_limiter.key(subject, "day")] <= 86_400
+    assert 0 < ttls[redis_limiter.key(subject, "tokens")] <= 86_400
+    assert 0 < ttls[redis_limiter.key(subject, "streams")] <= 30
     # A refusal writes nothing, so it cannot leave a key without a TTL either.
-    await limiter.hit("key:never-allowed", 1, 0)
-    assert not await client.exists(limiter.key("key:never-allowed", "day"))
+    await redis_limiter.hit("key:never-allowed", 1, 0)
+    assert not await client.exists(redis_limiter.key("key:never-allowed", "day"))

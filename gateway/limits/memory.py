@@ -10,7 +10,14 @@ import math
 import secrets
 import time
 
-from gateway.limits.ratelimit import DEFAULT_LEASE_S, Decision
+from gateway.limits.ratelimit import (
+    DEFAULT_LEASE_S,
+    Decision,
+    check_limits,
+    check_max_streams,
+    check_tokens,
+    lease_us,
+)
 
 DAY_US = 86_400_000_000
 
@@ -32,6 +39,7 @@ class MemoryRateLimiter:
     async def hit(
         self, subject: str, per_minute: int, per_day: int | None, *, now_ms: int | None = None
     ) -> Decision:
+        check_limits(per_minute, per_day)
         now = _now_us(now_ms)
         interval = 60_000_000 // per_minute
         tolerance = per_minute * interval
@@ -77,6 +85,7 @@ class MemoryRateLimiter:
         return max(0, tokens_per_day - await self.tokens_used(subject, now_ms=now_ms))
 
     async def spend_tokens(self, subject: str, tokens: int, *, now_ms: int | None = None) -> None:
+        check_tokens(tokens)
         used = await self.tokens_used(subject, now_ms=now_ms)
         self._token_use[subject] = (_now_us(now_ms) // DAY_US, used + tokens)
 
@@ -88,12 +97,14 @@ class MemoryRateLimiter:
         *,
         now_ms: int | None = None,
     ) -> str | None:
+        check_max_streams(max_streams)
+        length_us = lease_us(lease_s)
         now = _now_us(now_ms)
         leases = self._live_leases(subject, now)
         if len(leases) >= max_streams:
             return None
         lease = secrets.token_hex(8)
-        leases[lease] = now + int(lease_s * 1e6)
+        leases[lease] = now + length_us
         return lease
 
     async def renew_stream(
@@ -104,11 +115,12 @@ class MemoryRateLimiter:
         *,
         now_ms: int | None = None,
     ) -> bool:
+        length_us = lease_us(lease_s)
         now = _now_us(now_ms)
         leases = self._live_leases(subject, now)
         if lease not in leases:
             return False
-        leases[lease] = now + int(lease_s * 1e6)
+        leases[lease] = now + length_us
         return True
 
     def _live_leases(self, subject: str, now: int) -> dict[str, int]:

@@ -82,10 +82,29 @@ def now_arg(now_ms: int | None) -> str:
     return "" if now_ms is None else str(int(now_ms))
 
 
-def _lease_us(lease_s: float) -> int:
+def lease_us(lease_s: float) -> int:
+    """A stream lease's length in microseconds; refuses one that is not positive."""
     if not lease_s > 0:
         raise ValueError(f"lease_s must be positive, got {lease_s}")
     return max(1, round(lease_s * 1_000_000))
+
+
+def check_limits(per_minute: int, per_day: int | None) -> None:
+    """Refuse limits no limiter can apply (both limiters check, before any counting)."""
+    if per_minute < 1:
+        raise ValueError(f"per_minute must be at least 1, got {per_minute}")
+    if per_day is not None and per_day < 0:
+        raise ValueError(f"per_day must be None or at least 0, got {per_day}")
+
+
+def check_tokens(tokens: int) -> None:
+    if tokens < 0:
+        raise ValueError(f"tokens must be at least 0, got {tokens}")
+
+
+def check_max_streams(max_streams: int) -> None:
+    if max_streams < 0:
+        raise ValueError(f"max_streams must be at least 0, got {max_streams}")
 
 
 def _text(value: Any) -> str:
@@ -114,10 +133,7 @@ class RateLimiter:
         self, subject: str, per_minute: int, per_day: int | None, *, now_ms: int | None = None
     ) -> Decision:
         """Check one request against both limits and count it only if both allow it."""
-        if per_minute < 1:
-            raise ValueError(f"per_minute must be at least 1, got {per_minute}")
-        if per_day is not None and per_day < 0:
-            raise ValueError(f"per_day must be None or at least 0, got {per_day}")
+        check_limits(per_minute, per_day)
         result = await self._hit(
             keys=[self.key(subject, "gcra"), self.key(subject, "day")],
             args=[per_minute, -1 if per_day is None else per_day, now_arg(now_ms)],
@@ -143,8 +159,7 @@ class RateLimiter:
 
     async def spend_tokens(self, subject: str, tokens: int, *, now_ms: int | None = None) -> None:
         """Add ``tokens`` generated tokens to today's (UTC) usage."""
-        if tokens < 0:
-            raise ValueError(f"tokens must be at least 0, got {tokens}")
+        check_tokens(tokens)
         if tokens:
             await self._tokens(keys=[self.key(subject, "tokens")], args=[tokens, now_arg(now_ms)])
 
@@ -161,12 +176,11 @@ class RateLimiter:
         The lease expires after ``lease_s`` unless renewed (``renew_stream``); give it back
         with ``close_stream``.
         """
-        if max_streams < 0:
-            raise ValueError(f"max_streams must be at least 0, got {max_streams}")
+        check_max_streams(max_streams)
         lease = secrets.token_hex(8)
         opened = await self._open_stream(
             keys=[self.key(subject, "streams")],
-            args=[max_streams, _lease_us(lease_s), lease, now_arg(now_ms)],
+            args=[max_streams, lease_us(lease_s), lease, now_arg(now_ms)],
         )
         return lease if int(opened) else None
 
@@ -181,7 +195,7 @@ class RateLimiter:
         """Extend a live lease to ``lease_s`` from now; False if it had already expired."""
         renewed = await self._renew_stream(
             keys=[self.key(subject, "streams")],
-            args=[_lease_us(lease_s), lease, now_arg(now_ms)],
+            args=[lease_us(lease_s), lease, now_arg(now_ms)],
         )
         return bool(int(renewed))
 
