@@ -1,29 +1,40 @@
-"""The steps every model request goes through, in this order:
+"""The steps of every model request (classify, NER, summarize, the summary stream), in the
+order they are taken:
 
 1. request id and trace context (``RequestContextMiddleware``, for every request);
-2. authentication of the caller;
-3. rate limit of the caller (for an API key, in the same Redis call as step 2);
-4. choice of the model version (``Router.choose``: pin, allowlist, sticky weight, stable)
-   and of a backend that hosts it;
-5. cached answer, for deterministic models;
-6. the backend call, with the request's time budget as its gRPC deadline (``call_backend``);
-7. the answer mapped to JSON, or the error to its envelope (``gateway.errors``).
+2. admission: a request that arrived after draining began is refused (``admit``);
+3. who the caller says they are, from the request alone (``Authenticator.identify``):
+   the id an API key claims, a bearer token's caller (verified here, locally), or the
+   caller a stream token was issued to; no credential, or a malformed one, is 401 here;
+4. the model version, chosen once, for that identity (``Router.choose``: pin, allowlist,
+   sticky weight, stable); a refusal of the routing's (a retired version) is held;
+5. the cache keys of the request's texts for that version (classifier and NER);
+6. authentication and counting (``Authenticator.check_and_count``): for an API key, one
+   Redis round trip checks the key, counts both rate limits and reads those cache
+   entries; then 429 if a limit is spent, and only then the held routing refusal, so a
+   caller who is not let in learns nothing of the models (401 and 429 come first);
+7. a backend that hosts the version (``Backends.pick``), and the time left to call it;
 
-Steps 2, 3 and 5 join between the others without reordering them.
+``plan_call`` takes steps 2 to 7; the route then takes the last ones:
+
+8. the cached answers, those read in step 6 or looked up now (``cached_results``);
+9. the backend call for the rest, the time left its gRPC deadline (``call_backend``);
+10. the answer as JSON (or events), or the error in its envelope (``gateway.errors``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 from fastapi import Request
 from grpc import aio
 
-from gateway.access.auth import Caller
+from gateway.access.auth import Caller, Claim
 from gateway.backends.endpoints import Endpoint
+from gateway.cache.interfaces import CacheStorage
 from gateway.edge import request_context
 from gateway.errors.grpc_status import from_grpc
 from gateway.errors.refusals import ApiError, DeadlineExceeded, InvalidArgument, Unavailable
@@ -34,6 +45,21 @@ T = TypeVar("T")
 
 TIME_BUDGET_HEADER = "x-request-timeout"
 """Seconds the caller will wait; the gRPC deadline is what is left of it (capped)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCall:
+    """What a model route asks for: the parts of the steps that differ from route to route."""
+
+    service: str
+    model: str
+    """The model the path or the body names; empty: the service's default."""
+    pin: str | None
+    """The version the path or ``X-Model-Version`` pins, if any."""
+    texts: Sequence[str] | None = None
+    """The texts whose answers are cached one by one (classifier, NER); None: not cached."""
+    options: str = ""
+    """The request's options that change an answer (part of each text's cache key)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,90 +80,94 @@ class PlannedCall:
     """The cache's values for ``cache_keys``, when they were read with the key check."""
 
 
-CacheKeys = Callable[[Target], list[str] | None]
-"""The cache keys of a request's texts for a version (None: not cached)."""
-
-
 async def plan_call(
-    request: Request,
-    state: GatewayState,
-    service: str,
-    model: str,
-    pin: str | None,
-    caller: Caller | None = None,
-    cache_keys_for: CacheKeys | None = None,
+    request: Request, state: GatewayState, call: ModelCall, caller: Caller | None = None
 ) -> PlannedCall:
-    """Steps 2 to 4 for one model request, in their order (step 5 follows in the routes
-    of deterministic models, which give ``cache_keys_for``). (A caller already known, from
-    a stream token, skips authentication.)"""
+    """Steps 2 to 7 of one model request, in their order (see the module). ``caller``: the
+    caller a stream token was issued to, known already (counted, not authenticated)."""
     admit()
     record = request_context.current()
+    # Server-Timing: "auth" is the credential checked (with the count and cache read of the
+    # same round trip), "limit" a caller known already, only counted.
+    step = "auth" if caller is None else "limit"
     started = time.perf_counter()
-    prefetched_keys: list[str] | None = None
-    found: list[bytes | None] | None = None
-    if caller is None:
-        # An API key is checked and counted in one Redis round trip, so "auth" includes
-        # the rate limit then; a token is checked here and counted in a second step. The
-        # same round trip reads the cache entries of the version the key's id would be
-        # routed to; they are used only if the checked caller is routed there too.
-        prefetched_keys = _early_cache_keys(request, state, service, model, pin, cache_keys_for)
-        caller, decision, found = await state.auth.admit(
-            request, state.limiter, prefetched_keys or ()
-        )
-        record.timings.append(("auth", time.perf_counter() - started))
-    else:
-        decision = await state.limits.count_request(caller)
-        record.timings.append(("limit", time.perf_counter() - started))
+    claim = state.auth.identify(request) if caller is None else Claim.known(caller)
+    identified_s = time.perf_counter() - started
+    # Before the round trip, so that it can read the cache entries of the chosen version:
+    # a valid key's caller is the id it claims, and a token's was verified just now.
+    chosen = choose_version(state, call, claim.identity)
+    keys = cache_keys(request, state.cache, call, chosen)
+    started = time.perf_counter()
+    caller, decision, found = await state.auth.check_and_count(claim, state.limiter, keys or ())
+    record.timings.append((step, identified_s + time.perf_counter() - started))
     record.caller = caller.id
     state.limits.enforce(caller, decision)
-    target = state.router.choose(service, model, caller.id, pin)
+    if caller.id != claim.identity:
+        # The rare path, not expected to be taken: a checked key is the id it claimed.
+        # Should they differ, the checked caller is the one routed (sticky weights and
+        # allowlists go by it), and entries read for another version are not used.
+        again = choose_version(state, call, caller.id)
+        if again != chosen:
+            chosen, keys, found = again, cache_keys(request, state.cache, call, again), None
+    if isinstance(chosen, ApiError):
+        raise chosen
+    endpoint = choose_backend(state, call.service, chosen)
+    settings = state.settings
+    limit_s = (
+        settings.stream_timeout_s if call.service == "summarizer" else settings.request_timeout_s
+    )
+    timeout_s = time_budget_s(request, limit_s)
+    trace = record.trace
+    return PlannedCall(
+        state,
+        caller,
+        chosen,
+        endpoint,
+        timeout_s,
+        trace.request_id,
+        trace.grpc_metadata(),
+        keys,
+        found if keys is not None else None,
+    )
+
+
+def choose_version(state: GatewayState, call: ModelCall, identity: str) -> Target | ApiError:
+    """The version for a caller (``Router.choose``), or the routing's refusal, which the
+    caller is told only once let in: 401 and 429 come before it."""
+    try:
+        return state.router.choose(call.service, call.model, identity, call.pin)
+    except ApiError as refusal:
+        return refusal
+
+
+def cache_keys(
+    request: Request, cache: CacheStorage, call: ModelCall, chosen: Target | ApiError
+) -> list[str] | None:
+    """One cache key per text for the chosen version, or None when this request is not
+    cached: the route caches nothing, the cache is off, the caller asked to bypass it
+    (``Cache-Control: no-cache``), the version is not known before the call, or the
+    routing refused."""
+    if call.texts is None or not cache.enabled or isinstance(chosen, ApiError):
+        return None
+    if not chosen.version or "no-cache" in request.headers.get("cache-control", ""):
+        return None
+    return [
+        cache.key(call.service, chosen.model, chosen.version, call.options, text)
+        for text in call.texts
+    ]
+
+
+def choose_backend(state: GatewayState, service: str, target: Target) -> Endpoint:
+    """A backend for the version; the request's record names the route (for metrics,
+    live figures and logs) and the answer gets the version's headers."""
+    record = request_context.current()
     # Only versions a backend lists are named in metrics and live figures: a pin is the
     # caller's free text, and each new name would make new time series.
     known = state.backends.lists(service, target.model, target.version)
     record.route(target.model if known else "", target.version if known else "", target.reason)
     for header in target.headers:
         record.add_header(*header)
-    endpoint = state.backends.pick(service, target.model, target.version)
-    # Step 5, a cached answer, comes in the routes of deterministic models (classify, NER).
-    keys = cache_keys_for(target) if cache_keys_for is not None else None
-    cached = found if keys is not None and keys == prefetched_keys else None
-    settings = state.settings
-    limit_s = settings.stream_timeout_s if service == "summarizer" else settings.request_timeout_s
-    timeout_s = time_budget_s(request, limit_s)
-    trace = request_context.current().trace
-    return PlannedCall(
-        state,
-        caller,
-        target,
-        endpoint,
-        timeout_s,
-        trace.request_id,
-        trace.grpc_metadata(),
-        keys,
-        cached,
-    )
-
-
-def _early_cache_keys(
-    request: Request,
-    state: GatewayState,
-    service: str,
-    model: str,
-    pin: str | None,
-    cache_keys_for: CacheKeys | None,
-) -> list[str] | None:
-    """The cache keys to read with the key check: those of the version the API key's id
-    would be routed to (None for a token, or when the routing itself refuses: that error
-    comes after authentication, in its place)."""
-    if cache_keys_for is None:
-        return None
-    identity = state.auth.claimed_identity(request)
-    if identity is None:
-        return None
-    try:
-        return cache_keys_for(state.router.choose(service, model, identity, pin))
-    except ApiError:
-        return None
+    return state.backends.pick(service, target.model, target.version)
 
 
 def admit() -> None:

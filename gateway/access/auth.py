@@ -12,7 +12,7 @@ import hmac
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis.asyncio as redis
 from starlette.requests import Request
@@ -45,6 +45,25 @@ class Caller:
     roles: frozenset[str]
     tier: str
     limits: TierLimits
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Who a model request says it is, known before any store is read: what routing goes
+    by, and what is left to check (``Authenticator.check_and_count``)."""
+
+    identity: str
+    """The caller id: the one an API key claims (``key:<id>``, checked with the key), or
+    the id of the caller known already."""
+    credential: str | None = field(default=None, repr=False)
+    """The API key to check; None when the caller is known already."""
+    caller: Caller | None = None
+    """The caller when known already: a verified token, the bootstrap admin key, the
+    caller a stream token was issued to."""
+
+    @classmethod
+    def known(cls, caller: Caller) -> Claim:
+        return cls(caller.id, caller=caller)
 
 
 def credential_of(request: Request) -> str | None:
@@ -81,39 +100,43 @@ class Authenticator:
             caller = await self._from_key(credential)
         return _with_role(caller, role)
 
-    def claimed_identity(self, request: Request) -> str | None:
-        """``key:<id>`` of a well-formed API key in the request, before it is checked."""
-        credential = credential_of(request)
-        if not credential or self._is_token(credential):
-            return None
-        key_id = key_id_of(credential)
-        return f"key:{key_id}" if key_id is not None else None
-
-    async def admit(
-        self, request: Request, limiter: LimitStorage, also_get: Sequence[str] = ()
-    ) -> tuple[Caller, Decision | None, list[bytes | None] | None]:
-        """The caller of a model request (client role), the request counted against their
-        limits and, for an API key, the values of ``also_get`` (cache entries), all in one
-        Redis round trip. The decision is None when Redis could not be reached (the limits
-        are then unchecked); the values are None when they were not read."""
+    def identify(self, request: Request) -> Claim:
+        """Who the model request says it is, from what it carries, before any store is read:
+        a bearer token verified here (locally, and for the client role) or the bootstrap
+        admin key gives the caller; a well-formed API key gives only the id it claims,
+        which ``check_and_count`` checks. A missing or malformed credential is 401 here."""
         credential = self._credential(request)
-        digest = key_hash(credential)
-        if (
-            self._is_token(credential)
-            or self._is_bootstrap_admin(digest)
-            or key_id_of(credential) is None
-        ):
-            caller = await self.authenticate(request, "client")
+        if self._is_token(credential):
+            return Claim.known(_with_role(self._from_token(credential), "client"))
+        if self._is_bootstrap_admin(key_hash(credential)):
+            return Claim.known(self._bootstrap_admin())
+        key_id = key_id_of(credential)
+        if key_id is None:
+            raise Unauthenticated("the API key is not valid")
+        return Claim(f"key:{key_id}", credential)
+
+    async def check_and_count(
+        self, claim: Claim, limiter: LimitStorage, also_get: Sequence[str] = ()
+    ) -> tuple[Caller, Decision | None, list[bytes | None] | None]:
+        """The claim's caller (client role) and the request counted against their limits;
+        for an API key, the key is checked, counted and the values of ``also_get`` (cache
+        entries) read in one Redis round trip. The decision is None when Redis could not
+        be reached (the limits are then unchecked); the values are None when they were not
+        read (a caller known already is counted on its own: there is no key to check)."""
+        if claim.caller is not None:
+            caller = claim.caller
             try:
                 limits = caller.limits
                 decision = await limiter.hit(caller.id, limits.per_minute, limits.per_day)
             except (redis.ConnectionError, redis.TimeoutError):
                 return caller, None, None
             return caller, decision, None
-        subject = f"key:{key_id_of(credential)}"
+        assert claim.credential is not None  # a claim without a caller carries its key
+        credential = claim.credential
+        digest = key_hash(credential)
         try:
             checked, found = await self.keys.verify_count_and_get(
-                credential, self.tiers, limiter, subject, also_get
+                credential, self.tiers, limiter, claim.identity, also_get
             )
         except UnknownTier as error:
             raise self._unknown_tier(error.record) from None
@@ -126,7 +149,7 @@ class Authenticator:
         record, limits, decision = checked
         self._last_known_good[digest] = (record, time.monotonic())
         caller = Caller(
-            subject, record.owner, GRANTS.get(record.role, frozenset()), record.tier, limits
+            claim.identity, record.owner, GRANTS.get(record.role, frozenset()), record.tier, limits
         )
         return _with_role(caller, "client"), decision, found
 
@@ -169,8 +192,7 @@ class Authenticator:
     async def _from_key(self, key: str) -> Caller:
         digest = key_hash(key)
         if self._is_bootstrap_admin(digest):
-            limits = self.tiers.get("enterprise") or next(iter(self.tiers.values()))
-            return Caller("admin:bootstrap", "admin", GRANTS["admin"], "enterprise", limits)
+            return self._bootstrap_admin()
         if key_id_of(key) is None:
             raise Unauthenticated("the API key is not valid")
         try:
@@ -185,6 +207,10 @@ class Authenticator:
         if record is None:
             raise Unauthenticated("the API key is not valid or was revoked")
         return self._caller_of(record)
+
+    def _bootstrap_admin(self) -> Caller:
+        limits = self.tiers.get("enterprise") or next(iter(self.tiers.values()))
+        return Caller("admin:bootstrap", "admin", GRANTS["admin"], "enterprise", limits)
 
     def _caller_of(self, record: ApiKey) -> Caller:
         try:

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 
 from gateway.cache.prediction import cached_results
 from gateway.edge import request_context
-from gateway.pipeline import CacheKeys, PlannedCall, call_backend, plan_call
+from gateway.pipeline import ModelCall, PlannedCall, call_backend, plan_call
 from gateway.routes.bodies import (
     PINNED_PREFIX,
     documented,
@@ -28,38 +28,10 @@ from gateway.routes.schemas import (
     NerAnswer,
     NerBody,
 )
-from gateway.routing.router import Target
-from gateway.state import GatewayState
 
 router = APIRouter(prefix="/v1", tags=["models"])
 
 REFUSALS = refusals(*CALLER, *JSON_BODY, *MODEL_CALL)
-
-
-def cache_keys_for(
-    request: Request, state: GatewayState, service: str, options: str, texts: list[str]
-) -> CacheKeys:
-    """One cache key per text for a version, or None when this request is not cached: the
-    cache is off, the caller asked to bypass it (``Cache-Control: no-cache``), or the
-    version is not known before the call."""
-    cache = state.cache
-    bypass = "no-cache" in request.headers.get("cache-control", "")
-
-    made: dict[tuple[str, str], list[str]] = {}
-
-    def keys(target: Target) -> list[str] | None:
-        if not cache.enabled or bypass or not target.version:
-            return None
-        # Asked for the version the key's id would get, then for the one the checked
-        # caller gets (the same, as a rule): the texts are hashed once.
-        version = (target.model, target.version)
-        if version not in made:
-            made[version] = [
-                cache.key(service, target.model, target.version, options, t) for t in texts
-            ]
-        return made[version]
-
-    return keys
 
 
 def note_cache(plan: PlannedCall, hits: int, texts: int) -> request_context.RequestRecord:
@@ -90,10 +62,8 @@ async def classify(request: Request, state: State) -> object:
     body = await read_body(request, ClassifyBody)
     model = model_of(request, body.model)
     texts = body.all_texts()
-    keys_for = cache_keys_for(request, state, "classifier", f"top_k={body.top_k}", texts)
-    plan = await plan_call(
-        request, state, "classifier", model, version_pin(request), cache_keys_for=keys_for
-    )
+    call = ModelCall("classifier", model, version_pin(request), texts, f"top_k={body.top_k}")
+    plan = await plan_call(request, state, call)
 
     async def compute(positions: list[int] | None) -> tuple[list[Classification], str]:
         wanted = texts if positions is None else [texts[p] for p in positions]
@@ -146,10 +116,7 @@ async def ner(request: Request, state: State) -> object:
     body = await read_body(request, NerBody)
     model = model_of(request, body.model)
     texts = body.all_texts()
-    keys_for = cache_keys_for(request, state, "ner", "", texts)
-    plan = await plan_call(
-        request, state, "ner", model, version_pin(request), cache_keys_for=keys_for
-    )
+    plan = await plan_call(request, state, ModelCall("ner", model, version_pin(request), texts))
 
     async def compute(positions: list[int] | None) -> tuple[list[EntityList], str]:
         wanted = texts if positions is None else [texts[p] for p in positions]

@@ -12,7 +12,7 @@ from gateway.access.auth import Caller
 from gateway.edge import request_context
 from gateway.errors.refusals import InvalidArgument, Unauthenticated
 from gateway.limits import generation
-from gateway.pipeline import call_backend, plan_call
+from gateway.pipeline import ModelCall, call_backend, plan_call
 from gateway.routes.bodies import (
     PINNED_PREFIX,
     VERSION_PIN_DOC,
@@ -67,7 +67,7 @@ SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
 async def summarize(request: Request, state: State) -> object:
     body = await read_body(request, SummarizeBody)
     model = model_of(request, body.model)
-    plan = await plan_call(request, state, "summarizer", model, version_pin(request))
+    plan = await plan_call(request, state, ModelCall("summarizer", model, version_pin(request)))
     tokens = await max_new_tokens(plan, body.max_new_tokens)
     reply = await call_backend(
         "summarizer",
@@ -162,5 +162,6 @@ async def open_stream(
     if request.headers.get("last-event-id") is not None:
         return Response(status_code=204)
     model = model_of(request, body.model)
-    plan = await plan_call(request, state, "summarizer", model, version_pin(request), caller)
+    call = ModelCall("summarizer", model, version_pin(request))
+    plan = await plan_call(request, state, call, caller)
     return await stream_summary(plan, body)
