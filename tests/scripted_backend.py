@@ -82,8 +82,22 @@ class ScriptedClassifier(classifier_pb2_grpc.ClassifierServiceServicer):
     async def ClassifyStream(
         self, requests: AsyncIterator[classifier_pb2.ClassifyStreamRequest], context: Context
     ) -> AsyncIterator[classifier_pb2.ClassifyStreamResponse]:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not scripted")
-        yield classifier_pb2.ClassifyStreamResponse()
+        """Reads every text, answers the first ``stream_pieces``, then fails with
+        ``stream_failure`` if any are left. (It fails only once the caller is done writing:
+        a client's write that races the end of its call makes grpc report the call as
+        INTERNAL, whatever status the server gave.)"""
+        script = self.script
+        texts = [request async for request in requests]
+        label = classifier_pb2.LabelScore(label=script.label, score=1.0)
+        for request in texts[: script.stream_pieces]:
+            yield classifier_pb2.ClassifyStreamResponse(
+                id=request.id,
+                model=script.model,
+                version=request.version or script.versions[0],
+                result=classifier_pb2.Classification(labels=[label]),
+            )
+        if len(texts) > script.stream_pieces:
+            await context.abort(script.stream_failure, "the scripted stream fails here")
 
     async def ListModels(
         self, request: classifier_pb2.ListModelsRequest, context: Context

@@ -4,17 +4,24 @@ the real classifier and NER services and a real Redis."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
 import httpx
 import pytest
 
+from gateway.routes.ndjson import LineSplitter, SpillBuffer
 from switchyard.redis_server import LocalRedis
 from tests.conftest import make_key
-from tests.support import GatewayProcess
+from tests.scripted_backend import ScriptedBackend, scripted_backend
+from tests.support import GatewayProcess, gateway_process
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
+NO_CACHE = {"Cache-Control": "no-cache"}
+"""On the unary calls compared with: bulk answers are never cached, and these must not be
+either (other tests expect these texts uncached)."""
 
 TEXTS = [
     "I love this, it works perfectly",
@@ -59,7 +66,7 @@ def by_id(lines: list[dict[str, Any]]) -> dict[Any, dict[str, Any]]:
 def test_classify_bulk_answers_every_line_once_as_the_unary_route_does(
     http: httpx.Client,
 ) -> None:
-    unary = http.post("/v1/classify", json={"texts": TEXTS})
+    unary = http.post("/v1/classify", json={"texts": TEXTS}, headers=NO_CACHE)
     assert unary.status_code == 200, unary.text
     top = [r["labels"][0]["label"] for r in unary.json()["results"]]
     items = [{"id": f"t{i}", "text": TEXTS[i % len(TEXTS)]} for i in range(300)]
@@ -81,7 +88,7 @@ def test_ids_default_to_line_numbers_and_are_echoed_as_given(http: httpx.Client)
 
 
 def test_ner_bulk_finds_the_entities_the_unary_route_finds(http: httpx.Client) -> None:
-    unary = http.post("/v1/ner", json={"texts": NER_TEXTS})
+    unary = http.post("/v1/ner", json={"texts": NER_TEXTS}, headers=NO_CACHE)
     assert unary.status_code == 200, unary.text
     expected = unary.json()["results"]
     items = [{"id": i, "text": text} for i, text in enumerate(NER_TEXTS)]
@@ -204,3 +211,115 @@ def test_the_daily_quota_counts_lines_and_runs_out_mid_stream(
         headers={**NDJSON, "Authorization": f"Bearer {key}"},
     )
     assert again.status_code == 429
+
+
+def test_a_client_that_goes_away_mid_body_ends_the_request(
+    http: httpx.Client, gateway: GatewayProcess
+) -> None:
+    sent = threading.Event()
+
+    def pieces() -> Iterator[bytes]:
+        yield ndjson([{"id": i, "text": TEXTS[0]} for i in range(50)])
+        sent.set()
+        raise ConnectionAbortedError("the client gives up")  # the connection is dropped
+
+    with pytest.raises((ConnectionAbortedError, httpx.HTTPError)):
+        http.post(
+            "/v1/classify/bulk",
+            content=pieces(),
+            headers={**NDJSON, "X-Request-ID": "bulk-client-gone"},
+        )
+    assert sent.is_set()
+    # Its work stopped: the request is over (the access log is written as it ends),
+    # though the body never ended.
+    logged = gateway.wait_log(lambda r: r.get("request_id") == "bulk-client-gone")
+    assert str(logged["message"]).startswith("POST /v1/classify/bulk")
+
+
+BULK_LIMIT = 4_000
+
+
+@pytest.fixture(scope="module")
+def scripted() -> Iterator[ScriptedBackend]:
+    with scripted_backend() as backend:
+        yield backend
+
+
+@pytest.fixture(scope="module")
+def limited_gateway(scripted: ScriptedBackend, redis_server: LocalRedis) -> Iterator[str]:
+    """A gateway in front of the scripted classifier, with a bulk body limit."""
+    backends = {name: scripted.address for name in ("classifier", "ner", "summarizer")}
+    with gateway_process(
+        backends, redis_url=redis_server.url, bulk_max_body_bytes=str(BULK_LIMIT)
+    ) as gateway:
+        yield gateway.url
+
+
+def test_a_backend_failing_mid_stream_ends_it_with_one_error_line(
+    scripted: ScriptedBackend, limited_gateway: str, client_key: str
+) -> None:
+    scripted.script.stream_pieces = 3
+    scripted.script.stream_failure = grpc.StatusCode.UNAVAILABLE
+    items = [{"id": i, "text": "Fine."} for i in range(10)]
+    reply = httpx.post(
+        f"{limited_gateway}/v1/classify/bulk",
+        content=ndjson(items),
+        headers={**NDJSON, "Authorization": f"Bearer {client_key}"},
+        timeout=60,
+    )
+    lines = answered(reply)
+    *results, last = lines
+    assert last == {"error": {"code": "unavailable", "message": last["error"]["message"]}}
+    assert len(by_id(results)) == 3 and all("labels" in line for line in results)
+
+
+def test_a_body_past_the_bulk_limit_ends_the_stream_with_an_error_line(
+    scripted: ScriptedBackend, limited_gateway: str, client_key: str
+) -> None:
+    scripted.script.stream_pieces = 1_000
+    items = [{"id": i, "text": "Fine. " * 10} for i in range(100)]
+    body = ndjson(items)
+    assert len(body) > 2 * BULK_LIMIT
+
+    def pieces() -> Iterator[bytes]:
+        for start in range(0, len(body), 1_000):
+            yield body[start : start + 1_000]
+
+    reply = httpx.post(
+        f"{limited_gateway}/v1/classify/bulk",
+        content=pieces(),
+        headers={**NDJSON, "Authorization": f"Bearer {client_key}"},
+        timeout=60,
+    )
+    *results, last = answered(reply)
+    assert last["error"]["code"] == "payload_too_large" and "id" not in last
+    served = by_id(results)
+    assert 0 < len(served) < len(items)
+    assert all("labels" in line for line in served.values())
+
+
+def test_lines_are_cut_across_chunks_and_an_over_long_one_is_dropped_as_it_comes() -> None:
+    splitter = LineSplitter(max_bytes=10)
+    found: list[tuple[int, bytes | None]] = []
+    for chunk in (b'{"a"', b":1}\r\n\n" + b"x" * 8, b"x" * 8, b"\n", b"tail"):
+        found.extend(splitter.feed(chunk))
+        assert len(splitter._pending) <= 10  # never more of a line than the cap
+    found.extend(splitter.finish())
+    assert found == [(0, b'{"a":1}'), (2, None), (3, b"tail")]
+
+
+async def test_the_spill_buffer_keeps_order_from_memory_to_disk_and_back() -> None:
+    buffer = SpillBuffer(memory_bytes=100)
+    lines = [f"{i:03d}".encode() * 10 + b"\n" for i in range(50)]  # 31 bytes each
+    for line in lines[:40]:
+        buffer.put(line)  # past 100 bytes: on disk
+    assert buffer._file._rolled  # type: ignore[attr-defined]
+    got = b""
+    while len(got) < 40 * 31:
+        got += await buffer.get()
+    for line in lines[40:]:
+        buffer.put(line)
+    buffer.close()
+    while piece := await buffer.get():
+        got += piece
+    assert got == b"".join(lines)

@@ -167,7 +167,7 @@ class RequestContextMiddleware:
             latency_s=elapsed,
             ttft_s=record.backend_s if record.stream else None,
             labels=record.labels,
-            assigned=record.route_reason in ASSIGNED_REASONS,
+            assigned=record.route_reason in ASSIGNED_REASONS and record.judged,
         )
 
     def _observe(self, scope: Scope, status: int, record: request_context.RequestRecord) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from gateway.edge import request_context
 from gateway.errors.refusals import UnsupportedMediaType
 from gateway.pipeline import PlannedCall, plan_call, time_budget_s
 from gateway.routes.bodies import VERSION_PIN_DOC, version_pin
@@ -50,7 +51,7 @@ failed, the body passed the bulk size limit); lines not answered then were not p
 
 The request counts once against the per-minute limit, and each line once against the daily
 quota. One version answers every line (pin it with `X-Model-Version`). Answers are not
-cached.
+cached, and bulk requests are left out of what canary guardrails judge.
 """
 
 _ERROR_LINE = {
@@ -164,6 +165,7 @@ async def bulk(request: Request, state: State, service: BulkService) -> Response
     if not is_ndjson(request.headers.get("content-type")):
         raise UnsupportedMediaType(f"the body must be NDJSON (Content-Type: {NDJSON})")
     plan = await plan_call(request, state, service.name, "", version_pin(request))
+    request_context.current().judged = False
     # A bulk stream may run as long as a summary stream, not a unary call's budget.
     timeout_s = time_budget_s(request, state.settings.stream_timeout_s)
     out = SpillBuffer(SPILL_MEMORY_BYTES)

@@ -154,26 +154,31 @@ class Bulk:
                 # The lines in flight were answered first; this line ends the stream.
                 limit = self.max_body_bytes
                 self.out.put(error_line("payload_too_large", f"the body passed {limit} bytes"))
-        except* aio.AioRpcError as failed:
-            error = failed.exceptions[0]
-            assert isinstance(error, aio.AioRpcError)
-            refusal = from_grpc(error, self.service.name)
-            self.out.put(error_line(refusal.code, refusal.message))
-        except* ApiError as failed:
-            refused = failed.exceptions[0]
-            assert isinstance(refused, ApiError)
-            self.out.put(error_line(refused.code, refused.message))
-        except* ClientDisconnect:
-            pass  # no one to answer: the stream's work stops with the call's cancel
-        except* Exception as failed:
-            log.error("bulk %s failed", self.service.name, exc_info=failed.exceptions[0])
-            self.out.put(error_line("internal", GENERIC_INTERNAL_MESSAGE))
+        except ExceptionGroup as group:
+            self._failed(_leaves(group))
         finally:
             call.cancel()
             if watcher is not None:
                 watcher.cancel()
             await quota.give_back()
             self.out.close()
+
+    def _failed(self, errors: list[BaseException]) -> None:
+        """One last line for the stream's failure: the backend's, else a refusal's; none
+        when the client went away (nobody to read it)."""
+        if any(isinstance(e, ClientDisconnect) for e in errors):
+            return
+        for error in errors:
+            if isinstance(error, aio.AioRpcError):
+                refusal = from_grpc(error, self.service.name)
+                self.out.put(error_line(refusal.code, refusal.message))
+                return
+        for error in errors:
+            if isinstance(error, ApiError):
+                self.out.put(error_line(error.code, error.message))
+                return
+        log.error("bulk %s failed", self.service.name, exc_info=errors[0])
+        self.out.put(error_line("internal", GENERIC_INTERNAL_MESSAGE))
 
     async def _send(
         self,
@@ -189,13 +194,17 @@ class Bulk:
         sent = 0
         seen = 0
         too_large = False
+        limit = self.max_body_bytes
         async for chunk in self.request.stream():
-            seen += len(chunk)
-            if self.max_body_bytes and seen > self.max_body_bytes:
+            if limit and seen + len(chunk) > limit:
+                # The lines whole within the limit are served; the rest is left unread.
+                chunk = chunk[: limit - seen]
                 too_large = True
-                break
+            seen += len(chunk)
             for number, raw in splitter.feed(chunk):
                 sent = await self._line(call, quota, in_flight, window, number, raw, sent)
+            if too_large:
+                break
         if not too_large:
             for number, raw in splitter.finish():
                 sent = await self._line(call, quota, in_flight, window, number, raw, sent)
@@ -249,3 +258,10 @@ class Bulk:
                 if work is not None:
                     work.cancel()
                 return
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for error in group.exceptions:
+        found.extend(_leaves(error) if isinstance(error, BaseExceptionGroup) else [error])
+    return found
