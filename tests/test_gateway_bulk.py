@@ -213,6 +213,26 @@ def test_the_daily_quota_counts_lines_and_runs_out_mid_stream(
     assert again.status_code == 429
 
 
+def test_each_line_counts_once_and_unused_reservations_are_given_back(
+    gateway: GatewayProcess, redis_server: LocalRedis
+) -> None:
+    key = make_key(redis_server.url, "client", "free", per_minute=100, per_day=100)
+    auth = {"Authorization": f"Bearer {key}"}
+    items = [{"id": i, "text": TEXTS[i % len(TEXTS)]} for i in range(10)]
+    reply = httpx.post(
+        f"{gateway.url}/v1/classify/bulk",
+        content=ndjson(items),
+        headers={**NDJSON, **auth},
+        timeout=120,
+    )
+    assert len(by_id(answered(reply))) == 10
+    # The bulk request's own count paid for its first line; a window of lines was
+    # reserved for the rest and what was left of it given back: 10 counted in all.
+    after = httpx.post(f"{gateway.url}/v1/classify", json={"text": "Fine."}, headers=auth)
+    assert after.status_code == 200
+    assert '"daily";r=89;' in after.headers["ratelimit"]
+
+
 def test_a_client_that_goes_away_mid_body_ends_the_request(
     http: httpx.Client, gateway: GatewayProcess
 ) -> None:

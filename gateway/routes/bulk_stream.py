@@ -96,11 +96,17 @@ class LineQuota:
     def __init__(self, plan: PlannedCall) -> None:
         self.plan = plan
         self.per_day = plan.caller.limits.per_day
-        self.held = 1
+        self.paid = 1
+        """Lines the request's own count pays for."""
+        self.held = 0
+        """Units reserved and not used yet."""
         self.spent = False
 
     async def take(self) -> bool:
         if self.per_day is None:
+            return True
+        if self.paid:
+            self.paid -= 1
             return True
         if not self.held and not self.spent:
             state, caller = self.plan.state, self.plan.caller
@@ -119,8 +125,8 @@ class LineQuota:
         return f"the day limit of {self.per_day} requests per day is spent (a line counts as one)"
 
     async def give_back(self) -> None:
-        if self.per_day is None or self.held <= 1:
-            return  # (1 held at most: the request's own count, which stays counted)
+        if self.per_day is None or not self.held:
+            return
         with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
             caller = self.plan.caller
             await self.plan.state.limiter.reserve_day(caller.id, self.per_day, -self.held)
