@@ -173,7 +173,7 @@ async def bulk(request: Request, state: State, service: BulkService) -> Response
         request,
         plan,
         service,
-        timeout_s,
+        service.open(plan, timeout_s),
         max_chars(state, service.name, plan),
         state.settings.bulk_max_body_bytes,
         out,

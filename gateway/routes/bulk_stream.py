@@ -137,7 +137,8 @@ class Bulk:
     request: Request
     plan: PlannedCall
     service: BulkService
-    timeout_s: float
+    call: StreamCall
+    """The service's stream, opened (``BulkService.open``) before the answer starts."""
     max_chars: int
     max_body_bytes: int
     """0: no limit."""
@@ -145,7 +146,7 @@ class Bulk:
 
     async def run(self) -> None:
         """Fill ``out`` with the answer's lines, then close it."""
-        call = self.service.open(self.plan, self.timeout_s)
+        call = self.call
         quota = LineQuota(self.plan)
         watcher: asyncio.Task[None] | None = None
         in_flight: dict[str, Id] = {}
@@ -166,8 +167,11 @@ class Bulk:
             call.cancel()
             if watcher is not None:
                 watcher.cancel()
-            await quota.give_back()
-            self.out.close()
+            try:
+                await quota.give_back()
+            finally:
+                # Even if the answer's end cancels this: its reader must not wait forever.
+                self.out.close()
 
     def _failed(self, errors: list[BaseException]) -> None:
         """One last line for the stream's failure: the backend's, else a refusal's; none
