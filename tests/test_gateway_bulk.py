@@ -343,3 +343,28 @@ async def test_the_spill_buffer_keeps_order_from_memory_to_disk_and_back() -> No
     while piece := await buffer.get():
         got += piece
     assert got == b"".join(lines)
+
+
+def test_a_client_that_goes_away_while_answers_stream_cancels_the_service_stream(
+    scripted: ScriptedBackend, limited_gateway: str, client_key: str
+) -> None:
+    script = scripted.script
+    script.stream_pieces = 2
+    script.hold_streams = True
+    script.release.clear()
+    script.stream_cancelled.clear()
+    items = [{"id": i, "text": "Fine."} for i in range(5)]
+    try:
+        with httpx.stream(
+            "POST",
+            f"{limited_gateway}/v1/classify/bulk",
+            content=ndjson(items),
+            headers={**NDJSON, "Authorization": f"Bearer {client_key}"},
+            timeout=60,
+        ) as reply:
+            assert "labels" in json.loads(next(reply.iter_lines()))
+        # Left unread: httpx closes the connection.
+        assert script.stream_cancelled.wait(30), "the service's stream was not cancelled"
+    finally:
+        script.hold_streams = False
+        script.release.set()
