@@ -22,7 +22,16 @@ from gateway.edge.metrics import GatewayMetrics
 from gateway.edge.middleware import RequestContextMiddleware
 from gateway.errors.handlers import install_error_handlers
 from gateway.limits.policy import LimitPolicy
-from gateway.routes import admin, backends_admin, operations, page, predict, rollouts, summarize
+from gateway.routes import (
+    admin,
+    backends_admin,
+    bulk,
+    operations,
+    page,
+    predict,
+    rollouts,
+    summarize,
+)
 from gateway.routes.openapi import install_openapi
 from gateway.routes.page import STATIC_DIR
 from gateway.routing.guardrails import GuardrailKeeper
@@ -140,6 +149,7 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
     install_error_handlers(app)
     install_openapi(app)
     app.include_router(predict.router)
+    app.include_router(bulk.router)
     app.include_router(summarize.router)
     app.include_router(operations.router)
     app.include_router(admin.router)
@@ -170,5 +180,6 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
         drain=drain,
         max_body_bytes=settings.max_body_bytes,
         client_address=ClientAddress(settings.trusted_proxies),
+        unlimited_paths=bulk.BULK_PATHS,
     )
     return app

@@ -42,6 +42,13 @@ class GatewaySettings(BaseSettings):
     max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest request body; larger ones get 413."
     )
+    bulk_max_body_bytes: int = Field(
+        0,
+        ge=0,
+        description="Largest body of a bulk NDJSON request (/v1/classify/bulk,"
+        " /v1/ner/bulk), counted as it streams in; 0: no limit. Those routes are exempt"
+        " from max_body_bytes.",
+    )
     max_query_text_chars: int = Field(
         4096,
         ge=1,

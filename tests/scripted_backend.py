@@ -38,6 +38,8 @@ class Script:
     hold_streams: bool = False
     """Keep each stream open after its pieces until ``release`` is set."""
     release: threading.Event = field(default_factory=threading.Event)
+    stream_cancelled: threading.Event = field(default_factory=threading.Event)
+    """Set when the caller cancels a classify stream."""
     seen_metadata: list[dict[str, str]] = field(default_factory=list)
     model: str = "scripted"
     versions: tuple[str, ...] = ("s1",)
@@ -82,8 +84,30 @@ class ScriptedClassifier(classifier_pb2_grpc.ClassifierServiceServicer):
     async def ClassifyStream(
         self, requests: AsyncIterator[classifier_pb2.ClassifyStreamRequest], context: Context
     ) -> AsyncIterator[classifier_pb2.ClassifyStreamResponse]:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not scripted")
-        yield classifier_pb2.ClassifyStreamResponse()
+        """Reads every text, answers the first ``stream_pieces`` (then holds the stream
+        open until ``release``, with ``hold_streams``), then fails with
+        ``stream_failure`` if any are left. (It fails only once the caller is done writing:
+        a client's write that races the end of its call makes grpc report the call as
+        INTERNAL, whatever status the server gave.)"""
+        script = self.script
+        try:
+            texts = [request async for request in requests]
+            label = classifier_pb2.LabelScore(label=script.label, score=1.0)
+            for request in texts[: script.stream_pieces]:
+                yield classifier_pb2.ClassifyStreamResponse(
+                    id=request.id,
+                    model=script.model,
+                    version=request.version or script.versions[0],
+                    result=classifier_pb2.Classification(labels=[label]),
+                )
+            if script.hold_streams:
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(None, script.release.wait, 60)
+            if len(texts) > script.stream_pieces:
+                await context.abort(script.stream_failure, "the scripted stream fails here")
+        except asyncio.CancelledError:
+            script.stream_cancelled.set()
+            raise
 
     async def ListModels(
         self, request: classifier_pb2.ListModelsRequest, context: Context

@@ -51,12 +51,15 @@ class RequestContextMiddleware:
         drain: Drain,
         max_body_bytes: int,
         client_address: ClientAddress,
+        unlimited_paths: frozenset[str] = frozenset(),
     ) -> None:
         self.client_address = client_address
         self.app = app
         self.metrics = metrics
         self.drain = drain
         self.max_body_bytes = max_body_bytes
+        self.unlimited_paths = unlimited_paths
+        """Routes that read their body as it streams in and enforce their own limit."""
         self._latency: dict[tuple[str, str], Histogram] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -115,6 +118,10 @@ class RequestContextMiddleware:
         self.drain.enter()
         self.metrics.in_flight.inc()
         try:
+            if scope["path"] in self.unlimited_paths:
+                # Streamed and limited line by line by the route itself (bulk NDJSON).
+                await self.app(scope, receive, send_with_headers)
+                return
             if _declared_length(headers) > self.max_body_bytes:
                 # Refused before a byte of it is read. (Starlette's own limit answers in
                 # plain text, not in the gateway's error envelope.)
@@ -160,7 +167,7 @@ class RequestContextMiddleware:
             latency_s=elapsed,
             ttft_s=record.backend_s if record.stream else None,
             labels=record.labels,
-            assigned=record.route_reason in ASSIGNED_REASONS,
+            assigned=record.route_reason in ASSIGNED_REASONS and record.judged,
         )
 
     def _observe(self, scope: Scope, status: int, record: request_context.RequestRecord) -> None:

@@ -27,6 +27,9 @@ class RequestRecord:
     route_reason: str = ""
     """Where the router sent the request and why, whether or not an answer came."""
     stream: bool = False
+    judged: bool = True
+    """Whether guardrails may judge the version by this request (a bulk stream's length is
+    its body's, not the version's speed: counted apart, as a pinned request is)."""
     labels: list[str] = field(default_factory=list)
     """The top label of each classified text, for the live label distribution."""
     backend_s: float | None = None

@@ -22,6 +22,13 @@ class LimitStorage(Protocol):
         allow it."""
         ...
 
+    async def reserve_day(
+        self, subject: str, per_day: int, wanted: int, *, now_ms: int | None = None
+    ) -> int:
+        """Count up to ``wanted`` units against today's quota of ``per_day`` (the units
+        granted, 0 when spent); a negative ``wanted`` gives units back."""
+        ...
+
     async def tokens_used(self, subject: str, *, now_ms: int | None = None) -> int:
         """Generated tokens counted for ``subject`` today (UTC)."""
         ...

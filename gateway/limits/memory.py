@@ -73,6 +73,16 @@ class MemoryRateLimiter:
             per_day=per_day,
         )
 
+    async def reserve_day(
+        self, subject: str, per_day: int, wanted: int, *, now_ms: int | None = None
+    ) -> int:
+        day = _now_us(now_ms) // DAY_US
+        counted_day, count = self._day.get(subject, (day, 0))
+        count = count if counted_day == day else 0
+        granted = max(0, min(wanted, per_day - count)) if wanted >= 0 else -min(-wanted, count)
+        self._day[subject] = (day, count + granted)
+        return granted
+
     async def tokens_used(self, subject: str, *, now_ms: int | None = None) -> int:
         day, used = self._token_use.get(subject, (0, 0))
         return used if day == _now_us(now_ms) // DAY_US else 0

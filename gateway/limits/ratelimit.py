@@ -7,6 +7,8 @@ script, so the replicas' own clocks do not matter; ``now_ms`` overrides it for t
 
 - ``hit``: a per-minute burst limit (GCRA) and a per-UTC-day request quota, checked
   together; a request is counted only when both allow it.
+- ``reserve_day``: several units of the daily quota at once (a bulk request's lines), or
+  unused ones given back.
 - ``tokens_left`` / ``spend_tokens``: a per-UTC-day budget of generated tokens.
 - ``open_stream`` / ``renew_stream`` / ``close_stream``: open streams per subject, as
   leases that expire, so a gateway that dies cannot hold a slot forever.
@@ -41,6 +43,7 @@ HIT_FUNCTION_LUA = lua("hit_function.lua")
 script (``gateway.access.keys``) shares."""
 HIT_LUA = NOW_LUA + HIT_FUNCTION_LUA + lua("hit.lua")
 TOKENS_LUA = NOW_LUA + lua("tokens.lua")
+RESERVE_DAY_LUA = NOW_LUA + lua("reserve_day.lua")
 OPEN_STREAM_LUA = NOW_LUA + lua("streams.lua") + lua("open_stream.lua")
 RENEW_STREAM_LUA = NOW_LUA + lua("streams.lua") + lua("renew_stream.lua")
 
@@ -122,6 +125,7 @@ class RateLimiter:
         self._prefix = prefix
         self._hit = redis.register_script(HIT_LUA)
         self._tokens = redis.register_script(TOKENS_LUA)
+        self._reserve_day = redis.register_script(RESERVE_DAY_LUA)
         self._open_stream = redis.register_script(OPEN_STREAM_LUA)
         self._renew_stream = redis.register_script(RENEW_STREAM_LUA)
 
@@ -139,6 +143,16 @@ class RateLimiter:
             args=[per_minute, -1 if per_day is None else per_day, now_arg(now_ms)],
         )
         return decision_of(result, per_minute, per_day)
+
+    async def reserve_day(
+        self, subject: str, per_day: int, wanted: int, *, now_ms: int | None = None
+    ) -> int:
+        """Count up to ``wanted`` units against today's (UTC) quota of ``per_day``: the
+        units granted (0 when it is spent); a negative ``wanted`` gives units back."""
+        granted = await self._reserve_day(
+            keys=[self.key(subject, "day")], args=[per_day, wanted, now_arg(now_ms)]
+        )
+        return int(granted)
 
     async def tokens_used(self, subject: str, *, now_ms: int | None = None) -> int:
         """Generated tokens counted for ``subject`` today (UTC)."""
