@@ -101,7 +101,7 @@ class ServiceSpec(BaseModel):
                 f"hosted versions are named model:version (e.g. sentiment:v1), not:"
                 f" {', '.join(malformed)}"
             )
-        wanted = {(e.split(":")[0], e.split(":")[1]) for e in entries}
+        wanted = {(model, version) for model, version in (e.split(":") for e in entries)}
         known = {(m, v) for m, spec in self.models.items() for v in spec.versions}
         unknown = sorted(f"{m}:{v}" for m, v in wanted - known)
         if unknown:

@@ -114,6 +114,8 @@ def next_token_agreement(
     prompt and the reference's tokens before each one."""
     matched = total = 0
     for text, generated in zip(texts, reference, strict=True):
+        if not generated:
+            continue  # nothing generated: no prediction to judge
         prompt = model.prompt_ids(text)
         # The prediction after position i is for the token at i + 1: the last prompt
         # position predicts the first generated token.

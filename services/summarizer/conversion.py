@@ -10,6 +10,7 @@ the conversion never reaches a model hub.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from dataclasses import dataclass
@@ -64,14 +65,22 @@ def convert(reference: Path, out: Path, quantization: Quantization) -> None:
     shutil.copy2(reference / "generation_config.json", out / "generation_config.json")
 
 
+@functools.cache
+def _reference_ids(reference: Path) -> list[list[int]]:
+    """The reference's greedy ids on the held-out texts, generated once for all the
+    versions converted from it in one prepare."""
+    from services.summarizer.model import CausalLmSummarizer
+
+    return agreement.greedy_ids(CausalLmSummarizer(str(reference)), agreement.read_heldout())
+
+
 def measure_agreement(reference: Path, candidate: Path) -> agreement.Agreement:
     """Greedy output of the converted folder against its reference's, on the held-out
     texts, and its next-token agreement fed the reference's tokens."""
     from services.summarizer.ctranslate2_model import Ctranslate2Summarizer
-    from services.summarizer.model import CausalLmSummarizer
 
     texts = agreement.read_heldout()
-    expected = agreement.greedy_ids(CausalLmSummarizer(str(reference)), texts)
+    expected = _reference_ids(reference)
     converted = Ctranslate2Summarizer(str(candidate), SERVING_THREADS)
     measured = agreement.greedy_ids(converted, texts)
     next_token = agreement.next_token_agreement(converted, texts, expected)
