@@ -22,6 +22,9 @@ from its own folder and from those listed before it, never from one listed after
 ``routing/``
     Which version answers: routing tables, their store and audit trail, the router,
     rollout operations, guardrails, live figures.
+``jobs/``
+    Batch jobs: uploaded files and their store, durable jobs with leases and
+    checkpoints, the runner that sends their lines through the routes, and callbacks.
 ``settings.py``, ``stores.py``, ``state.py``, ``pipeline.py``
     The gateway's settings, its stores (Redis, or this process), the state its handlers
     share, and the plan every model request follows.

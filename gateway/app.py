@@ -14,6 +14,7 @@ from redis import exceptions as redis_errors
 from starlette.middleware.cors import CORSMiddleware
 
 from gateway.access.auth import Authenticator
+from gateway.access.internal import InternalCallers
 from gateway.access.jwt_auth import JwtVerifier
 from gateway.backends.endpoints import Backends
 from gateway.edge.client_ip import ClientAddress
@@ -21,11 +22,18 @@ from gateway.edge.drain import Drain
 from gateway.edge.metrics import GatewayMetrics
 from gateway.edge.middleware import RequestContextMiddleware
 from gateway.errors.handlers import install_error_handlers
+from gateway.jobs.dispatch import InProcessSender
+from gateway.jobs.files import LocalFileStorage
+from gateway.jobs.records import BatchRecord
+from gateway.jobs.run_batch import JobContext
+from gateway.jobs.runner import JobRunner
 from gateway.limits.policy import LimitPolicy
 from gateway.routes import (
     admin,
     backends_admin,
+    batches,
     bulk,
+    files,
     operations,
     page,
     predict,
@@ -73,6 +81,10 @@ def jwt_verifier(settings: GatewaySettings) -> JwtVerifier | None:
     )
 
 
+async def batch_ended(record: BatchRecord) -> None:
+    """Nothing yet beyond the batch's own record."""
+
+
 def create_app(settings: GatewaySettings | None = None, drain: Drain | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     drain = drain or Drain()
@@ -82,12 +94,31 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         backends = Backends(settings)
         stores, client = shared_stores(settings)
+        internal = InternalCallers()
         authenticator = Authenticator(
             stores.keys,
             settings.tiers,
             jwt=jwt_verifier(settings),
             admin_key_sha256=settings.admin_key_hash(),
             fail_open=settings.rate_limit_failure == "open",
+            internal=internal,
+        )
+        file_storage = LocalFileStorage(settings.files_dir)
+        sender = InProcessSender(app)
+        jobs = JobContext(
+            stores.jobs,
+            file_storage,
+            sender,
+            internal,
+            stores.limiter,
+            settings.files_ttl_s,
+            settings.jobs_max_requests,
+            batch_ended,
+        )
+        runner = (
+            JobRunner(jobs, settings.jobs_lease_s, settings.jobs_poll_s)
+            if settings.jobs_run
+            else None
         )
         live = LiveStats(client, window_s=settings.live_window_s, bucket_s=settings.live_bucket_s)
         router = Router(stores.routing, backends, settings.routing_follow_s, metrics)
@@ -105,6 +136,9 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
             router,
             live,
             LimitPolicy(stores.limiter, metrics, settings.rate_limit_failure == "closed"),
+            stores.jobs,
+            file_storage,
+            runner,
         )
         try:
             moved = await stores.keys.move_older_records()
@@ -120,6 +154,8 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
             asyncio.create_task(live.run(LIVE_FLUSH_S)),
             asyncio.create_task(keeper.run(settings.guardrail_interval_s, router.tables)),
         ]
+        if runner is not None:
+            tasks.append(asyncio.create_task(runner.run()))
         try:
             yield
         finally:
@@ -129,6 +165,7 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
             async def close_all() -> None:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 await router.close()
+                await sender.aclose()
                 await backends.close()
                 if client is not None:
                     await client.aclose()
@@ -150,6 +187,8 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
     install_openapi(app)
     app.include_router(predict.router)
     app.include_router(bulk.router)
+    app.include_router(files.router)
+    app.include_router(batches.router)
     app.include_router(summarize.router)
     app.include_router(operations.router)
     app.include_router(admin.router)
@@ -180,6 +219,6 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
         drain=drain,
         max_body_bytes=settings.max_body_bytes,
         client_address=ClientAddress(settings.trusted_proxies),
-        unlimited_paths=bulk.BULK_PATHS,
+        unlimited_paths=bulk.BULK_PATHS | files.UPLOAD_PATHS,
     )
     return app

@@ -43,6 +43,11 @@ from gateway.state import GatewayState
 
 T = TypeVar("T")
 
+PRIORITY_METADATA = "x-switchyard-priority"
+LOW_PRIORITY = "low"
+"""gRPC metadata of a batch job's call: the service batches it only when no interactive
+item waits."""
+
 TIME_BUDGET_HEADER = "x-request-timeout"
 """Seconds the caller will wait; the gRPC deadline is what is left of it (capped)."""
 
@@ -98,10 +103,19 @@ async def plan_call(
     chosen = choose_version(state, call, claim.identity)
     keys = cache_keys(request, state.cache, call, chosen)
     started = time.perf_counter()
-    caller, decision, found = await state.auth.check_and_count(claim, state.limiter, keys or ())
+    if claim.prepaid and claim.caller is not None:
+        # A batch job's line: its job counted it against the daily quota, and a job is
+        # not held to the per-minute limit. It yields to interactive work in the batcher,
+        # and is left out of what canary guardrails judge.
+        caller, found = claim.caller, None
+        record.judged = False
+        priority: tuple[tuple[str, str], ...] = ((PRIORITY_METADATA, LOW_PRIORITY),)
+    else:
+        caller, decision, found = await state.auth.check_and_count(claim, state.limiter, keys or ())
+        state.limits.enforce(caller, decision)
+        priority = ()
     record.timings.append((step, identified_s + time.perf_counter() - started))
     record.caller = caller.id
-    state.limits.enforce(caller, decision)
     if caller.id != claim.identity:
         # The rare path, not expected to be taken: a checked key is the id it claimed.
         # Should they differ, the checked caller is the one routed (sticky weights and
@@ -125,7 +139,7 @@ async def plan_call(
         endpoint,
         timeout_s,
         trace.request_id,
-        trace.grpc_metadata(),
+        trace.grpc_metadata() + priority,
         keys,
         found if keys is not None else None,
     )

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.access.keys import key_hash
 from gateway.limits.tiers import DEFAULT_TIERS, TierLimits
+from switchyard.paths import state_dir
 from switchyard.service_table import model_service
 
 Addresses = Annotated[list[str], NoDecode]
@@ -139,6 +140,38 @@ class GatewaySettings(BaseSettings):
         description="Granularity of the live figures: a canary is judged on whole buckets"
         " counted since its weight was last set.",
     )
+    files_dir: Path = Field(
+        default_factory=lambda: state_dir() / "files",
+        description="Where uploaded files, batch parts and results are kept (every replica"
+        " that runs batches must see the same folder: one machine or a shared volume).",
+    )
+    files_ttl_s: int = Field(
+        30 * 86_400, ge=60, description="How long uploaded files and batch results are kept."
+    )
+    jobs_run: bool = Field(True, description="This replica runs batch jobs.")
+    jobs_lease_s: float = Field(
+        30.0,
+        gt=0,
+        description="How long a replica's claim on a running batch lasts unless renewed: the"
+        " longest a batch waits after its replica dies.",
+    )
+    jobs_poll_s: float = Field(
+        1.0, gt=0, description="How often an idle replica looks for a batch to run."
+    )
+    jobs_max_requests: int = Field(
+        50_000, ge=1, description="Most requests (lines) one batch may hold."
+    )
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="Secret (whsec_<base64>) signing batch webhooks (Standard Webhooks);"
+        " without it, a batch that names metadata.webhook_url is refused.",
+    )
+    webhook_allow_hosts: Addresses = Field(
+        default_factory=list,
+        description="Comma-separated hosts (or addresses) webhooks may reach over plain"
+        " http or at loopback, link-local or private addresses; others need https and a"
+        " public address.",
+    )
     trusted_proxies: Addresses = Field(
         default_factory=list,
         description="Comma-separated proxy addresses whose X-Forwarded-For is believed.",
@@ -149,6 +182,7 @@ class GatewaySettings(BaseSettings):
         "ner_backends",
         "summarizer_backends",
         "cors_origins",
+        "webhook_allow_hosts",
         mode="before",
     )
     @classmethod

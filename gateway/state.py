@@ -10,6 +10,9 @@ from gateway.backends.endpoints import Backends
 from gateway.cache.interfaces import CacheStorage
 from gateway.edge.drain import Drain
 from gateway.edge.metrics import GatewayMetrics
+from gateway.jobs.files import FileStorage
+from gateway.jobs.interfaces import JobStorage
+from gateway.jobs.runner import JobRunner
 from gateway.limits.interfaces import LimitStorage
 from gateway.limits.policy import LimitPolicy
 from gateway.routing.interfaces import RoutingStorage
@@ -33,3 +36,7 @@ class GatewayState:
     router: Router
     live: LiveStats
     limits: LimitPolicy
+    jobs: JobStorage
+    files: FileStorage
+    job_runner: JobRunner | None
+    """This replica's batch runner; None when it runs none (``jobs_run``)."""

@@ -19,6 +19,9 @@ from gateway.access.stream_tokens import StreamTokens
 from gateway.cache.interfaces import CacheStorage
 from gateway.cache.memory import MemoryPredictionCache
 from gateway.cache.prediction import PredictionCache
+from gateway.jobs.interfaces import JobStorage
+from gateway.jobs.memory import MemoryJobStore
+from gateway.jobs.store import RedisJobStore
 from gateway.limits.interfaces import LimitStorage
 from gateway.limits.memory import MemoryRateLimiter
 from gateway.limits.ratelimit import RateLimiter
@@ -37,15 +40,16 @@ class SharedStores:
     stream_tokens: StreamTokenStorage
     cache: CacheStorage
     routing: RoutingStorage
+    jobs: JobStorage
 
 
 def shared_stores(settings: GatewaySettings) -> tuple[SharedStores, redis.Redis | None]:
     """The stores in Redis, or in this process (loudly) when no Redis is configured."""
     if settings.redis_url is None:
         log.warning(
-            "NO REDIS: keys, rate limits, stream tokens, the cache, routing tables and live"
-            " figures are kept in this process; every gateway process has its own limits."
-            " Set REDIS_URL to share them."
+            "NO REDIS: keys, rate limits, stream tokens, the cache, routing tables, live"
+            " figures and batch jobs are kept in this process; every gateway process has"
+            " its own limits. Set REDIS_URL to share them."
         )
         seeded = seed_keys(settings.seed_keys_file) if settings.seed_keys_file else []
         memory = SharedStores(
@@ -54,6 +58,7 @@ def shared_stores(settings: GatewaySettings) -> tuple[SharedStores, redis.Redis 
             MemoryStreamTokens(),
             MemoryPredictionCache(settings.cache_ttl_s),
             MemoryRoutingStore(),
+            MemoryJobStore(),
         )
         return memory, None
     # Short timeouts: a Redis that stopped answering must not hold requests up.
@@ -66,6 +71,7 @@ def shared_stores(settings: GatewaySettings) -> tuple[SharedStores, redis.Redis 
         StreamTokens(client),
         PredictionCache(client, settings.cache_ttl_s),
         RoutingStore(client),
+        RedisJobStore(client),
     )
     return stores, client
 

@@ -20,6 +20,7 @@ LAYERS: list[set[str]] = [
     {"backends"},
     {"cache"},
     {"routing"},
+    {"jobs"},
     {"settings", "stores", "state", "pipeline"},
     {"routes"},
     {"app", "server"},

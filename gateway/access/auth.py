@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import redis.asyncio as redis
@@ -26,6 +26,9 @@ from gateway.limits.ratelimit import Decision
 from gateway.limits.tiers import TierLimits, limits_for
 
 log = logging.getLogger(__name__)
+
+INTERNAL_CALLER_HEADER = "x-switchyard-internal-caller"
+"""Carries the token of a caller known to this process only (``gateway.access.internal``)."""
 
 GRANTS = {
     "client": frozenset({"client"}),
@@ -60,6 +63,10 @@ class Claim:
     caller: Caller | None = None
     """The caller when known already: a verified token, the bootstrap admin key, the
     caller a stream token was issued to."""
+    prepaid: bool = False
+    """A batch job's line, sent in process as the job's caller: not counted against the
+    per-minute limit (the job paces itself) nor, here, the daily quota (the job reserves
+    it for its lines)."""
 
     @classmethod
     def known(cls, caller: Caller) -> Claim:
@@ -84,8 +91,11 @@ class Authenticator:
         jwt: JwtVerifier | None = None,
         admin_key_sha256: str | None = None,
         fail_open: bool = True,
+        internal: Mapping[str, Caller] | None = None,
     ) -> None:
         self.keys = keys
+        self.internal = internal if internal is not None else {}
+        """Callers known to this process by a token (``gateway.access.internal``)."""
         self.tiers = tiers
         self.jwt = jwt
         self.admin_key_sha256 = admin_key_sha256
@@ -104,7 +114,11 @@ class Authenticator:
         """Who the model request says it is, from what it carries, before any store is read:
         a bearer token verified here (locally, and for the client role) or the bootstrap
         admin key gives the caller; a well-formed API key gives only the id it claims,
-        which ``check_and_count`` checks. A missing or malformed credential is 401 here."""
+        which ``check_and_count`` checks. A missing or malformed credential is 401 here.
+        A batch job's line names its caller by this process's token for the job."""
+        internal = self.internal.get(request.headers.get(INTERNAL_CALLER_HEADER, ""))
+        if internal is not None:
+            return Claim(internal.id, caller=internal, prepaid=True)
         credential = self._credential(request)
         if self._is_token(credential):
             return Claim.known(_with_role(self._from_token(credential), "client"))

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MB = 1024 * 1024
+
 LARGEST_LIMIT = 2**53 - 1
 """Limits are counted by Lua scripts in Redis, whose numbers are doubles: integers are
 exact up to here."""
@@ -28,17 +30,41 @@ class TierLimits(BaseModel):
     tokens_per_day: int | None = Field(
         None, ge=1, le=LARGEST_LIMIT, description="Generated tokens per UTC day; none: no cap."
     )
+    max_upload_bytes: int = Field(
+        200 * MB, ge=1, le=LARGEST_LIMIT, description="Largest file one upload may hold."
+    )
+    max_open_batches: int | None = Field(
+        None, ge=1, le=LARGEST_LIMIT, description="Batch jobs not yet ended; none: no cap."
+    )
 
 
 DEFAULT_TIERS: dict[str, TierLimits] = {
     "free": TierLimits(
-        per_minute=10, per_day=100, max_streams=1, max_new_tokens=128, tokens_per_day=5_000
+        per_minute=10,
+        per_day=100,
+        max_streams=1,
+        max_new_tokens=128,
+        tokens_per_day=5_000,
+        max_upload_bytes=10 * MB,
+        max_open_batches=1,
     ),
     "pro": TierLimits(
-        per_minute=100, per_day=10_000, max_streams=4, max_new_tokens=512, tokens_per_day=500_000
+        per_minute=100,
+        per_day=10_000,
+        max_streams=4,
+        max_new_tokens=512,
+        tokens_per_day=500_000,
+        max_upload_bytes=200 * MB,
+        max_open_batches=10,
     ),
     "enterprise": TierLimits(
-        per_minute=1_000, per_day=None, max_streams=16, max_new_tokens=1_024, tokens_per_day=None
+        per_minute=1_000,
+        per_day=None,
+        max_streams=16,
+        max_new_tokens=1_024,
+        tokens_per_day=None,
+        max_upload_bytes=1024 * MB,
+        max_open_batches=100,
     ),
 }
 
