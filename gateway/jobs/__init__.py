@@ -1,0 +1,1 @@
+"""Batch jobs: files, durable jobs, their runner and callbacks."""
