@@ -22,11 +22,12 @@ from gateway.edge.drain import Drain
 from gateway.edge.metrics import GatewayMetrics
 from gateway.edge.middleware import RequestContextMiddleware
 from gateway.errors.handlers import install_error_handlers
+from gateway.jobs.callbacks import BatchCallbacks
 from gateway.jobs.dispatch import InProcessSender
 from gateway.jobs.files import LocalFileStorage
-from gateway.jobs.records import BatchRecord
 from gateway.jobs.run_batch import JobContext
 from gateway.jobs.runner import JobRunner
+from gateway.jobs.webhooks import WebhookPolicy
 from gateway.limits.policy import LimitPolicy
 from gateway.routes import (
     admin,
@@ -81,10 +82,6 @@ def jwt_verifier(settings: GatewaySettings) -> JwtVerifier | None:
     )
 
 
-async def batch_ended(record: BatchRecord) -> None:
-    """Nothing yet beyond the batch's own record."""
-
-
 def create_app(settings: GatewaySettings | None = None, drain: Drain | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     drain = drain or Drain()
@@ -104,6 +101,11 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
             internal=internal,
         )
         file_storage = LocalFileStorage(settings.files_dir)
+        secret = settings.webhook_secret
+        callbacks = BatchCallbacks(
+            secret.get_secret_value() if secret is not None else None,
+            WebhookPolicy(allow=frozenset(settings.webhook_allow_hosts)),
+        )
         sender = InProcessSender(app)
         jobs = JobContext(
             stores.jobs,
@@ -113,7 +115,7 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
             stores.limiter,
             settings.files_ttl_s,
             settings.jobs_max_requests,
-            batch_ended,
+            callbacks.ended,
         )
         runner = (
             JobRunner(jobs, settings.jobs_lease_s, settings.jobs_poll_s)
@@ -139,6 +141,7 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
             stores.jobs,
             file_storage,
             runner,
+            callbacks,
         )
         try:
             moved = await stores.keys.move_older_records()
@@ -166,6 +169,7 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
                 await asyncio.gather(*tasks, return_exceptions=True)
                 await router.close()
                 await sender.aclose()
+                await callbacks.close()
                 await backends.close()
                 if client is not None:
                     await client.aclose()

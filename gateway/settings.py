@@ -79,7 +79,7 @@ class GatewaySettings(BaseSettings):
     tiers: dict[str, TierLimits] = Field(
         default_factory=lambda: dict(DEFAULT_TIERS),
         description="Limits per tier (JSON: {name: {per_minute, per_day, max_streams,"
-        " max_new_tokens, tokens_per_day}}).",
+        " max_new_tokens, tokens_per_day, max_upload_bytes, max_open_batches}}).",
     )
     rate_limit_failure: Literal["open", "closed"] = Field(
         "open",

@@ -10,6 +10,7 @@ from gateway.backends.endpoints import Backends
 from gateway.cache.interfaces import CacheStorage
 from gateway.edge.drain import Drain
 from gateway.edge.metrics import GatewayMetrics
+from gateway.jobs.callbacks import BatchCallbacks
 from gateway.jobs.files import FileStorage
 from gateway.jobs.interfaces import JobStorage
 from gateway.jobs.runner import JobRunner
@@ -40,3 +41,4 @@ class GatewayState:
     files: FileStorage
     job_runner: JobRunner | None
     """This replica's batch runner; None when it runs none (``jobs_run``)."""
+    callbacks: BatchCallbacks

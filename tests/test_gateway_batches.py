@@ -12,9 +12,13 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from standardwebhooks import Webhook
 
+from gateway.jobs.webhooks import new_secret
 from switchyard.redis_server import LocalRedis
+from tests.conftest import make_key
 from tests.support import GatewayProcess, ServiceProcess, gateway_process
+from tests.webhook_receiver import receiving
 
 TEXTS = [
     "I love this, it works perfectly",
@@ -22,6 +26,7 @@ TEXTS = [
     "What a wonderful day at the beach",
     "The service was slow and the food was cold",
 ]
+WEBHOOK_SECRET = new_secret()
 POLL_S = 0.1
 WAIT_S = 240.0
 
@@ -41,7 +46,12 @@ def jobs_gateway(
     }
     files = tmp_path_factory.mktemp("files")
     with gateway_process(
-        backends, redis_url=redis_server.url, files_dir=str(files), jobs_poll_s="0.2"
+        backends,
+        redis_url=redis_server.url,
+        files_dir=str(files),
+        jobs_poll_s="0.2",
+        webhook_secret=WEBHOOK_SECRET,
+        webhook_allow_hosts="127.0.0.1",
     ) as process:
         yield process
 
@@ -75,6 +85,23 @@ def wait_for(client: openai.OpenAI, batch_id: str, statuses: set[str]) -> Any:
             return batch
         time.sleep(POLL_S)
     raise AssertionError(f"batch {batch_id} stayed {batch.status}")
+
+
+def submit(
+    client: openai.OpenAI,
+    lines: list[dict[str, Any]] | bytes,
+    endpoint: str = "/v1/classify",
+    metadata: dict[str, str] | None = None,
+) -> Any:
+    """A batch created from the lines (or the raw file)."""
+    data = lines if isinstance(lines, bytes) else jsonl(lines)
+    uploaded = client.files.create(file=("in.jsonl", io.BytesIO(data)), purpose="batch")
+    return client.batches.create(
+        input_file_id=uploaded.id,
+        endpoint=endpoint,  # type: ignore[arg-type]
+        completion_window="24h",
+        metadata=metadata,
+    )
 
 
 def output_lines(client: openai.OpenAI, file_id: str | None) -> list[dict[str, Any]]:
@@ -118,3 +145,138 @@ def test_the_openai_sdk_uploads_creates_polls_and_downloads_every_answer(
         assert answer["id"].startswith("batch_req_")
     assert done.id in [b.id for b in client.batches.list(limit=100).data]
     assert done.metadata == {"purpose": "test"}
+
+
+def test_a_bad_line_fails_validation_naming_it_and_nothing_runs(
+    jobs_gateway: GatewayProcess, client_key: str
+) -> None:
+    client = sdk(jobs_gateway, client_key)
+    good = jsonl(classify_lines(2))
+    cases = {
+        b"{not json\n": ("not valid JSON", None),
+        jsonl([{**classify_lines(1, "x")[0], "url": "/v1/ner"}]): ("/v1/ner", "url"),
+        jsonl([{**classify_lines(1, "x")[0], "url": "/v1/unknown"}]): ("/v1/unknown", "url"),
+        jsonl([{**classify_lines(1, "x")[0], "method": "GET"}]): ("method", "method"),
+        jsonl(classify_lines(1)): ("used before", "custom_id"),  # r0 again
+    }
+    for bad, (said, param) in cases.items():
+        batch = wait_for(client, submit(client, good + bad).id, {"completed", "failed"})
+        assert batch.status == "failed", bad
+        assert batch.request_counts is None or batch.request_counts.completed == 0
+        assert batch.errors is not None and batch.errors.data
+        error = batch.errors.data[0]
+        assert error.line == 3 and said in (error.message or "") and error.param == param
+        assert batch.output_file_id is None
+
+
+def test_the_endpoint_must_be_a_model_route(jobs_gateway: GatewayProcess, client_key: str) -> None:
+    client = sdk(jobs_gateway, client_key)
+    with pytest.raises(openai.BadRequestError, match="endpoint must be one of"):
+        submit(client, classify_lines(1), endpoint="/v1/admin/keys")
+
+
+def test_a_line_the_route_refuses_is_answered_in_the_error_file(
+    jobs_gateway: GatewayProcess, client_key: str
+) -> None:
+    client = sdk(jobs_gateway, client_key)
+    lines = classify_lines(3)
+    lines[1]["body"] = {"texts": []}
+    done = wait_for(client, submit(client, lines).id, {"completed", "failed"})
+    assert done.status == "completed"
+    assert (done.request_counts.completed, done.request_counts.failed) == (2, 1)
+    (failed,) = output_lines(client, done.error_file_id)
+    assert failed["custom_id"] == "r1" and failed["response"]["status_code"] == 400
+    assert failed["error"]["code"] == "invalid_argument"
+    assert [a["custom_id"] for a in output_lines(client, done.output_file_id)] == ["r0", "r2"]
+
+
+def test_another_caller_sees_none_of_it_and_operators_list_it(
+    jobs_gateway: GatewayProcess, client_key: str, redis_server: LocalRedis
+) -> None:
+    owner = sdk(jobs_gateway, client_key)
+    batch = wait_for(owner, submit(owner, classify_lines(2)).id, {"completed"})
+    admin_key = make_key(redis_server.url, "admin", "enterprise")
+    other = sdk(jobs_gateway, admin_key)
+    for call in (
+        lambda: other.batches.retrieve(batch.id),
+        lambda: other.batches.cancel(batch.id),
+        lambda: other.files.retrieve(batch.input_file_id),
+        lambda: other.files.content(batch.output_file_id or ""),
+        lambda: other.files.delete(batch.input_file_id),
+    ):
+        with pytest.raises(openai.NotFoundError):
+            call()
+    assert batch.id not in [b.id for b in other.batches.list(limit=100).data]
+    listed = httpx.get(
+        f"{jobs_gateway.url}/v1/admin/batches",
+        params={"limit": 100},
+        headers={"Authorization": f"Bearer {admin_key}"},
+    )
+    assert listed.status_code == 200, listed.text
+    mine = [b for b in listed.json()["data"] if b["id"] == batch.id]
+    assert mine and mine[0]["owner"].startswith("key:")
+    client_only = httpx.get(
+        f"{jobs_gateway.url}/v1/admin/batches", headers={"Authorization": f"Bearer {client_key}"}
+    )
+    assert client_only.status_code == 403
+
+
+def test_pages_of_batches_follow_the_cursor(
+    jobs_gateway: GatewayProcess, redis_server: LocalRedis
+) -> None:
+    client = sdk(jobs_gateway, make_key(redis_server.url, "client", "enterprise"))
+    made = [submit(client, classify_lines(1)).id for _ in range(3)]
+    first = client.batches.list(limit=2)
+    assert [b.id for b in first.data] == made[::-1][:2] and first.has_more
+    rest = client.batches.list(limit=2, after=first.data[-1].id)
+    assert [b.id for b in rest.data] == made[:1] and not rest.has_more
+    assert [b.id for b in client.batches.list(limit=2)] == made[::-1]  # the SDK pages on
+
+
+def test_cancel_stops_a_running_batch_at_a_checkpoint(
+    jobs_gateway: GatewayProcess, client_key: str
+) -> None:
+    client = sdk(jobs_gateway, client_key)
+    lines = classify_lines(4000)
+    batch = submit(client, lines)
+    running = wait_for(client, batch.id, {"in_progress", "completed"})
+    while running.status == "in_progress" and running.request_counts.completed == 0:
+        running = client.batches.retrieve(batch.id)
+    cancelling = client.batches.cancel(batch.id)
+    assert cancelling.status in ("cancelling", "cancelled", "completed")
+    done = wait_for(client, batch.id, {"cancelled", "completed"})
+    assert done.status == "cancelled", "4000 lines ran before the cancel took"
+    answered = [a["custom_id"] for a in output_lines(client, done.output_file_id)]
+    assert 0 < len(answered) < len(lines) and len(answered) == done.request_counts.completed
+    assert answered == [line["custom_id"] for line in lines[: len(answered)]]
+
+
+def test_a_spent_daily_quota_answers_the_lines_left_with_its_error(
+    jobs_gateway: GatewayProcess, redis_server: LocalRedis
+) -> None:
+    client = sdk(jobs_gateway, make_key(redis_server.url, "client", "pro", per_day=45))
+    done = wait_for(client, submit(client, classify_lines(100)).id, {"completed", "failed"})
+    assert done.status == "completed"
+    # Uploading, creating and polling are not model requests: the lines get all 45.
+    counts = done.request_counts
+    assert (counts.completed, counts.failed) == (45, 55)
+    errors = output_lines(client, done.error_file_id)
+    assert {e["error"]["code"] for e in errors} == {"rate_limited"}
+    assert all(e["response"] is None and "daily quota" in e["error"]["message"] for e in errors)
+
+
+def test_a_webhook_is_sent_the_signed_batch_when_it_ends(
+    jobs_gateway: GatewayProcess, client_key: str
+) -> None:
+    client = sdk(jobs_gateway, client_key)
+    with pytest.raises(openai.BadRequestError, match="webhook_url"):
+        submit(client, classify_lines(1), metadata={"webhook_url": "http://10.1.2.3/hook"})
+    with receiving(200) as receiver:
+        url = f"http://127.0.0.1:{receiver.port}/hook"
+        batch = submit(client, classify_lines(3), metadata={"webhook_url": url})
+        assert receiver.arrived.wait(WAIT_S)
+    (got,) = receiver.got
+    assert got.path == "/hook"
+    event = Webhook(WEBHOOK_SECRET).verify(got.body, got.headers)
+    assert event["id"] == batch.id and event["status"] == "completed"
+    assert event["request_counts"]["completed"] == 3

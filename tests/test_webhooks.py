@@ -6,14 +6,9 @@ from __future__ import annotations
 
 import base64
 import datetime
-import http.server
 import ipaddress
 import socket
 import ssl
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,66 +30,13 @@ from gateway.jobs.webhooks import (
     is_public,
     new_secret,
 )
+from tests.webhook_receiver import receiving
 
 pytestmark = pytest.mark.timeout(60)
 
 BATCH: dict[str, Any] = {"id": "batch_abc", "object": "batch", "status": "completed"}
 LOCAL = WebhookPolicy(allow=frozenset({"127.0.0.1"}), attempts=3, base_delay_s=0.0)
 PUBLIC = "93.184.215.14"
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Receiver:
-    statuses: list[int]
-    """Answered in turn, the last one repeated."""
-    got: list[Received] = field(default_factory=list)
-    port: int = 0
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    server: _Server
-
-    def do_POST(self) -> None:
-        receiver = self.server.receiver
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        receiver.got.append(Received(self.path, dict(self.headers.items()), body))
-        status = receiver.statuses[min(len(receiver.got), len(receiver.statuses)) - 1]
-        self.send_response(status)
-        if 300 <= status < 400:
-            self.send_header("Location", "/elsewhere")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    receiver: Receiver
-
-
-@contextmanager
-def receiving(*statuses: int, tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
-    """A receiver on a free port of 127.0.0.1, recording each POST before it answers."""
-    server = _Server(("127.0.0.1", 0), _Handler)
-    if tls is not None:
-        server.socket = tls.wrap_socket(server.socket, server_side=True)
-    server.receiver = Receiver(list(statuses), port=server.server_address[1])
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield server.receiver
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def answering(*answers: list[str]) -> tuple[Resolver, list[str]]:

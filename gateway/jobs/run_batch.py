@@ -95,6 +95,8 @@ class BatchRun:
             raise LostLease(self.record.id)
         if answer == CANCEL_ASKED:
             self.cancelled = True
+        if status and (answer != CANCEL_ASKED or status in FINAL):
+            self.record.status = status  # as saved, for the webhook's copy
 
     async def run(self) -> None:
         record = self.record

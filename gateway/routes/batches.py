@@ -18,6 +18,7 @@ from gateway.access.auth import Caller
 from gateway.errors.refusals import InvalidArgument, NotFound, RateLimited
 from gateway.jobs.input_file import ENDPOINTS
 from gateway.jobs.records import BatchRecord, JobCaller, new_batch_id, now_s
+from gateway.jobs.webhooks import WebhookRefused
 from gateway.routes.bodies import read_body
 from gateway.routes.deps import Client, Operator, State
 from gateway.routes.files import owned_file
@@ -78,7 +79,10 @@ async def create_batch(request: Request, state: State, caller: Client) -> dict[s
     source = await owned_file(state, caller, body.input_file_id)
     if source.purpose != "batch":
         raise InvalidArgument(f"file {source.id!r} was not uploaded for purpose batch")
-    await check_webhook(state, body.metadata)
+    try:
+        await state.callbacks.check(body.metadata)
+    except WebhookRefused as refused:
+        raise InvalidArgument(f"metadata.webhook_url: {refused}") from None
     created = now_s()
     record = BatchRecord(
         new_batch_id(),
@@ -105,15 +109,6 @@ async def create_batch(request: Request, state: State, caller: Client) -> dict[s
     if state.job_runner is not None:
         state.job_runner.wake.set()
     return record.public()
-
-
-async def check_webhook(state: GatewayState, metadata: dict[str, str] | None) -> None:
-    """A batch that names a webhook needs a secret to sign it and a URL it may reach."""
-    url = (metadata or {}).get("webhook_url")
-    if url is None:
-        return
-    if state.settings.webhook_secret is None:
-        raise InvalidArgument("this gateway sends no webhooks (it has no webhook secret)")
 
 
 @router.get("/batches", summary="Your batches, newest first", responses=refusals(*CALLER))
