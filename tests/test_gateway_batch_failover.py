@@ -12,8 +12,8 @@ import openai
 import pytest
 
 from switchyard.redis_server import LocalRedis
+from tests.batch_support import classify_lines, jsonl, output_lines, wait_for
 from tests.support import ServiceProcess, gateway_process
-from tests.test_gateway_batches import classify_lines, jsonl, output_lines, wait_for
 
 LEASE_S = "2"
 

@@ -4,9 +4,8 @@ as users drive it, in front of the real services and a real Redis."""
 from __future__ import annotations
 
 import io
-import json
-import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,19 +15,21 @@ from standardwebhooks import Webhook
 
 from gateway.jobs.webhooks import new_secret
 from switchyard.redis_server import LocalRedis
+from tests.batch_support import (
+    TEXTS,
+    WAIT_S,
+    classify_lines,
+    jsonl,
+    output_lines,
+    sdk,
+    submit,
+    wait_for,
+)
 from tests.conftest import make_key
 from tests.support import GatewayProcess, ServiceProcess, gateway_process
 from tests.webhook_receiver import receiving
 
-TEXTS = [
-    "I love this, it works perfectly",
-    "Terrible, it broke at once",
-    "What a wonderful day at the beach",
-    "The service was slow and the food was cold",
-]
 WEBHOOK_SECRET = new_secret()
-POLL_S = 0.1
-WAIT_S = 240.0
 
 
 @pytest.fixture(scope="module")
@@ -54,60 +55,6 @@ def jobs_gateway(
         webhook_allow_hosts="127.0.0.1",
     ) as process:
         yield process
-
-
-def sdk(gateway: GatewayProcess, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0)
-
-
-def jsonl(lines: list[dict[str, Any]]) -> bytes:
-    return b"".join(json.dumps(line).encode() + b"\n" for line in lines)
-
-
-def classify_lines(count: int, prefix: str = "r") -> list[dict[str, Any]]:
-    return [
-        {
-            "custom_id": f"{prefix}{i}",
-            "method": "POST",
-            "url": "/v1/classify",
-            "body": {"text": TEXTS[i % len(TEXTS)]},
-        }
-        for i in range(count)
-    ]
-
-
-def wait_for(client: openai.OpenAI, batch_id: str, statuses: set[str]) -> Any:
-    """The batch once its status is one of ``statuses`` (polled, as a user polls)."""
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        batch = client.batches.retrieve(batch_id)
-        if batch.status in statuses:
-            return batch
-        time.sleep(POLL_S)
-    raise AssertionError(f"batch {batch_id} stayed {batch.status}")
-
-
-def submit(
-    client: openai.OpenAI,
-    lines: list[dict[str, Any]] | bytes,
-    endpoint: str = "/v1/classify",
-    metadata: dict[str, str] | None = None,
-) -> Any:
-    """A batch created from the lines (or the raw file)."""
-    data = lines if isinstance(lines, bytes) else jsonl(lines)
-    uploaded = client.files.create(file=("in.jsonl", io.BytesIO(data)), purpose="batch")
-    return client.batches.create(
-        input_file_id=uploaded.id,
-        endpoint=endpoint,  # type: ignore[arg-type]
-        completion_window="24h",
-        metadata=metadata,
-    )
-
-
-def output_lines(client: openai.OpenAI, file_id: str | None) -> list[dict[str, Any]]:
-    if file_id is None:
-        return []
-    return [json.loads(line) for line in client.files.content(file_id).text.splitlines()]
 
 
 def test_the_openai_sdk_uploads_creates_polls_and_downloads_every_answer(
@@ -280,3 +227,50 @@ def test_a_webhook_is_sent_the_signed_batch_when_it_ends(
     event = Webhook(WEBHOOK_SECRET).verify(got.body, got.headers)
     assert event["id"] == batch.id and event["status"] == "completed"
     assert event["request_counts"]["completed"] == 3
+
+
+def test_open_batches_are_limited_per_tier(
+    classifier: ServiceProcess, redis_server: LocalRedis, tmp_path: Path
+) -> None:
+    """On a replica that runs no batches, so that none ends while the test counts."""
+    backends = {"classifier": classifier.address, "ner": "", "summarizer": ""}
+    settings = {"files_dir": str(tmp_path), "jobs_run": "false"}
+    with gateway_process(backends, redis_url=redis_server.url, **settings) as idle:
+        client = sdk(idle, make_key(redis_server.url, "client", "pro", max_open_batches=2))
+        submit(client, classify_lines(1))
+        submit(client, classify_lines(1))
+        with pytest.raises(openai.RateLimitError, match="2 batches are open") as refused:
+            submit(client, classify_lines(1))
+        assert refused.value.response.headers["x-should-retry"] == "false"
+        assert len(client.batches.list().data) == 2
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "body", "field"),
+    [
+        ("/v1/ner", {"text": "Ada Lovelace worked with Charles Babbage in London."}, "results"),
+        ("/v1/summarize", {"text": "The council met on Tuesday.", "max_new_tokens": 6}, "summary"),
+    ],
+)
+def test_ner_and_summarize_lines_answer_as_their_routes_do(
+    jobs_gateway: GatewayProcess,
+    client_key: str,
+    endpoint: str,
+    body: dict[str, Any],
+    field: str,
+) -> None:
+    client = sdk(jobs_gateway, client_key)
+    lines = [
+        {"custom_id": f"e{i}", "method": "POST", "url": endpoint, "body": body} for i in range(2)
+    ]
+    done = wait_for(client, submit(client, lines, endpoint=endpoint).id, {"completed", "failed"})
+    assert done.status == "completed" and done.request_counts.completed == 2, done
+    direct = httpx.post(
+        f"{jobs_gateway.url}{endpoint}",
+        json=body,
+        headers={"Authorization": f"Bearer {client_key}"},
+    )
+    assert direct.status_code == 200, direct.text
+    for answer in output_lines(client, done.output_file_id):
+        assert answer["response"]["body"][field] == direct.json()[field]
+        assert answer["response"]["body"]["version"] == direct.json()["version"]

@@ -1,5 +1,5 @@
-"""With no Redis at all the gateway keeps keys, limits, stream tokens and its cache in
-its own process, and says so loudly."""
+"""With no Redis at all the gateway keeps keys, limits, stream tokens, its cache and
+batch jobs in its own process, and says so loudly."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 
 from gateway.access.keys import key_hash, new_key
+from tests.batch_support import classify_lines, output_lines, submit, wait_for
 from tests.scripted_backend import ScriptedBackend, scripted_backend
-from tests.support import GatewayProcess, gateway_process
+from tests.support import GatewayProcess, ServiceProcess, gateway_process
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +70,23 @@ def test_seeded_keys_limits_and_stream_tokens_work_in_one_process(
 
 def classify(gateway: GatewayProcess, headers: dict[str, str]) -> httpx.Response:
     return httpx.post(f"{gateway.url}/v1/classify", json={"text": "x"}, headers=headers)
+
+
+def test_batch_jobs_run_in_the_one_process(classifier: ServiceProcess, tmp_path: Path) -> None:
+    key_id, key = new_key()
+    seed = {"id": key_id, "owner": "dev", "role": "client", "tier": "pro", "hash": key_hash(key)}
+    seed_file = tmp_path / "seed-keys.json"
+    seed_file.write_text(json.dumps([seed]))
+    backends = {"classifier": classifier.address, "ner": "", "summarizer": ""}
+    files = tmp_path / "files"
+    with gateway_process(
+        backends, seed_keys_file=str(seed_file), files_dir=str(files), jobs_poll_s="0.2"
+    ) as gateway:
+        client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0)
+        lines = classify_lines(70)
+        batch = submit(client, lines)
+        done = wait_for(client, batch.id, {"completed", "failed"})
+        assert done.status == "completed", done
+        answers = output_lines(client, done.output_file_id)
+        assert [a["custom_id"] for a in answers] == [line["custom_id"] for line in lines]
+        assert [b.id for b in client.batches.list().data] == [batch.id]

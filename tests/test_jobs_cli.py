@@ -13,8 +13,8 @@ import pytest
 from switchyard.cli import main
 from switchyard.processes import ServiceProcess
 from switchyard.redis_server import LocalRedis
+from tests.batch_support import classify_lines, jsonl
 from tests.support import GatewayProcess, gateway_process
-from tests.test_gateway_batches import classify_lines, jsonl
 
 
 @pytest.fixture(scope="module")

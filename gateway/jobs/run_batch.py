@@ -107,8 +107,19 @@ class BatchRun:
             return
         self.cancelled = self.cancelled or record.cancel
         if record.status != "finalizing" and not self.cancelled:
-            await self._answer_lines()
+            try:
+                await self._answer_lines()
+            except FileNotFoundError:
+                await self._fail("file_not_found", "the input file was deleted while it ran")
+                return
         await self._finalize()
+
+    async def _fail(self, code: str, message: str) -> None:
+        self.record.errors = [{"code": code, "message": message}]
+        self.record.times["failed_at"] = now_s()
+        await self.save("failed", final=True)
+        await self.ctx.files.delete(f"parts/{self.record.id}/")
+        await self.ctx.on_end(self.record)
 
     async def _validate(self) -> bool:
         record = self.record
@@ -117,14 +128,14 @@ class BatchRun:
             record.total = await validate(
                 self.ctx.files, name, record.endpoint, self.ctx.max_requests
             )
-        except (BadLine, FileNotFoundError) as error:
-            if isinstance(error, BadLine):
-                record.errors = [error.public()]
-            else:
-                record.errors = [{"code": "file_not_found", "message": "the input file is gone"}]
+        except BadLine as bad:
+            record.errors = [bad.public()]
             record.times["failed_at"] = now_s()
             await self.save("failed", final=True)
             await self.ctx.on_end(record)
+            return False
+        except FileNotFoundError:
+            await self._fail("file_not_found", "the input file is gone")
             return False
         record.times["in_progress_at"] = now_s()
         await self.save("in_progress")
