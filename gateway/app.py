@@ -24,7 +24,6 @@ from gateway.edge.middleware import RequestContextMiddleware
 from gateway.errors.handlers import install_error_handlers
 from gateway.jobs.callbacks import BatchCallbacks
 from gateway.jobs.dispatch import InProcessSender
-from gateway.jobs.files import LocalFileStorage
 from gateway.jobs.run_batch import JobContext
 from gateway.jobs.runner import JobRunner
 from gateway.jobs.webhooks import WebhookPolicy
@@ -100,7 +99,7 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
             fail_open=settings.rate_limit_failure == "open",
             internal=internal,
         )
-        file_storage = LocalFileStorage(settings.files_dir)
+        file_storage = settings.file_storage()
         secret = settings.webhook_secret
         callbacks = BatchCallbacks(
             secret.get_secret_value() if secret is not None else None,

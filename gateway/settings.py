@@ -9,6 +9,8 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.access.keys import key_hash
+from gateway.jobs.files import FileStorage, LocalFileStorage
+from gateway.jobs.s3_files import S3FileStorage
 from gateway.limits.tiers import DEFAULT_TIERS, TierLimits
 from switchyard.paths import state_dir
 from switchyard.service_table import model_service
@@ -145,6 +147,21 @@ class GatewaySettings(BaseSettings):
         description="Where uploaded files, batch parts and results are kept (every replica"
         " that runs batches must see the same folder: one machine or a shared volume).",
     )
+    files_s3_url: str | None = Field(
+        None,
+        description="s3://bucket[/prefix]: keep files in an S3-compatible object store"
+        " instead of files_dir (the bucket must exist).",
+    )
+    files_s3_endpoint: str | None = Field(
+        None, description="The object store's URL, for S3-compatible stores other than AWS."
+    )
+    files_s3_region: str | None = Field(None, description="The bucket's region.")
+    files_s3_access_key_id: str | None = Field(
+        None, description="Object store credentials; unset: the usual AWS environment."
+    )
+    files_s3_secret_access_key: SecretStr | None = Field(
+        None, description="The secret of files_s3_access_key_id."
+    )
     files_ttl_s: int = Field(
         30 * 86_400, ge=60, description="How long uploaded files and batch results are kept."
     )
@@ -209,6 +226,19 @@ class GatewaySettings(BaseSettings):
         if self.admin_key_file is not None:
             return key_hash(self.admin_key_file.read_text().strip())
         return None
+
+    def file_storage(self) -> FileStorage:
+        """Where batch files live: the object store when one is set, else the folder."""
+        if self.files_s3_url is None:
+            return LocalFileStorage(self.files_dir)
+        secret = self.files_s3_secret_access_key
+        return S3FileStorage(
+            self.files_s3_url,
+            endpoint=self.files_s3_endpoint,
+            region=self.files_s3_region,
+            access_key_id=self.files_s3_access_key_id,
+            secret_access_key=secret.get_secret_value() if secret is not None else None,
+        )
 
     def backends(self, service: str) -> list[str]:
         addresses: list[str] = getattr(self, f"{service}_backends")
