@@ -82,8 +82,11 @@ RUN groupadd --system --gid 10001 switchyard \
     && useradd --system --uid 10001 --gid switchyard --home-dir /var/lib/switchyard \
         --shell /usr/sbin/nologin switchyard \
     && mkdir -p /var/lib/switchyard/models /var/lib/switchyard/huggingface \
-    && chown switchyard:switchyard /var/lib/switchyard /var/lib/switchyard/huggingface
-# pip compiled the bytecode at install time; nothing is written at run time.
+        /var/lib/switchyard/files \
+    && chown switchyard:switchyard /var/lib/switchyard /var/lib/switchyard/huggingface \
+        /var/lib/switchyard/files
+# pip compiled the bytecode at install time; nothing is written at run time but batch
+# files (the gateway's /var/lib/switchyard/files, a volume in the deploy files).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     SWITCHYARD_HOME=/var/lib/switchyard \

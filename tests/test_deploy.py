@@ -80,6 +80,7 @@ NON_SWITCHYARD_ENV = {
     "PYTHONUNBUFFERED": "logs reach the container runtime at once",
     "PYTHONDONTWRITEBYTECODE": "the images' file systems are read-only at run time",
     "HF_HOME": "Hugging Face's cache, for registry entries with hub:<id> weights",
+    "TMPDIR": "Python's temporary files (uploads being received, bulk answers waiting)",
 }
 """Variables the deployment sets that Switchyard's code does not read, and why."""
 
@@ -525,6 +526,18 @@ def test_compose_gateway_uses_the_compose_redis() -> None:
     assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
 
 
+def test_compose_gateway_keeps_batch_files_on_a_volume() -> None:
+    """The gateway's root is read-only: batch files need a writable volume, at the folder
+    the settings name (spooled uploads and bulk answers beside them, not in /tmp)."""
+    document = compose()
+    gateway = document["services"]["gateway"]
+    env = compose_env(gateway)
+    settings = gateway_settings(env)
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in gateway["volumes"]}
+    assert str(settings.files_dir) in mounts and env["TMPDIR"] == str(settings.files_dir)
+    assert mounts[str(settings.files_dir)] in document["volumes"]
+
+
 # --- Envoy -----------------------------------------------------------------------------
 
 
@@ -791,6 +804,23 @@ def test_k8s_gateway_probes_secrets_and_drain(kustomization: Path) -> None:
     assert grace > _pre_stop_s(container) + settings.drain_grace_s + UVICORN_SHUTDOWN_S
     pod = deployment["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsUser"] == UID
+
+
+@pytest.mark.parametrize("kustomization", OVERLAYS, ids=OVERLAY_IDS)
+def test_k8s_gateway_replicas_share_one_files_volume(kustomization: Path) -> None:
+    """Any replica may run a batch uploaded to another: the files' folder is one
+    ReadWriteMany claim mounted where the settings look, writable for the pod's group."""
+    deployment, container = _gateway(kustomization)
+    settings = gateway_settings(_gateway_env(kustomization))
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == str(settings.files_dir)]
+    pod = deployment["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    claim = objects(kustomization, "PersistentVolumeClaim")[
+        volume["persistentVolumeClaim"]["claimName"]
+    ]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert pod["securityContext"]["fsGroup"] == UID
+    assert _gateway_env(kustomization)["TMPDIR"] == str(settings.files_dir)
 
 
 @pytest.mark.parametrize("kustomization", OVERLAYS, ids=OVERLAY_IDS)
