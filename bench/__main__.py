@@ -18,7 +18,7 @@ from switchyard.paths import state_dir
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="shorter runs (noisier)")
-    parser.add_argument("--only", choices=("classifier", "summarizer", "gateway", "memory"))
+    parser.add_argument("--only", choices=("classifier", "summarizer", "gateway", "jobs", "memory"))
     parser.add_argument(
         "--json",
         help="also write the figures to this file (with --only, update that one section)",
@@ -50,6 +50,10 @@ def main() -> int:
         from bench import gateway
 
         results["gateway"] = gateway.run(models_dir, args.quick, threads)
+    if args.only in (None, "jobs"):
+        from bench import jobs
+
+        results["jobs"] = jobs.run(models_dir, args.quick, threads)
     if args.only in (None, "memory"):
         from bench import memory
 
