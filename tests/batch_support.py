@@ -7,10 +7,14 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import openai
+import pytest
 
+from switchyard.redis_server import LocalRedis, local_redis
+from tests.conftest import make_key
 from tests.support import GatewayProcess
 
 TEXTS = [
@@ -75,3 +79,21 @@ def output_lines(client: openai.OpenAI, file_id: str | None) -> list[dict[str, A
     if file_id is None:
         return []
     return [json.loads(line) for line in client.files.content(file_id).text.splitlines()]
+
+
+# Every gateway runs the batches of the Redis it is given: a module that runs batches has a
+# Redis of its own, so that no other gateway of the session (with another file folder)
+# claims them. A module imports these two to replace the session's.
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedis]:
+    """A Redis of this module's own."""
+    with local_redis(tmp_path_factory.mktemp("jobs-redis")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def client_key(redis_server: LocalRedis) -> str:
+    """A client key on the enterprise tier, in this module's Redis."""
+    return make_key(redis_server.url, "client", "enterprise")

@@ -12,10 +12,19 @@ import openai
 import pytest
 
 from switchyard.redis_server import LocalRedis
-from tests.batch_support import classify_lines, jsonl, output_lines, wait_for
+from tests.batch_support import (
+    classify_lines,
+    client_key,
+    jsonl,
+    output_lines,
+    redis_server,
+    wait_for,
+)
 from tests.support import ServiceProcess, gateway_process
 
 LEASE_S = "2"
+
+__all__ = ["client_key", "redis_server"]  # the module's own Redis, used by name
 
 
 def test_a_replica_killed_mid_batch_is_taken_over_with_no_duplicate_and_no_gap(

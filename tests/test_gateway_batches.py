@@ -19,8 +19,10 @@ from tests.batch_support import (
     TEXTS,
     WAIT_S,
     classify_lines,
+    client_key,
     jsonl,
     output_lines,
+    redis_server,
     sdk,
     submit,
     wait_for,
@@ -30,6 +32,8 @@ from tests.support import GatewayProcess, ServiceProcess, gateway_process
 from tests.webhook_receiver import receiving
 
 WEBHOOK_SECRET = new_secret()
+
+__all__ = ["client_key", "redis_server"]  # the module's own Redis, used by name
 
 
 @pytest.fixture(scope="module")

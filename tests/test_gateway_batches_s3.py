@@ -7,11 +7,19 @@ import obstore
 import pytest
 
 from switchyard.redis_server import LocalRedis
-from tests.batch_support import classify_lines, output_lines, sdk, submit, wait_for
+from tests.batch_support import (
+    classify_lines,
+    client_key,
+    output_lines,
+    redis_server,
+    sdk,
+    submit,
+    wait_for,
+)
 from tests.s3_support import BUCKET, KEY_ID, REGION, SECRET, S3Server, s3_server
 from tests.support import ServiceProcess, gateway_process
 
-__all__ = ["s3_server"]  # the fixture, used by name
+__all__ = ["client_key", "redis_server", "s3_server"]  # fixtures, used by name
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -13,8 +13,10 @@ import pytest
 from switchyard.cli import main
 from switchyard.processes import ServiceProcess
 from switchyard.redis_server import LocalRedis
-from tests.batch_support import classify_lines, jsonl
+from tests.batch_support import classify_lines, client_key, jsonl, redis_server
 from tests.support import GatewayProcess, gateway_process
+
+__all__ = ["client_key", "redis_server"]  # the module's own Redis, used by name
 
 
 @pytest.fixture(scope="module")

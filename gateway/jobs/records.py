@@ -145,7 +145,12 @@ class BatchRecord:
             "caller": asdict(self.caller),
             "metadata": self.metadata,
         }
-        return {"spec": json.dumps(spec), "status": self.status, **progress_fields(self)}
+        return {
+            "spec": json.dumps(spec),
+            "status": self.status,
+            "cancel": "1" if self.cancel else "0",
+            **progress_fields(self),
+        }
 
     @classmethod
     def from_fields(cls, raw: dict[str, str]) -> BatchRecord:

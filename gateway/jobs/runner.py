@@ -51,14 +51,14 @@ class JobRunner:
             while True:
                 try:
                     batch_id = await self.ctx.store.claim(self.worker, self.lease_s)
+                    if batch_id is not None:
+                        await self._run_one(batch_id)
+                        continue
                 except (redis.ConnectionError, redis.TimeoutError):
-                    batch_id = None
-                if batch_id is None:
-                    self.wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.wake.wait(), self.poll_s)
-                    continue
-                await self._run_one(batch_id)
+                    pass  # Redis away: look again at the next poll
+                self.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), self.poll_s)
         finally:
             sweep.cancel()
             await asyncio.gather(sweep, return_exceptions=True)

@@ -139,7 +139,8 @@ class RedisJobStore:
         return bool(await self._cancel(keys=[_batch(batch_id)], args=[now_s()]))
 
     async def claim(self, worker: str, lease_s: float) -> str | None:
-        found = await self._claim(keys=[RUNNABLE], args=[int(lease_s * 1000), worker, LEASE])
+        args: list[str | int] = [int(lease_s * 1000), worker, LEASE, _batch("")]
+        found = await self._claim(keys=[RUNNABLE], args=args)
         return found.decode() if isinstance(found, bytes) else None
 
     async def renew(self, batch_id: str, worker: str, lease_s: float) -> bool:
