@@ -13,6 +13,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 
 from switchyard.classifier.v1 import classifier_pb2 as pb
 from switchyard.classifier.v1 import classifier_pb2_grpc
+from switchyard.client.config import LOW_PRIORITY, PRIORITY_KEY
 from switchyard.common.v1 import models_pb2
 from tests.support import CLASSIFIER, ServiceProcess, details
 
@@ -184,3 +185,32 @@ def test_a_stream_abandoned_half_way_leaves_the_service_whole(
     classifier.wait_metric("switchyard_queue_depth", {"model": "sentiment", "version": "v1"}, 0)
     reply = classifier_stub.Classify(pb.ClassifyRequest(texts=["I hate this"]), timeout=30)
     assert top_label(reply.results[0]) == "negative"
+
+
+def test_a_batch_jobs_calls_are_answered_at_low_priority(
+    classifier: ServiceProcess, classifier_stub: Stub
+) -> None:
+    low = ((PRIORITY_KEY, LOW_PRIORITY),)
+    v1 = {"model": "sentiment", "version": "v1"}
+    ran_low = classifier.metric("switchyard_low_priority_batch_size_sum", v1)
+    reply = classifier_stub.Classify(
+        pb.ClassifyRequest(texts=["I love this", "I hate this"], request_id="job-1"),
+        metadata=low,
+        timeout=30,
+    )
+    assert [top_label(r) for r in reply.results] == ["positive", "negative"]
+    assert reply.request_id == "job-1"
+    requests = [
+        pb.ClassifyStreamRequest(id="a", text="What a wonderful day"),
+        pb.ClassifyStreamRequest(id="b", text="This is awful"),
+    ]
+    replies = classifier_stub.ClassifyStream(iter(requests), metadata=low, timeout=60)
+    by_id = {r.id: r for r in replies}
+    assert top_label(by_id["a"].result) == "positive"
+    assert top_label(by_id["b"].result) == "negative"
+    # Its four texts ran in the service's low-priority batches; an interactive call's not.
+    assert classifier.metric("switchyard_low_priority_batch_size_sum", v1) == ran_low + 4
+    classifier_stub.Classify(pb.ClassifyRequest(texts=["fine"]), timeout=30)
+    other = (PRIORITY_KEY, "urgent")
+    classifier_stub.Classify(pb.ClassifyRequest(texts=["fine"]), metadata=(other,), timeout=30)
+    assert classifier.metric("switchyard_low_priority_batch_size_sum", v1) == ran_low + 4

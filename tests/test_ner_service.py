@@ -8,6 +8,7 @@ import grpc
 import pytest
 
 from services.ner import training
+from switchyard.client.config import LOW_PRIORITY, PRIORITY_KEY
 from switchyard.common.v1 import models_pb2
 from switchyard.ner.v1 import ner_pb2 as pb
 from switchyard.ner.v1 import ner_pb2_grpc
@@ -53,6 +54,22 @@ def test_stream_answers_every_text_tagged_with_its_id(stub: Stub) -> None:
     assert {e.label for e in by_id["a"].result.entities} >= {"PER", "LOC"}
     assert list(by_id["b"].result.entities) == []
     assert by_id["c"].error.code == "INVALID_ARGUMENT"
+
+
+def test_a_batch_jobs_calls_find_the_same_entities_at_low_priority(
+    ner: ServiceProcess, stub: Stub
+) -> None:
+    low = ((PRIORITY_KEY, LOW_PRIORITY),)
+    v1 = {"model": "ner", "version": "v1"}
+    ran_low = ner.metric("switchyard_low_priority_batch_size_sum", v1)
+    request = pb.ExtractEntitiesRequest(texts=[UNSEEN])
+    interactive = stub.ExtractEntities(request, timeout=30)
+    job = stub.ExtractEntities(request, metadata=low, timeout=30)
+    assert job.results == interactive.results
+    requests = iter([pb.ExtractEntitiesStreamRequest(id="a", text=UNSEEN)])
+    (streamed,) = stub.ExtractEntitiesStream(requests, metadata=low, timeout=60)
+    assert streamed.result == interactive.results[0]
+    assert ner.metric("switchyard_low_priority_batch_size_sum", v1) == ran_low + 2
 
 
 def test_bad_requests_are_refused_like_the_classifier(stub: Stub) -> None:

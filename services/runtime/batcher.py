@@ -13,21 +13,27 @@ gather, and the next batch is handed to the worker expected to free up first jus
 it does (``HANDOFF_LEAD``), or at once when the batch is full: no worker idles between
 batches waiting for results to travel back and the next batch to travel out, and the
 next batch is formed as late as it can be, so it is as large as the load allows.
+
+Low-priority items (a batch job's) only use what interactive callers leave idle: a batch
+is taken from the interactive items whenever any wait, from the low-priority ones only when
+none does as it is formed. At most one low-priority batch is in flight, and only on an idle
+worker, never handed over behind a running batch: an interactive item arriving while a job
+runs waits for one job batch at most.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import BrokenExecutor, Executor
+from concurrent.futures import Executor
 from typing import Generic, Protocol, TypeVar
 
-from services.runtime.batch_queue import BatchPolicy, Pending, PendingState
-from services.runtime.errors import DeadlineExpired, InvalidInput, Overloaded, Unavailable
+from services.runtime.batch_queue import BatchPolicy, Pending, WaitingItems
+from services.runtime.batch_run import WORKER_STOPPED, run_and_answer
+from services.runtime.errors import InvalidInput, Overloaded, Unavailable
 from services.runtime.lanes import PIPELINED, Flight, Lane, idle, next_free
 
 # BatchPolicy is named here too: whoever makes a batcher gives it one.
@@ -47,7 +53,7 @@ MIN_HANDOFF_LEAD_S = 0.002
 class BatchObserver(Protocol):
     """Receives one call per batch run, for metrics."""
 
-    def batch_ran(self, size: int, seconds: float) -> None: ...
+    def batch_ran(self, size: int, seconds: float, low_priority: bool) -> None: ...
 
     def items_dropped(self, reason: str, count: int) -> None: ...
 
@@ -77,8 +83,8 @@ class DynamicBatcher(Generic[In, Out]):
         # the queue instead, where its deadline and a cancel still reach it.
         self._depth = PIPELINED if policy.max_batch_size > 1 else 1
         self._observer = observer
-        self._queue: collections.deque[Pending[In, Out]] = collections.deque()
-        self._queued = 0
+        self._waiting = WaitingItems[In, Out](policy)
+        self._low_in_flight = False
         self._wake = asyncio.Event()
         self._flushing = False
         self._closed = False
@@ -91,8 +97,13 @@ class DynamicBatcher(Generic[In, Out]):
 
     @property
     def depth(self) -> int:
-        """Items accepted and waiting to run."""
-        return self._queued
+        """Interactive items accepted and waiting to run."""
+        return self._waiting.interactive
+
+    @property
+    def low_priority_depth(self) -> int:
+        """Low-priority (batch job) items accepted and waiting to run."""
+        return self._waiting.low
 
     @property
     def in_flight(self) -> int:
@@ -104,42 +115,49 @@ class DynamicBatcher(Generic[In, Out]):
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._gather_forever())
 
-    async def submit(self, item: In, deadline: float | None = None) -> Out:
-        """Run one item; ``deadline`` is a ``time.monotonic()`` instant or None."""
-        (result,) = await self.submit_many((item,), deadline)
+    async def submit(
+        self, item: In, deadline: float | None = None, *, low_priority: bool = False
+    ) -> Out:
+        """Run one item; ``deadline`` is a ``time.monotonic()`` instant or None;
+        ``low_priority`` for a batch job's item, run only when no interactive one waits."""
+        (result,) = await self.submit_many((item,), deadline, low_priority=low_priority)
         return result
 
-    async def submit_many(self, items: Sequence[In], deadline: float | None = None) -> list[Out]:
+    async def submit_many(
+        self, items: Sequence[In], deadline: float | None = None, *, low_priority: bool = False
+    ) -> list[Out]:
         """Run several items, admitted all together or not at all; outputs keep their order."""
         if self._closed:
             raise Unavailable("the service is shutting down; retry on another replica")
         if self.broken:
-            raise Unavailable("the model worker stopped; retry on another replica")
+            raise Unavailable(WORKER_STOPPED)
         if len(items) > self.policy.max_queue_size:
             # Could never fit, however long the caller waited: not an overload.
             raise InvalidInput(
                 f"{len(items)} items in one request; this model's queue holds at most"
                 f" {self.policy.max_queue_size} (max_queue_size)"
             )
-        free = self.policy.max_queue_size - self._queued
-        if len(items) > free:
+        if len(items) > self._waiting.free(low_priority):
+            which = "low-priority queue" if low_priority else "queue"
             raise Overloaded(
-                f"the queue is full ({self._queued} of {self.policy.max_queue_size} waiting);"
-                " retry later",
+                f"the {which} is full ({self._waiting.count(low_priority)} of"
+                f" {self.policy.max_queue_size} waiting); retry later",
                 retry_after_s=self._retry_hint_s(),
             )
         loop = asyncio.get_running_loop()
         now = time.monotonic()
-        pending = [Pending[In, Out](item, loop.create_future(), deadline, now) for item in items]
-        self._queue.extend(pending)
-        self._queued += len(pending)
+        pending = [
+            Pending[In, Out](item, loop.create_future(), deadline, now, low_priority)
+            for item in items
+        ]
+        self._waiting.add(pending)
         self._wake.set()
         try:
             return list(await asyncio.gather(*(p.future for p in pending)))
         except BaseException:
             # A cancelled or failed caller gives its remaining slots back at once.
             for p in pending:
-                self._forget(p)
+                self._waiting.forget(p)
                 if p.future.done() and not p.future.cancelled():
                     p.future.exception()  # mark as retrieved: one error answers the call
                 p.future.cancel()
@@ -157,25 +175,13 @@ class DynamicBatcher(Generic[In, Out]):
         if self._task is not None:
             await self._task
 
-    def _forget(self, p: Pending[In, Out]) -> None:
-        if p.state is PendingState.QUEUED:
-            self._queued -= 1
-        p.state = PendingState.GONE
-
     def _retry_hint_s(self) -> float:
         # Roughly how long until a batch's worth of slots frees up.
         return max(self._recent_batch_s, self.policy.max_queue_delay_s, 0.05)
 
     def reject_queued(self, error: Exception) -> int:
         """Fail every item still waiting (not yet running) with ``error``; returns how many."""
-        rejected = 0
-        while self._queue:
-            p = self._queue.popleft()
-            if p.state is PendingState.QUEUED and not p.future.done():
-                p.future.set_exception(error)
-                rejected += 1
-            self._forget(p)
-        return rejected
+        return self._waiting.reject_all(error)
 
     async def _gather_forever(self) -> None:
         try:
@@ -189,17 +195,22 @@ class DynamicBatcher(Generic[In, Out]):
     async def _gather(self) -> None:
         try:
             while True:
-                if self._queued == 0:
-                    self._queue.clear()  # only cancelled leftovers remain
-                    if self._closed:
-                        return
+                low = self._waiting.interactive == 0  # the batch would be a job's
+                lane = idle(self._lanes)
+                # A job's batch runs alone (one in flight) and only on an idle worker.
+                if low and (self._waiting.low == 0 or self._low_in_flight or lane is None):
+                    if self._waiting.low == 0:
+                        self._waiting.drop_leftovers()  # only cancelled leftovers remain
+                        if self._closed:
+                            return
                     self._wake.clear()
                     await self._wake.wait()
                     continue
-                lane = idle(self._lanes)
                 if lane is not None:
                     if not self._running:  # every worker idle: the batch may wait to fill
-                        await self._wait_for_batch()
+                        await self._wait_for_batch(low)
+                    if low and self._waiting.interactive:
+                        continue  # an interactive item came meanwhile: it goes first
                 else:
                     lane = next_free(self._lanes, self._recent_batch_s, self._depth)
                     if lane is None:  # every worker holds a running and a next batch
@@ -208,20 +219,25 @@ class DynamicBatcher(Generic[In, Out]):
                         continue
                     if not await self._wait_for_handoff(lane):
                         continue  # a worker freed up meanwhile: choose again
-                batch = self._take_batch()
+                batch, expired = self._waiting.take(low, time.monotonic())
+                if expired and self._observer is not None:
+                    self._observer.items_dropped("deadline", expired)
                 if batch:
-                    self._launch(batch, lane)
+                    self._launch(batch, lane, low)
         finally:
             if self._running:
                 await asyncio.gather(*self._running, return_exceptions=True)
 
-    def _launch(self, batch: list[Pending[In, Out]], lane: Lane) -> None:
+    def _launch(self, batch: list[Pending[In, Out]], lane: Lane, low: bool) -> None:
         flight = lane.hand(time.perf_counter())
-        task = asyncio.get_running_loop().create_task(self._run(batch, lane, flight))
+        task = asyncio.get_running_loop().create_task(self._run(batch, lane, flight, low))
         self._running.add(task)
+        self._low_in_flight |= low
 
         def done(finished: asyncio.Task[None]) -> None:
             self._running.discard(finished)
+            if low:
+                self._low_in_flight = False
             self._slot_freed.set()
             self._wake.set()
 
@@ -235,8 +251,8 @@ class DynamicBatcher(Generic[In, Out]):
         batch_s = self._recent_batch_s
         expected_end = lane.free_at(batch_s) if batch_s else math.inf
         lead = max(MIN_HANDOFF_LEAD_S, HANDOFF_LEAD * batch_s)
-        while self._queued < self.policy.max_batch_size and not self._flushing:
-            if self._queued == 0 or idle(self._lanes) is not None:
+        while self._waiting.interactive < self.policy.max_batch_size and not self._flushing:
+            if self._waiting.interactive == 0 or idle(self._lanes) is not None:
                 return False
             remaining = expected_end - lead - time.perf_counter()
             if remaining <= 0:
@@ -247,16 +263,18 @@ class DynamicBatcher(Generic[In, Out]):
                     await self._wake.wait()
             except TimeoutError:
                 return True
-        return self._queued > 0
+        return self._waiting.interactive > 0
 
-    async def _wait_for_batch(self) -> None:
-        """Wait until a batch is full, the oldest item has waited long enough, or a flush."""
-        while self._queue and self._queue[0].state is not PendingState.QUEUED:
-            self._queue.popleft()
-        if not self._queue:
+    async def _wait_for_batch(self, low: bool) -> None:
+        """Wait until a batch of that priority is full, its oldest item has waited long
+        enough, or a flush; a low-priority batch also stops waiting for an interactive item."""
+        oldest = self._waiting.oldest(low)
+        if oldest is None:
             return
-        ready_at = self._queue[0].enqueued_at + self.policy.max_queue_delay_s
-        while self._queued < self.policy.max_batch_size and not self._flushing:
+        ready_at = oldest + self.policy.max_queue_delay_s
+        while self._waiting.count(low) < self.policy.max_batch_size and not self._flushing:
+            if low and self._waiting.interactive:
+                return
             remaining = ready_at - time.monotonic()
             if remaining <= 0:
                 return
@@ -267,58 +285,19 @@ class DynamicBatcher(Generic[In, Out]):
             except TimeoutError:
                 return
 
-    def _take_batch(self) -> list[Pending[In, Out]]:
-        batch: list[Pending[In, Out]] = []
-        expired = 0
-        now = time.monotonic()
-        while self._queue and len(batch) < self.policy.max_batch_size:
-            p = self._queue.popleft()
-            if p.state is not PendingState.QUEUED or p.future.done():
-                self._forget(p)
-                continue
-            self._queued -= 1
-            p.state = PendingState.TAKEN
-            if p.deadline is not None and p.deadline <= now:
-                expired += 1
-                p.future.set_exception(
-                    DeadlineExpired("the deadline passed while the request was queued")
-                )
-                continue
-            batch.append(p)
-        if expired and self._observer is not None:
-            self._observer.items_dropped("deadline", expired)
-        return batch
-
-    async def _run(self, batch: list[Pending[In, Out]], lane: Lane, flight: Flight) -> None:
-        loop = asyncio.get_running_loop()
-        inputs = [p.item for p in batch]
+    async def _run(
+        self, batch: list[Pending[In, Out]], lane: Lane, flight: Flight, low: bool
+    ) -> None:
         try:
-            outputs = await loop.run_in_executor(lane.executor, self._run_batch, inputs)
-            if len(outputs) != len(inputs):
-                raise RuntimeError(f"batch of {len(inputs)} gave {len(outputs)} outputs")
-        except BrokenExecutor:
-            error = Unavailable("the model worker stopped; retry on another replica")
-            for p in batch:
-                if not p.future.done():
-                    p.future.set_exception(error)
-            if not self.broken:  # the batch handed over next fails the same way
-                log.exception("the model worker died running a batch of %d", len(inputs))
-                self.broken = True
-                self.reject_queued(error)
-                if self._on_broken is not None:
-                    self._on_broken()
-            return
-        except Exception as exc:
-            log.exception("batch of %d failed", len(inputs))
-            for p in batch:
-                if not p.future.done():
-                    p.future.set_exception(exc)
-            return
+            died = await run_and_answer(lane.executor, self._run_batch, batch)
         finally:
             elapsed = lane.finish(flight, time.perf_counter())
             self._recent_batch_s = elapsed
             if self._observer is not None:
-                self._observer.batch_ran(len(inputs), elapsed)
-        for p, out in zip(batch, outputs, strict=True):
-            if not p.future.done():
-                p.future.set_result(out)
+                self._observer.batch_ran(len(batch), elapsed, low)
+        if died is not None and not self.broken:  # the batch handed over next dies too
+            log.error("the model worker died running a batch of %d", len(batch), exc_info=died)
+            self.broken = True
+            self.reject_queued(Unavailable(WORKER_STOPPED))
+            if self._on_broken is not None:
+                self._on_broken()

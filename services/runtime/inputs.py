@@ -1,4 +1,5 @@
-"""Checks on texts and deadlines that every service applies the same way."""
+"""Checks on texts, and a call's deadline and priority, that every service reads the same
+way."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from grpc import aio
 
 from services.runtime.errors import InvalidInput
+from switchyard.client.config import LOW_PRIORITY, PRIORITY_KEY
 
 
 def check_text(text: str, max_chars: int, where: str = "text") -> str:
@@ -37,3 +39,12 @@ def deadline_of(context: aio.ServicerContext[Any, Any]) -> float | None:
     """The call's deadline as a ``time.monotonic()`` instant, or None when it has none."""
     remaining = context.time_remaining()
     return None if remaining is None else time.monotonic() + remaining
+
+
+def is_low_priority(context: aio.ServicerContext[Any, Any]) -> bool:
+    """Whether the call is a batch job's (``x-switchyard-priority: low`` metadata): its
+    items run only when no interactive item waits. Anything else is interactive."""
+    for key, value in context.invocation_metadata() or ():
+        if key == PRIORITY_KEY:
+            return isinstance(value, str) and value.strip().lower() == LOW_PRIORITY
+    return False

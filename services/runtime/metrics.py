@@ -49,7 +49,8 @@ class GenerationUsage(Protocol):
     time_to_first_token_s: float
 
 
-QueueDepths = Callable[[], Iterable[tuple[str, str, int]]]
+QueueDepths = Callable[[], Iterable[tuple[str, str, int, int]]]
+"""(model, version, interactive items waiting, low-priority items waiting) per version."""
 
 
 class _QueueDepthCollector(Collector):
@@ -57,14 +58,23 @@ class _QueueDepthCollector(Collector):
         self._depths = depths
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
+        # A job's backlog has a gauge of its own: it waits for idle capacity by design,
+        # so it must not read as the load that ``switchyard_queue_depth`` signals.
         gauge = GaugeMetricFamily(
             "switchyard_queue_depth",
-            "Items accepted and waiting to run, per model version.",
+            "Interactive items accepted and waiting to run, per model version.",
             labels=["model", "version"],
         )
-        for model, version, depth in self._depths():
+        low = GaugeMetricFamily(
+            "switchyard_low_priority_queue_depth",
+            "Low-priority (batch job) items accepted and waiting to run, per model version.",
+            labels=["model", "version"],
+        )
+        for model, version, depth, low_depth in self._depths():
             gauge.add_metric([model, version], depth)
+            low.add_metric([model, version], low_depth)
         yield gauge
+        yield low
 
 
 class ServiceMetrics:
@@ -97,6 +107,14 @@ class ServiceMetrics:
             "Time one forward pass (with tokenization) took.",
             ["model", "version"],
             buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.low_priority_batch_size = Histogram(
+            "switchyard_low_priority_batch_size",
+            "Items per forward pass of low-priority (batch job) items; each such pass is"
+            " counted in switchyard_batch_size too.",
+            ["model", "version"],
+            buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
         self.dropped = Counter(
@@ -170,13 +188,16 @@ class VersionBatchObserver:
 
     def __init__(self, metrics: ServiceMetrics, model: str, version: str) -> None:
         self._size = metrics.batch_size.labels(model, version)
+        self._low_size = metrics.low_priority_batch_size.labels(model, version)
         self._duration = metrics.batch_duration.labels(model, version)
         self._dropped = metrics.dropped
         self._labels = (model, version)
 
-    def batch_ran(self, size: int, seconds: float) -> None:
+    def batch_ran(self, size: int, seconds: float, low_priority: bool) -> None:
         self._size.observe(size)
         self._duration.observe(seconds)
+        if low_priority:
+            self._low_size.observe(size)
 
     def items_dropped(self, reason: str, count: int) -> None:
         self._dropped.labels(*self._labels, reason).inc(count)

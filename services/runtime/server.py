@@ -82,7 +82,9 @@ class ModelServer(Generic[In, Out]):
         self.metrics = ServiceMetrics()
         self.metrics.watch_queues(
             lambda: [
-                (h.model, h.version, h.batcher.depth if h.batcher else 0)
+                (h.model, h.version, h.batcher.depth, h.batcher.low_priority_depth)
+                if h.batcher
+                else (h.model, h.version, 0, 0)
                 for h in self.repository.hosted()
             ]
         )

@@ -14,7 +14,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from grpc import aio
 
 from services.runtime.errors import ServiceError
-from services.runtime.inputs import check_text, check_texts, deadline_of
+from services.runtime.inputs import check_text, check_texts, deadline_of, is_low_priority
 from services.runtime.metrics import note_model
 from services.runtime.repository import HostedVersion, ModelRepository
 from services.runtime.settings import ServiceSettings
@@ -55,13 +55,17 @@ class TextRpcs(Generic[Out]):
     async def unary(
         self, model: str, version: str, texts: Sequence[str], context: aio.ServicerContext[Any, Any]
     ) -> tuple[HostedVersion[str, Out], list[Out]]:
-        """One result per text, in order, from the named (or default) version."""
+        """One result per text, in order, from the named (or default) version; a batch
+        job's call (low priority) only when no interactive item waits."""
         hosted = self._resolve(model, version)
         checked = check_texts(
             texts, hosted.spec.max_input_chars, self._settings.max_texts_per_request
         )
         assert hosted.batcher is not None
-        return hosted, await hosted.batcher.submit_many(checked, deadline_of(context))
+        low = is_low_priority(context)
+        return hosted, await hosted.batcher.submit_many(
+            checked, deadline_of(context), low_priority=low
+        )
 
     async def stream(
         self,
@@ -73,13 +77,14 @@ class TextRpcs(Generic[Out]):
         """Answer each request as soon as its result is ready; a failed item gets
         ``refuse`` with an item error and the stream goes on."""
         deadline = deadline_of(context)
+        low = is_low_priority(context)  # one priority for the whole stream
 
         async def one(request: Req) -> Resp:
             try:
                 hosted = self._resolve(request.model, request.version)
                 text = check_text(request.text, hosted.spec.max_input_chars)
                 assert hosted.batcher is not None
-                result = await hosted.batcher.submit(text, deadline)
+                result = await hosted.batcher.submit(text, deadline, low_priority=low)
             except ServiceError as exc:
                 code = status_code_for(exc).name
                 return refuse(request, models_pb2.ItemError(code=code, message=exc.message))

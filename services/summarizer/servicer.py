@@ -12,7 +12,7 @@ from typing import Any
 from grpc import aio
 
 from services.runtime.catalogue import catalogue
-from services.runtime.inputs import check_text, deadline_of
+from services.runtime.inputs import check_text, deadline_of, is_low_priority
 from services.runtime.metrics import ServiceMetrics, note_model
 from services.runtime.repository import HostedVersion, ModelRepository
 from services.summarizer.convert import usage_to_pb
@@ -113,7 +113,10 @@ class SummarizerServicer(pb_grpc.SummarizerServiceServicer):
             on_finished=lambda usage: self._metrics.generation_finished(model, version, usage),
         )
         assert hosted.batcher is not None
-        run = asyncio.ensure_future(hosted.batcher.submit(job, deadline_of(context)))
+        low = is_low_priority(context)
+        run = asyncio.ensure_future(
+            hosted.batcher.submit(job, deadline_of(context), low_priority=low)
+        )
         # Pieces are queued on the loop before the run's result, so None comes last.
         run.add_done_callback(lambda _: pieces.put_nowait(None))
         try:

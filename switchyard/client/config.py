@@ -13,6 +13,12 @@ DEFAULT_STREAM_TIMEOUT_S = 300.0
 RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
 """Trailing-metadata key of gRPC's retry pushback: how long a client should wait."""
 
+PRIORITY_KEY = "x-switchyard-priority"
+"""Metadata key of a call's priority: ``LOW_PRIORITY`` for a batch job's call, whose items
+the model services run only when no interactive item waits; absent (or any other value)
+for an interactive call."""
+LOW_PRIORITY = "low"
+
 # The proto services' full names, from the service table.
 CLASSIFIER = FULL_NAMES["classifier"]
 NER = FULL_NAMES["ner"]
