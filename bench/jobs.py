@@ -5,7 +5,10 @@ own pace meanwhile.
 A job's lines go through the same gateway and the same classifier at low priority: the
 service's batcher takes job items only when no interactive item waits, with one job batch
 in flight at most. The target: the p50 of interactive calls with a job running within
-1.2x of the p50 without one.
+1.2x of the p50 without one. A job's batch also waits until the model has been idle a
+moment (``low_priority_idle_s``) and holds a few items (``low_priority_max_batch``): under
+steady interactive load it yields the model entirely, and it takes the model whenever
+interactive traffic leaves it idle (its pace alone is measured too).
 
 Windows with and without a job alternate (which goes first alternates too), as this
 machine's speed drifts; each figure is the median over the rounds.
@@ -34,6 +37,8 @@ from switchyard.redis_server import local_redis
 
 TARGET_P50_RATIO = 1.2
 """At most: interactive p50 with a job running over the p50 without one."""
+ALONE_S = 10.0
+"""How long the job's pace alone is measured."""
 JOB_LINES = 200_000
 """More than any window lets the job answer: it runs through the whole window."""
 
@@ -143,6 +148,13 @@ async def compare(
                     add(f"{side}_job_{name}", value)
             add("p50_ratio", got["with"]["p50_ms"] / got["without"]["p50_ms"])
             add("p99_ratio", got["with"]["p99_ms"] / got["without"]["p99_ms"])
+        # The job alone: the pace it keeps when no interactive call needs the model.
+        batch_id = await asyncio.to_thread(jobs.start)
+        before, started = await asyncio.to_thread(jobs.done, batch_id), time.perf_counter()
+        await asyncio.sleep(ALONE_S)
+        answered = await asyncio.to_thread(jobs.done, batch_id) - before
+        add("job_alone_lines_per_s", answered / (time.perf_counter() - started))
+        await asyncio.to_thread(jobs.stop, batch_id)
     finally:
         await pool.close()
     return {name: statistics.median(values) for name, values in figures.items()}

@@ -89,8 +89,13 @@ def batcher(
     size: int = 4,
     delay: float = 0.0,
     queue_size: int = 8,
+    idle_s: float = 0.0,
+    low_batch: int = 8,
 ) -> Batcher:
-    b = DynamicBatcher(run, BatchPolicy(size, delay, queue_size), workers[:lanes])
+    """A batcher whose job batches start as soon as the workers are idle (unless
+    ``idle_s``), so that the tests decide every moment."""
+    policy = BatchPolicy(size, delay, queue_size, idle_s, low_batch)
+    b = DynamicBatcher(run, policy, workers[:lanes])
     b.start()
     return b
 
@@ -285,3 +290,34 @@ async def test_close_runs_accepted_job_items_and_reject_fails_waiting_ones(
             await refused
     assert (other.depth, other.low_priority_depth) == (0, 0)
     await other.close()
+
+
+async def test_a_job_batch_waits_until_the_workers_have_been_idle_a_while(
+    workers: list[ThreadPoolExecutor],
+) -> None:
+    run = Held()
+    b = batcher(run, workers, size=4, idle_s=LONG)
+    interactive = call(b, 1)
+    batch, go = await next_batch(run)
+    go.set()
+    assert await interactive == [2]
+    jobs = job(b, 101, 102)
+    await settle()
+    assert (b.in_flight, b.low_priority_depth) == (0, 2)  # idle, but not long enough
+    closing = asyncio.ensure_future(b.close())  # runs what was accepted, at once
+    batch, go = await next_batch(run)
+    assert batch == [101, 102]
+    go.set()
+    assert await jobs == [202, 204]
+    await closing
+
+
+async def test_a_job_batch_is_smaller_than_an_interactive_one(
+    workers: list[ThreadPoolExecutor],
+) -> None:
+    run = Held(hold=False)
+    b = batcher(run, workers, size=4, low_batch=2)
+    assert await job(b, 101, 102, 103, 104, 105) == [202, 204, 206, 208, 210]
+    assert await call(b, 1, 2, 3, 4) == [2, 4, 6, 8]
+    assert run.batches == [[101, 102], [103, 104], [105], [1, 2, 3, 4]]
+    await b.close()

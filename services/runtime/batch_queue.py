@@ -29,8 +29,19 @@ class BatchPolicy:
     max_batch_size: int
     max_queue_delay_s: float
     max_queue_size: int
+    low_priority_idle_s: float = 0.02
+    """A batch job's batch starts only once every worker has been idle this long: an
+    interactive caller that sends its next call right after an answer (a gap of a few
+    milliseconds) never finds a job's batch in the way."""
+    low_priority_max_batch: int = 8
+    """Most items in a batch job's batch: an interactive call that arrives while one runs
+    waits for this few at most."""
 
     def __post_init__(self) -> None:
+        if self.low_priority_idle_s < 0:
+            raise ValueError("low_priority_idle_s must not be negative")
+        if self.low_priority_max_batch < 1:
+            raise ValueError("low_priority_max_batch must be at least 1")
         if self.max_batch_size < 1:
             raise ValueError("max_batch_size must be at least 1")
         if self.max_queue_delay_s < 0:
@@ -124,9 +135,12 @@ class WaitingItems(Generic[In, Out]):
         """Up to a batch of items of that priority, oldest first; items whose deadline
         passed are failed on the way. Returns the batch and how many expired."""
         queue = self._low if low_priority else self._interactive
+        most = self._policy.max_batch_size
+        if low_priority:
+            most = min(most, self._policy.low_priority_max_batch)
         batch: list[Pending[In, Out]] = []
         expired = 0
-        while queue and len(batch) < self._policy.max_batch_size:
+        while queue and len(batch) < most:
             p = queue.popleft()
             if p.state is not PendingState.QUEUED or p.future.done():
                 self.forget(p)

@@ -91,6 +91,8 @@ class DynamicBatcher(Generic[In, Out]):
         self._task: asyncio.Task[None] | None = None
         self._recent_batch_s = 0.0
         self._running: set[asyncio.Task[None]] = set()
+        self._idle_since = 0.0
+        """When the last running batch ended (``time.monotonic()``)."""
         self._slot_freed = asyncio.Event()
         self.broken = False
         """True once batches can no longer run (the model worker process died)."""
@@ -206,6 +208,8 @@ class DynamicBatcher(Generic[In, Out]):
                     self._wake.clear()
                     await self._wake.wait()
                     continue
+                if low and not await self._idle_long_enough():
+                    continue  # an interactive item came, or a worker is busy again
                 if lane is not None:
                     if not self._running:  # every worker idle: the batch may wait to fill
                         await self._wait_for_batch(low)
@@ -228,6 +232,23 @@ class DynamicBatcher(Generic[In, Out]):
             if self._running:
                 await asyncio.gather(*self._running, return_exceptions=True)
 
+    async def _idle_long_enough(self) -> bool:
+        """Wait until every worker has been idle ``low_priority_idle_s`` (or a flush);
+        False if an interactive item arrived or a batch started meanwhile."""
+        while not self._running and not self._waiting.interactive:
+            if self._flushing:
+                return True
+            remaining = self._idle_since + self.policy.low_priority_idle_s - time.monotonic()
+            if remaining <= 0:
+                return True
+            self._wake.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._wake.wait()
+            except TimeoutError:
+                return True
+        return False
+
     def _launch(self, batch: list[Pending[In, Out]], lane: Lane, low: bool) -> None:
         flight = lane.hand(time.perf_counter())
         task = asyncio.get_running_loop().create_task(self._run(batch, lane, flight, low))
@@ -236,6 +257,8 @@ class DynamicBatcher(Generic[In, Out]):
 
         def done(finished: asyncio.Task[None]) -> None:
             self._running.discard(finished)
+            if not self._running:
+                self._idle_since = time.monotonic()
             if low:
                 self._low_in_flight = False
             self._slot_freed.set()
