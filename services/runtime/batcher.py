@@ -233,13 +233,18 @@ class DynamicBatcher(Generic[In, Out]):
                 await asyncio.gather(*self._running, return_exceptions=True)
 
     async def _idle_long_enough(self) -> bool:
-        """Wait until every worker has been idle ``low_priority_idle_s`` (or a flush);
-        False if an interactive item arrived or a batch started meanwhile."""
-        while not self._running and not self._waiting.interactive:
-            if self._flushing:
-                return True
+        """Wait until every worker has been idle ``low_priority_idle_s`` (True at once on
+        a flush); False when an interactive item arrived, or, once something changed (a
+        batch ended, an item arrived), when a batch was running."""
+        if self._flushing:
+            return True
+        if self._running:
+            self._wake.clear()
+            await self._wake.wait()
+            return False
+        while not self._waiting.interactive:
             remaining = self._idle_since + self.policy.low_priority_idle_s - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or self._flushing:
                 return True
             self._wake.clear()
             try:
