@@ -14,7 +14,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from gateway.jobs.webhooks import new_secret
-from switchyard.redis_server import LocalRedis
+from switchyard.redis_server import LocalRedis, local_redis
 from tests.batch_support import (
     TEXTS,
     WAIT_S,
@@ -233,14 +233,16 @@ def test_a_webhook_is_sent_the_signed_batch_when_it_ends(
     assert event["request_counts"]["completed"] == 3
 
 
-def test_open_batches_are_limited_per_tier(
-    classifier: ServiceProcess, redis_server: LocalRedis, tmp_path: Path
-) -> None:
-    """On a replica that runs no batches, so that none ends while the test counts."""
+def test_open_batches_are_limited_per_tier(classifier: ServiceProcess, tmp_path: Path) -> None:
+    """On a replica that runs no batches, with a Redis no other replica runs batches from,
+    so that none ends while the test counts."""
     backends = {"classifier": classifier.address, "ner": "", "summarizer": ""}
-    settings = {"files_dir": str(tmp_path), "jobs_run": "false"}
-    with gateway_process(backends, redis_url=redis_server.url, **settings) as idle:
-        client = sdk(idle, make_key(redis_server.url, "client", "pro", max_open_batches=2))
+    settings = {"files_dir": str(tmp_path / "files"), "jobs_run": "false"}
+    with (
+        local_redis(tmp_path / "redis") as alone,
+        gateway_process(backends, redis_url=alone.url, **settings) as idle,
+    ):
+        client = sdk(idle, make_key(alone.url, "client", "pro", max_open_batches=2))
         submit(client, classify_lines(1))
         submit(client, classify_lines(1))
         with pytest.raises(openai.RateLimitError, match="2 batches are open") as refused:
