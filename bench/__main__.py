@@ -18,7 +18,9 @@ from switchyard.paths import state_dir
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="shorter runs (noisier)")
-    parser.add_argument("--only", choices=("classifier", "summarizer", "gateway", "jobs", "memory"))
+    parser.add_argument(
+        "--only", choices=("classifier", "summarizer", "gateway", "jobs", "bulk", "memory")
+    )
     parser.add_argument(
         "--json",
         help="also write the figures to this file (with --only, update that one section)",
@@ -54,6 +56,10 @@ def main() -> int:
         from bench import jobs
 
         results["jobs"] = jobs.run(models_dir, args.quick, threads)
+    if args.only in (None, "bulk"):
+        from bench import bulk
+
+        results["bulk"] = bulk.run(models_dir, args.quick, threads)
     if args.only in (None, "memory"):
         from bench import memory
 
