@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.process_cpu import stat_fields
+from bench.process_cpu import process_tree
 from bench.raw import TEXTS
 
 PATH = "/v1/classify/bulk"
@@ -132,21 +132,6 @@ async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, int]:
     return answered, failed
 
 
-def children(pid: int) -> list[int]:
-    """``pid``'s processes below it, from /proc."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int(stat_fields(int(entry.name))[1])
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-    found = [pid]
-    for parent in found:  # grows as children are found
-        found.extend(child for child, of in parents.items() if of == parent)
-    return found[1:]
-
-
 def rss_bytes(pid: int) -> int:
     """Resident set size of one process (0 once it is gone)."""
     try:
@@ -161,7 +146,7 @@ class RssSampler:
     it at the start (a service's model workers, when it runs them)."""
 
     def __init__(self, groups: dict[str, int], interval_s: float = 0.05) -> None:
-        self.processes = {name: [pid, *children(pid)] for name, pid in groups.items()}
+        self.processes = {name: process_tree(pid) for name, pid in groups.items()}
         self.interval_s = interval_s
         self.samples: dict[str, list[float]] = {name: [] for name in groups}
         self._stop = threading.Event()

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.process_cpu import stat_fields
+from bench.process_cpu import process_tree
 
 READY_TIMEOUT_S = 600
 
@@ -31,21 +31,6 @@ def _wait_ready(launcher: subprocess.Popen[bytes], run_state: Path) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError("switchyard up was not ready in time")
         time.sleep(0.5)  # polling a file another process writes
-
-
-def _tree(root: int) -> list[int]:
-    """``root`` and every process under it, from /proc."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int(stat_fields(int(entry.name))[1])
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-    tree = [root]
-    for pid in tree:  # grows as children are found
-        tree.extend(child for child, parent in parents.items() if parent == pid)
-    return tree
 
 
 def _memory_kib(pid: int) -> tuple[int, int]:
@@ -63,7 +48,7 @@ def _memory_kib(pid: int) -> tuple[int, int]:
 def _usage(root: int) -> dict[str, tuple[float, float]]:
     """MiB resident and proportional per part of the system (processes summed by role)."""
     by_role: dict[str, tuple[float, float]] = {}
-    for pid in _tree(root):
+    for pid in process_tree(root):
         try:
             command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
             rss, pss = _memory_kib(pid)

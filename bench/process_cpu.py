@@ -1,4 +1,4 @@
-"""CPU time of a process and of its children, read from /proc."""
+"""CPU time of a process and of its children, and a process's tree, read from /proc."""
 
 from __future__ import annotations
 
@@ -27,3 +27,18 @@ def children_cpu_seconds(pid: int) -> float:
             except (FileNotFoundError, ProcessLookupError):
                 continue
     return total
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and every process under it."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int(stat_fields(int(entry.name))[1])
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+    tree = [root]
+    for pid in tree:  # grows as children are found
+        tree.extend(child for child, parent in parents.items() if parent == pid)
+    return tree
