@@ -26,31 +26,39 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from switchyard.common.v1 import models_pb2 as switchyard_dot_common_dot_v1_dot_models__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)switchyard/summarizer/v1/summarizer.proto\x12\x18switchyard.summarizer.v1\x1a\x1egoogle/protobuf/duration.proto\x1a!switchyard/common/v1/models.proto\"\x8f\x01\n\x11GenerationOptions\x12\x16\n\x0emax_new_tokens\x18\x01 \x01(\r\x12\x18\n\x0btemperature\x18\x02 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x03 \x01(\x02H\x01\x88\x01\x01\x12\x11\n\x04seed\x18\x04 \x01(\x04H\x02\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x07\n\x05_seed\"\xe3\x01\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x18\n\x10generated_tokens\x18\x02 \x01(\r\x12\x36\n\x13time_to_first_token\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x32\n\x0fgeneration_time\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12=\n\rfinish_reason\x18\x05 \x01(\x0e\x32&.switchyard.summarizer.v1.FinishReason\"\x92\x01\n\x10SummarizeRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12<\n\x07options\x18\x05 \x01(\x0b\x32+.switchyard.summarizer.v1.GenerationOptions\"\x88\x01\n\x11SummarizeResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0f\n\x07summary\x18\x04 \x01(\t\x12.\n\x05usage\x18\x05 \x01(\x0b\x32\x1f.switchyard.summarizer.v1.Usage\"\x98\x01\n\x16SummarizeStreamRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12<\n\x07options\x18\x05 \x01(\x0b\x32+.switchyard.summarizer.v1.GenerationOptions\"\x86\x01\n\x17SummarizeStreamResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\r\n\x05index\x18\x04 \x01(\r\x12.\n\x05usage\x18\x05 \x01(\x0b\x32\x1f.switchyard.summarizer.v1.Usage\"\x13\n\x11ListModelsRequest\"E\n\x12ListModelsResponse\x12/\n\x06models\x18\x01 \x03(\x0b\x32\x1f.switchyard.common.v1.ModelInfo*_\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x32\xdc\x02\n\x11SummarizerService\x12\x64\n\tSummarize\x12*.switchyard.summarizer.v1.SummarizeRequest\x1a+.switchyard.summarizer.v1.SummarizeResponse\x12x\n\x0fSummarizeStream\x12\x30.switchyard.summarizer.v1.SummarizeStreamRequest\x1a\x31.switchyard.summarizer.v1.SummarizeStreamResponse0\x01\x12g\n\nListModels\x12+.switchyard.summarizer.v1.ListModelsRequest\x1a,.switchyard.summarizer.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)switchyard/summarizer/v1/summarizer.proto\x12\x18switchyard.summarizer.v1\x1a\x1egoogle/protobuf/duration.proto\x1a!switchyard/common/v1/models.proto\"\x9d\x01\n\x11GenerationOptions\x12\x16\n\x0emax_new_tokens\x18\x01 \x01(\r\x12\x18\n\x0btemperature\x18\x02 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x03 \x01(\x02H\x01\x88\x01\x01\x12\x11\n\x04seed\x18\x04 \x01(\x04H\x02\x88\x01\x01\x12\x0c\n\x04stop\x18\x05 \x03(\tB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x07\n\x05_seed\"\xe3\x01\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x18\n\x10generated_tokens\x18\x02 \x01(\r\x12\x36\n\x13time_to_first_token\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x32\n\x0fgeneration_time\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12=\n\rfinish_reason\x18\x05 \x01(\x0e\x32&.switchyard.summarizer.v1.FinishReason\"\x92\x01\n\x10SummarizeRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12<\n\x07options\x18\x05 \x01(\x0b\x32+.switchyard.summarizer.v1.GenerationOptions\"\x88\x01\n\x11SummarizeResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0f\n\x07summary\x18\x04 \x01(\t\x12.\n\x05usage\x18\x05 \x01(\x0b\x32\x1f.switchyard.summarizer.v1.Usage\"\x98\x01\n\x16SummarizeStreamRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12<\n\x07options\x18\x05 \x01(\x0b\x32+.switchyard.summarizer.v1.GenerationOptions\"\xa0\x01\n\x17SummarizeStreamResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\r\n\x05index\x18\x04 \x01(\r\x12.\n\x05usage\x18\x05 \x01(\x0b\x32\x1f.switchyard.summarizer.v1.Usage\x12\x18\n\x10generated_tokens\x18\x06 \x01(\r\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"G\n\x0c\x43onversation\x12\x37\n\x08messages\x18\x01 \x03(\x0b\x32%.switchyard.summarizer.v1.ChatMessage\"\xde\x01\n\x0fGenerateRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x10\n\x06prompt\x18\x04 \x01(\tH\x00\x12>\n\x0c\x63onversation\x18\x05 \x01(\x0b\x32&.switchyard.summarizer.v1.ConversationH\x00\x12<\n\x07options\x18\x06 \x01(\x0b\x32+.switchyard.summarizer.v1.GenerationOptionsB\x07\n\x05input\"\x99\x01\n\x10GenerateResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\r\n\x05index\x18\x04 \x01(\r\x12\x18\n\x10generated_tokens\x18\x05 \x01(\r\x12.\n\x05usage\x18\x06 \x01(\x0b\x32\x1f.switchyard.summarizer.v1.Usage\"\x13\n\x11ListModelsRequest\"E\n\x12ListModelsResponse\x12/\n\x06models\x18\x01 \x03(\x0b\x32\x1f.switchyard.common.v1.ModelInfo*_\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x32\xc1\x03\n\x11SummarizerService\x12\x64\n\tSummarize\x12*.switchyard.summarizer.v1.SummarizeRequest\x1a+.switchyard.summarizer.v1.SummarizeResponse\x12x\n\x0fSummarizeStream\x12\x30.switchyard.summarizer.v1.SummarizeStreamRequest\x1a\x31.switchyard.summarizer.v1.SummarizeStreamResponse0\x01\x12\x63\n\x08Generate\x12).switchyard.summarizer.v1.GenerateRequest\x1a*.switchyard.summarizer.v1.GenerateResponse0\x01\x12g\n\nListModels\x12+.switchyard.summarizer.v1.ListModelsRequest\x1a,.switchyard.summarizer.v1.ListModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'switchyard.summarizer.v1.summarizer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FINISHREASON']._serialized_start=1186
-  _globals['_FINISHREASON']._serialized_end=1281
+  _globals['_FINISHREASON']._serialized_start=1726
+  _globals['_FINISHREASON']._serialized_end=1821
   _globals['_GENERATIONOPTIONS']._serialized_start=139
-  _globals['_GENERATIONOPTIONS']._serialized_end=282
-  _globals['_USAGE']._serialized_start=285
-  _globals['_USAGE']._serialized_end=512
-  _globals['_SUMMARIZEREQUEST']._serialized_start=515
-  _globals['_SUMMARIZEREQUEST']._serialized_end=661
-  _globals['_SUMMARIZERESPONSE']._serialized_start=664
-  _globals['_SUMMARIZERESPONSE']._serialized_end=800
-  _globals['_SUMMARIZESTREAMREQUEST']._serialized_start=803
-  _globals['_SUMMARIZESTREAMREQUEST']._serialized_end=955
-  _globals['_SUMMARIZESTREAMRESPONSE']._serialized_start=958
-  _globals['_SUMMARIZESTREAMRESPONSE']._serialized_end=1092
-  _globals['_LISTMODELSREQUEST']._serialized_start=1094
-  _globals['_LISTMODELSREQUEST']._serialized_end=1113
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1115
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1184
-  _globals['_SUMMARIZERSERVICE']._serialized_start=1284
-  _globals['_SUMMARIZERSERVICE']._serialized_end=1632
+  _globals['_GENERATIONOPTIONS']._serialized_end=296
+  _globals['_USAGE']._serialized_start=299
+  _globals['_USAGE']._serialized_end=526
+  _globals['_SUMMARIZEREQUEST']._serialized_start=529
+  _globals['_SUMMARIZEREQUEST']._serialized_end=675
+  _globals['_SUMMARIZERESPONSE']._serialized_start=678
+  _globals['_SUMMARIZERESPONSE']._serialized_end=814
+  _globals['_SUMMARIZESTREAMREQUEST']._serialized_start=817
+  _globals['_SUMMARIZESTREAMREQUEST']._serialized_end=969
+  _globals['_SUMMARIZESTREAMRESPONSE']._serialized_start=972
+  _globals['_SUMMARIZESTREAMRESPONSE']._serialized_end=1132
+  _globals['_CHATMESSAGE']._serialized_start=1134
+  _globals['_CHATMESSAGE']._serialized_end=1178
+  _globals['_CONVERSATION']._serialized_start=1180
+  _globals['_CONVERSATION']._serialized_end=1251
+  _globals['_GENERATEREQUEST']._serialized_start=1254
+  _globals['_GENERATEREQUEST']._serialized_end=1476
+  _globals['_GENERATERESPONSE']._serialized_start=1479
+  _globals['_GENERATERESPONSE']._serialized_end=1632
+  _globals['_LISTMODELSREQUEST']._serialized_start=1634
+  _globals['_LISTMODELSREQUEST']._serialized_end=1653
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1655
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1724
+  _globals['_SUMMARIZERSERVICE']._serialized_start=1824
+  _globals['_SUMMARIZERSERVICE']._serialized_end=2273
 # @@protoc_insertion_point(module_scope)

@@ -45,6 +45,11 @@ class SummarizerServiceStub:
                 request_serializer=switchyard_dot_summarizer_dot_v1_dot_summarizer__pb2.SummarizeStreamRequest.SerializeToString,
                 response_deserializer=switchyard_dot_summarizer_dot_v1_dot_summarizer__pb2.SummarizeStreamResponse.FromString,
                 _registered_method=True)
+        self.Generate = channel.unary_stream(
+                '/switchyard.summarizer.v1.SummarizerService/Generate',
+                request_serializer=switchyard_dot_summarizer_dot_v1_dot_summarizer__pb2.GenerateRequest.SerializeToString,
+                response_deserializer=switchyard_dot_summarizer_dot_v1_dot_summarizer__pb2.GenerateResponse.FromString,
+                _registered_method=True)
         self.ListModels = channel.unary_unary(
                 '/switchyard.summarizer.v1.SummarizerService/ListModels',
                 request_serializer=switchyard_dot_summarizer_dot_v1_dot_summarizer__pb2.ListModelsRequest.SerializeToString,
@@ -71,6 +76,15 @@ class SummarizerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Generate(self, request, context):
+        """Generate continues a prompt, or answers a conversation through the model's chat
+        template, sending each piece of text as it is generated; the last message carries
+        the usage and finish reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListModels(self, request, context):
         """ListModels lists the models and versions this service hosts.
         """
@@ -90,6 +104,11 @@ def add_SummarizerServiceServicer_to_server(servicer, server):
                     servicer.SummarizeStream,
                     request_deserializer=switchyard_dot_summarizer_dot_v1_dot_summarizer__pb2.SummarizeStreamRequest.FromString,
                     response_serializer=switchyard_dot_summarizer_dot_v1_dot_summarizer__pb2.SummarizeStreamResponse.SerializeToString,
+            ),
+            'Generate': grpc.unary_stream_rpc_method_handler(
+                    servicer.Generate,
+                    request_deserializer=switchyard_dot_summarizer_dot_v1_dot_summarizer__pb2.GenerateRequest.FromString,
+                    response_serializer=switchyard_dot_summarizer_dot_v1_dot_summarizer__pb2.GenerateResponse.SerializeToString,
             ),
             'ListModels': grpc.unary_unary_rpc_method_handler(
                     servicer.ListModels,
@@ -152,6 +171,33 @@ class SummarizerService:
             '/switchyard.summarizer.v1.SummarizerService/SummarizeStream',
             switchyard_dot_summarizer_dot_v1_dot_summarizer__pb2.SummarizeStreamRequest.SerializeToString,
             switchyard_dot_summarizer_dot_v1_dot_summarizer__pb2.SummarizeStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Generate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/switchyard.summarizer.v1.SummarizerService/Generate',
+            switchyard_dot_summarizer_dot_v1_dot_summarizer__pb2.GenerateRequest.SerializeToString,
+            switchyard_dot_summarizer_dot_v1_dot_summarizer__pb2.GenerateResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,6 +39,11 @@ class SummarizerServiceStub:
     """SummarizeStream sends each piece of text as it is generated; the last
     message carries the usage and finish reason.
     """
+    Generate: _grpc.UnaryStreamMultiCallable[_summarizer_pb2.GenerateRequest, _summarizer_pb2.GenerateResponse]
+    """Generate continues a prompt, or answers a conversation through the model's chat
+    template, sending each piece of text as it is generated; the last message carries
+    the usage and finish reason.
+    """
     ListModels: _grpc.UnaryUnaryMultiCallable[_summarizer_pb2.ListModelsRequest, _summarizer_pb2.ListModelsResponse]
     """ListModels lists the models and versions this service hosts."""
 
@@ -52,6 +57,11 @@ class SummarizerServiceAsyncStub(SummarizerServiceStub):
     SummarizeStream: _aio.UnaryStreamMultiCallable[_summarizer_pb2.SummarizeStreamRequest, _summarizer_pb2.SummarizeStreamResponse]  # type: ignore[assignment]
     """SummarizeStream sends each piece of text as it is generated; the last
     message carries the usage and finish reason.
+    """
+    Generate: _aio.UnaryStreamMultiCallable[_summarizer_pb2.GenerateRequest, _summarizer_pb2.GenerateResponse]  # type: ignore[assignment]
+    """Generate continues a prompt, or answers a conversation through the model's chat
+    template, sending each piece of text as it is generated; the last message carries
+    the usage and finish reason.
     """
     ListModels: _aio.UnaryUnaryMultiCallable[_summarizer_pb2.ListModelsRequest, _summarizer_pb2.ListModelsResponse]  # type: ignore[assignment]
     """ListModels lists the models and versions this service hosts."""
@@ -75,6 +85,17 @@ class SummarizerServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_summarizer_pb2.SummarizeStreamResponse], _abc.AsyncIterator[_summarizer_pb2.SummarizeStreamResponse]]:
         """SummarizeStream sends each piece of text as it is generated; the last
         message carries the usage and finish reason.
+        """
+
+    @_abc_1.abstractmethod
+    def Generate(
+        self,
+        request: _summarizer_pb2.GenerateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_summarizer_pb2.GenerateResponse], _abc.AsyncIterator[_summarizer_pb2.GenerateResponse]]:
+        """Generate continues a prompt, or answers a conversation through the model's chat
+        template, sending each piece of text as it is generated; the last message carries
+        the usage and finish reason.
         """
 
     @_abc_1.abstractmethod
