@@ -120,6 +120,14 @@ class RateLimited(ApiError):
     description = "The caller's rate limit or quota is spent; see Retry-After."
 
 
+class ClientClosedRequest(ApiError):
+    """Never read by anyone: the status the access log records for an abandoned call."""
+
+    status = 499
+    code = "client_closed_request"
+    description = "The client went away before the answer; its work was stopped."
+
+
 class Internal(ApiError):
     """Anything unexpected, told with ``GENERIC_INTERNAL_MESSAGE`` (the details are logged)."""
 

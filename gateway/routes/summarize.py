@@ -10,6 +10,7 @@ from sse_starlette import EventSourceResponse
 
 from gateway.access.auth import Caller
 from gateway.edge import request_context
+from gateway.edge.disconnect import unless_client_leaves
 from gateway.errors.refusals import InvalidArgument, Unauthenticated
 from gateway.limits import generation
 from gateway.pipeline import ModelCall, call_backend, plan_call
@@ -69,16 +70,20 @@ async def summarize(request: Request, state: State) -> object:
     model = model_of(request, body.model)
     plan = await plan_call(request, state, ModelCall("summarizer", model, version_pin(request)))
     tokens = await max_new_tokens(plan, body.max_new_tokens)
-    reply = await call_backend(
-        "summarizer",
-        plan.endpoint.summarizer.summarize(
-            body.text,
-            **(body.generation() | {"max_new_tokens": tokens}),
-            model=plan.target.model,
-            version=plan.target.version,
-            request_id=plan.request_id,
-            timeout_s=plan.timeout_s,
-            metadata=plan.metadata,
+    # An abandoned summary stops generating, rather than holding the model to its end.
+    reply = await unless_client_leaves(
+        request,
+        call_backend(
+            "summarizer",
+            plan.endpoint.summarizer.summarize(
+                body.text,
+                **(body.generation() | {"max_new_tokens": tokens}),
+                model=plan.target.model,
+                version=plan.target.version,
+                request_id=plan.request_id,
+                timeout_s=plan.timeout_s,
+                metadata=plan.metadata,
+            ),
         ),
     )
     request_context.current().answered_by(reply.model, reply.version)
