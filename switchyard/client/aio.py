@@ -23,6 +23,7 @@ from switchyard.client.requests import (
     classify_request,
     classify_stream_requests,
     extract_entities_request,
+    generate_request,
     generation_options,
     ner_stream_requests,
     summarize_request,
@@ -224,6 +225,41 @@ class AsyncSummarizerClient(_AsyncClient):
         return self.stub.SummarizeStream(
             request, timeout=timeout_s or self.stream_timeout_s, metadata=metadata
         )
+
+    def open_generate(
+        self,
+        *,
+        prompt: str | None = None,
+        messages: Sequence[tuple[str, str]] | None = None,
+        max_new_tokens: int = 0,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+        stop: Sequence[str] = (),
+        model: str = "",
+        version: str = "",
+        request_id: str = "",
+        timeout_s: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> aio.UnaryStreamCall[summarizer_pb2.GenerateRequest, summarizer_pb2.GenerateResponse]:
+        """A generation from a ``prompt`` continued as it is, or from ``messages``
+        ((role, content) turns) through the model's chat template: the streaming call,
+        read message by message, to be ``cancel()``-ed by a caller that stops early."""
+        options = generation_options(max_new_tokens, temperature, top_p, seed, stop)
+        request = generate_request(prompt, messages, model, version, request_id, options)
+        return self.stub.Generate(
+            request, timeout=timeout_s or self.stream_timeout_s, metadata=metadata
+        )
+
+    async def generate(self, **options: Any) -> AsyncIterator[summarizer_pb2.GenerateResponse]:
+        """Every message of a generation (options as for ``open_generate``); leaving the
+        loop early cancels it."""
+        call = self.open_generate(**options)
+        try:
+            async for message in call:
+                yield message
+        finally:
+            call.cancel()
 
     async def summarize_stream(
         self, text: str, **options: Any

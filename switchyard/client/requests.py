@@ -53,9 +53,13 @@ def ner_stream_requests(
 
 
 def generation_options(
-    max_new_tokens: int, temperature: float | None, top_p: float | None, seed: int | None
+    max_new_tokens: int,
+    temperature: float | None,
+    top_p: float | None,
+    seed: int | None,
+    stop: Sequence[str] = (),
 ) -> summarizer_pb2.GenerationOptions:
-    options = summarizer_pb2.GenerationOptions(max_new_tokens=max_new_tokens)
+    options = summarizer_pb2.GenerationOptions(max_new_tokens=max_new_tokens, stop=list(stop))
     if temperature is not None:
         options.temperature = temperature
     if top_p is not None:
@@ -87,3 +91,26 @@ def summarize_stream_request(
     return summarizer_pb2.SummarizeStreamRequest(
         text=text, model=model, version=version, request_id=request_id, options=options
     )
+
+
+def generate_request(
+    prompt: str | None,
+    messages: Sequence[tuple[str, str]] | None,
+    model: str,
+    version: str,
+    request_id: str,
+    options: summarizer_pb2.GenerationOptions,
+) -> summarizer_pb2.GenerateRequest:
+    """A generation from a prompt, or from a conversation of (role, content) turns."""
+    if (prompt is None) == (messages is None):
+        raise ValueError("give either a prompt or messages")
+    request = summarizer_pb2.GenerateRequest(
+        model=model, version=version, request_id=request_id, options=options
+    )
+    if prompt is not None:
+        request.prompt = prompt
+    else:
+        assert messages is not None
+        turns = [summarizer_pb2.ChatMessage(role=r, content=c) for r, c in messages]
+        request.conversation.messages.extend(turns)
+    return request
