@@ -19,6 +19,9 @@ from its own folder and from those listed before it, never from one listed after
     The model services: gRPC clients, every backend address, health, the choice of one.
 ``cache/``
     Cached answers of the deterministic models.
+``replay/``
+    Streamed generations that outlive their connection: each one's events kept (in
+    memory, and in Redis for the other replicas) so that a reconnect resumes it.
 ``routing/``
     Which version answers: routing tables, their store and audit trail, the router,
     rollout operations, guardrails, live figures.

@@ -47,7 +47,7 @@ from gateway.routing.live_stats import LiveStats
 from gateway.routing.router import Router, load_rollouts_file
 from gateway.settings import GatewaySettings
 from gateway.state import GatewayState
-from gateway.stores import shared_stores
+from gateway.stores import generation_hub, shared_stores
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,7 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
             file_storage,
             runner,
             callbacks,
+            generation_hub(settings, client),
         )
         try:
             moved = await stores.keys.move_older_records()
@@ -166,6 +167,7 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
 
             async def close_all() -> None:
                 await asyncio.gather(*tasks, return_exceptions=True)
+                await app.state.gateway.replay.close()
                 await router.close()
                 await sender.aclose()
                 await callbacks.close()

@@ -60,6 +60,18 @@ class GatewaySettings(BaseSettings):
     sse_heartbeat_s: float = Field(
         15.0, ge=0, description="Seconds between SSE heartbeat comments; 0 sends none."
     )
+    stream_resume_grace_s: float = Field(
+        10.0,
+        gt=0,
+        description="How long a streamed generation keeps running with no client reading"
+        " it, so that a reconnect (Last-Event-ID) can resume it.",
+    )
+    stream_replay_ttl_s: float = Field(
+        300.0,
+        gt=0,
+        description="How long a streamed generation's events are kept for replay after"
+        " its last one.",
+    )
     models_refresh_s: float = Field(
         10.0, gt=0, description="How often each backend's models are listed again."
     )

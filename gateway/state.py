@@ -16,6 +16,7 @@ from gateway.jobs.interfaces import JobStorage
 from gateway.jobs.runner import JobRunner
 from gateway.limits.interfaces import LimitStorage
 from gateway.limits.policy import LimitPolicy
+from gateway.replay.hub import GenerationHub
 from gateway.routing.interfaces import RoutingStorage
 from gateway.routing.live_stats import LiveStats
 from gateway.routing.router import Router
@@ -42,3 +43,5 @@ class GatewayState:
     job_runner: JobRunner | None
     """This replica's batch runner; None when it runs none (``jobs_run``)."""
     callbacks: BatchCallbacks
+    replay: GenerationHub
+    """Streamed generations, kept for replay to reconnecting clients."""

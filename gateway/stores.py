@@ -25,6 +25,9 @@ from gateway.jobs.store import RedisJobStore
 from gateway.limits.interfaces import LimitStorage
 from gateway.limits.memory import MemoryRateLimiter
 from gateway.limits.ratelimit import RateLimiter
+from gateway.replay.hub import GenerationHub
+from gateway.replay.local import LocalReplay
+from gateway.replay.shared import SharedReplay
 from gateway.routing.interfaces import RoutingStorage
 from gateway.routing.memory import MemoryRoutingStore
 from gateway.routing.store import RoutingStore
@@ -74,6 +77,21 @@ def shared_stores(settings: GatewaySettings) -> tuple[SharedStores, redis.Redis 
         RedisJobStore(client),
     )
     return stores, client
+
+
+REPLAY_LIVE_S = 5.0
+"""How long the replica running a generation may go without telling readers elsewhere
+that it still does (it tells them at every event, and every third of the grace period)."""
+
+
+def generation_hub(settings: GatewaySettings, client: redis.Redis | None) -> GenerationHub:
+    """Streamed generations kept for replay: in this process, and in Redis when there is
+    one, so that a client may resume through any replica."""
+    grace_s, ttl_s = settings.stream_resume_grace_s, settings.stream_replay_ttl_s
+    shared = None
+    if client is not None:
+        shared = SharedReplay(client, ttl_s, max(REPLAY_LIVE_S, grace_s), grace_s)
+    return GenerationHub(LocalReplay(ttl_s), shared, grace_s)
 
 
 def seed_keys(path: Path) -> list[tuple[ApiKey, str]]:

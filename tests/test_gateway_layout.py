@@ -19,6 +19,7 @@ LAYERS: list[set[str]] = [
     {"access"},
     {"backends"},
     {"cache"},
+    {"replay"},
     {"routing"},
     {"jobs"},
     {"settings", "stores", "state", "pipeline"},

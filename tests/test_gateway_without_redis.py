@@ -66,6 +66,15 @@ def test_seeded_keys_limits_and_stream_tokens_work_in_one_process(
         assert opened.status_code == 200
         assert "event: token" in opened.text
         assert httpx.get(f"{gateway.url}/v1/summarize/stream", params=params).status_code == 401
+        # EventSource reconnects with the same URL and the last id it saw: the used token
+        # still resumes the stream it opened, from this process's own replay buffer.
+        ids = [line[4:] for line in opened.text.splitlines() if line.startswith("id: ")]
+        again = httpx.get(
+            f"{gateway.url}/v1/summarize/stream", params=params, headers={"Last-Event-ID": ids[0]}
+        )
+        assert again.status_code == 200
+        assert "piece0" not in again.text and "piece1" in again.text and "piece2" in again.text
+        assert [line[4:] for line in again.text.splitlines() if line.startswith("id: ")] == ids[1:]
 
 
 def classify(gateway: GatewayProcess, headers: dict[str, str]) -> httpx.Response:

@@ -25,6 +25,7 @@ from gateway.routes.bodies import (
 )
 from gateway.routes.deps import Client, State
 from gateway.routes.openapi import sse_content
+from gateway.routes.replay_stream import resume
 from gateway.routes.responses import CALLER, JSON_BODY, MODEL_CALL, json_answer, refusals
 from gateway.routes.schemas import (
     StreamQuery,
@@ -32,7 +33,12 @@ from gateway.routes.schemas import (
     SummarizeAnswer,
     SummarizeBody,
 )
-from gateway.routes.summary_stream import max_new_tokens, stream_summary, usage_from
+from gateway.routes.summary_stream import (
+    lost_summary,
+    max_new_tokens,
+    stream_summary,
+    usage_from,
+)
 from gateway.state import GatewayState
 
 router = APIRouter(prefix="/v1", tags=["models"])
@@ -41,13 +47,17 @@ REFUSALS = refusals(*CALLER, *JSON_BODY, *MODEL_CALL)
 
 SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "`token` events (`id` counts up; data: `TokenEvent`), then one"
-        " `done` event with the usage (data: `DoneEvent`); an `error` event with the error"
-        " envelope (data: `ErrorEnvelope`) if the model service fails mid-stream. Comments"
-        " (`: ping`) keep the connection alive.",
+        "description": "`token` events (data: `TokenEvent`), then one `done` event with the"
+        " usage (data: `DoneEvent`); an `error` event with the error envelope (data:"
+        " `ErrorEnvelope`) if the model service fails mid-stream. Every event's `id` is"
+        " `<generation>.<index>`: send the request again with the last one seen as"
+        " `Last-Event-ID` (to any replica, within the grace period) to get the events that"
+        " followed it and then the rest, from the same generation. Comments (`: ping`) keep"
+        " the connection alive.",
         "content": sse_content("Server-Sent Events: `token`..., then `done` or `error`."),
     },
     204: {"description": "A reconnect (`Last-Event-ID`) of a stream that has ended."},
+    403: {"description": "A reconnect of a stream another caller started."},
 }
 
 
@@ -135,15 +145,17 @@ async def summarize_stream_get(
         raise InvalidArgument(
             f"text: at most {cap} characters in a query string; POST longer texts"
         )
+    if request.headers.get("last-event-id") is not None:
+        return await resume(request, state, "summary", lost_summary, query.stream_token)
     caller = None
-    if query.stream_token is not None and request.headers.get("last-event-id") is None:
+    if query.stream_token is not None:
         caller = await state.stream_tokens.redeem(query.stream_token)
         if caller is None:
             raise Unauthenticated("the stream token is unknown, used or expired")
         if not await state.auth.still_valid(caller):
             raise Unauthenticated("the API key the stream token was made with was revoked")
     body = SummarizeBody.model_validate(query.model_dump(exclude={"stream_token"}))
-    return await open_stream(request, state, body, caller)
+    return await open_stream(request, state, body, caller, query.stream_token)
 
 
 @router.post(
@@ -160,13 +172,16 @@ async def stream_token(state: State, caller: Client) -> StreamTokenAnswer:
 
 
 async def open_stream(
-    request: Request, state: GatewayState, body: SummarizeBody, caller: Caller | None = None
+    request: Request,
+    state: GatewayState,
+    body: SummarizeBody,
+    caller: Caller | None = None,
+    stream_token: str | None = None,
 ) -> Response:
-    # EventSource reconnects by itself after a stream ends; a generation cannot be
-    # resumed, and starting a new one would repeat the text: 204 tells it to stop.
+    # A reconnect resumes the generation it names, rather than starting another one.
     if request.headers.get("last-event-id") is not None:
-        return Response(status_code=204)
+        return await resume(request, state, "summary", lost_summary, stream_token)
     model = model_of(request, body.model)
     call = ModelCall("summarizer", model, version_pin(request))
     plan = await plan_call(request, state, call, caller)
-    return await stream_summary(plan, body)
+    return await stream_summary(plan, body, stream_token)

@@ -1,24 +1,25 @@
-"""One summary stream once its call is planned: the call started (its first piece read
-before the answer begins, so a failure to start is an HTTP status), the Server-Sent
-Events, and the caller's stream slot and token budget settled when it ends."""
+"""One summary stream once its call is planned: the call started in one of the caller's
+stream slots, its messages as Server-Sent Events kept for replay (``replay_stream``), and
+the slot and the token budget settled when the generation ends."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from fastapi import Response
 from grpc import aio
-from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from gateway.edge import request_context
 from gateway.errors.grpc_status import from_grpc
 from gateway.errors.refusals import ApiError, Internal, Unavailable, envelope
 from gateway.limits import generation
 from gateway.pipeline import PlannedCall
+from gateway.replay.events import ReplayEvent
+from gateway.routes.replay_stream import first_message, settle_later, start_generation
 from gateway.routes.schemas import DoneEvent, SummarizeBody, TokenEvent, Usage
 from switchyard.summarizer.v1 import summarizer_pb2
 
@@ -61,66 +62,35 @@ async def max_new_tokens(plan: PlannedCall, requested: int) -> int:
     )
 
 
-async def stream_summary(plan: PlannedCall, body: SummarizeBody) -> Response:
+async def stream_summary(
+    plan: PlannedCall, body: SummarizeBody, stream_token: str | None = None
+) -> Response:
     """The stream of a planned summary, in a stream slot of the caller's."""
     tokens = await max_new_tokens(plan, body.max_new_tokens)
     lease = await generation.open_stream_slot(plan.state.limits, plan.caller)
     try:
-        return await _start_stream(plan, body, tokens, lease)
+        call = plan.endpoint.summarizer.open_summarize_stream(
+            body.text,
+            **(body.generation() | {"max_new_tokens": tokens}),
+            model=plan.target.model,
+            version=plan.target.version,
+            request_id=plan.request_id,
+            timeout_s=plan.timeout_s,
+            metadata=plan.metadata,
+        )
+        started = time.perf_counter()
+        first = await first_message(call, "summarizer", summarizer_pb2.SummarizeStreamResponse)
     except BaseException:
-        _settle_later(plan, lease, 0)
+        settle_later(plan, lease, 0)
         raise
+    request_context.current().answered_by(first.model, first.version, time.perf_counter() - started)
+    events = _events(plan, call, first, lease)
+    return await start_generation(plan, "summary", events, lost_summary, stream_token)
 
 
-async def _start_stream(
-    plan: PlannedCall, body: SummarizeBody, max_new_tokens: int, lease: str | None
-) -> Response:
-    state = plan.state
-    call = plan.endpoint.summarizer.open_summarize_stream(
-        body.text,
-        **(body.generation() | {"max_new_tokens": max_new_tokens}),
-        model=plan.target.model,
-        version=plan.target.version,
-        request_id=plan.request_id,
-        timeout_s=plan.timeout_s,
-        metadata=plan.metadata,
-    )
-    # The first piece arrives before the response starts, so that a failure to start
-    # (unknown version, full queue, service down) is an HTTP status, not an event.
-    started = time.perf_counter()
-    try:
-        first = await call.read()
-    except aio.AioRpcError as error:
-        raise from_grpc(error, "summarizer") from None
-    except BaseException:
-        call.cancel()
-        raise
-    if not isinstance(first, summarizer_pb2.SummarizeStreamResponse):  # the end of the stream
-        raise Internal("the model service ended the stream without a summary")
-    record = request_context.current()
-    record.answered_by(first.model, first.version, time.perf_counter() - started)
-    record.stream = True
-    return EventSourceResponse(
-        _events(plan, call, first, lease),
-        ping=state.settings.sse_heartbeat_s,
-        headers={"Cache-Control": "no-cache"},
-    )
-
-
-_settling: set[asyncio.Task[None]] = set()
-
-
-def _settle_later(plan: PlannedCall, lease: str | None, generated_tokens: int) -> None:
-    """Give the stream slot back and count the tokens, in a task of its own: this runs
-    when a stream ends, perhaps because its task is being cancelled."""
-
-    async def settle() -> None:
-        await generation.close_stream_slot(plan.state.limits, plan.caller, lease)
-        await generation.spend(plan.state.limits, plan.caller, generated_tokens)
-
-    task = asyncio.get_running_loop().create_task(settle())
-    _settling.add(task)
-    task.add_done_callback(_settling.discard)
+def lost_summary(message: str) -> ReplayEvent:
+    """The error event that ends a summary stream whose generation stopped early."""
+    return _error_event(Unavailable(message))
 
 
 async def _events(
@@ -128,12 +98,12 @@ async def _events(
     call: StreamCall,
     first: summarizer_pb2.SummarizeStreamResponse,
     lease: str | None,
-) -> AsyncIterator[ServerSentEvent]:
-    """The SSE events of one stream; ends early, with an error event, when the backend
-    fails or the gateway drains. Closing it (the client went away) cancels the call."""
+) -> AsyncGenerator[ReplayEvent, None]:
+    """The events of one summary: ``token``s, then ``done`` with the usage, or an
+    ``error`` when the backend fails or the gateway drains. Closing it cancels the call."""
     state = plan.state
     metrics = state.metrics
-    generated = 0
+    generated = 0  # as the service counts them
     request_id = request_context.current().trace.request_id
     metrics.open_streams.inc()
     drained = asyncio.ensure_future(state.drain.started.wait())
@@ -142,14 +112,11 @@ async def _events(
     try:
         message = first
         while True:
-            generated = message.index + 1
+            generated = max(generated, message.generated_tokens)
             if message.text:
                 tokens.inc()
-                yield ServerSentEvent(
-                    TokenEvent(text=message.text, index=message.index).model_dump_json(),
-                    event="token",
-                    id=str(message.index),
-                )
+                event = TokenEvent(text=message.text, index=message.index)
+                yield ReplayEvent(event.model_dump_json(), "token")
             if message.HasField("usage"):
                 generated = message.usage.generated_tokens
                 done = DoneEvent(
@@ -158,7 +125,7 @@ async def _events(
                     request_id=request_id,
                     usage=usage_from(message.usage),
                 )
-                yield ServerSentEvent(done.model_dump_json(), event="done")
+                yield ReplayEvent(done.model_dump_json(), "done", last=True)
                 return
             reading = asyncio.ensure_future(call.read())
             await asyncio.wait((reading, drained), return_when=asyncio.FIRST_COMPLETED)
@@ -179,15 +146,14 @@ async def _events(
             message = read
     finally:
         drained.cancel()
-        call.cancel()  # the client went away, or the stream failed: stop generating
+        call.cancel()  # the generation ends, fails or was given up: stop generating
         if reading is not None:
             reading.cancel()
         metrics.open_streams.dec()
-        _settle_later(plan, lease, generated)
+        settle_later(plan, lease, generated)
 
 
-def _error_event(error: ApiError, request_id: str | None = None) -> ServerSentEvent:
+def _error_event(error: ApiError, request_id: str | None = None) -> ReplayEvent:
     """A refusal as the stream's last event (its answer's status went out already)."""
-    return ServerSentEvent(
-        json.dumps(envelope(error.code, error.message, request_id)), event="error"
-    )
+    data = json.dumps(envelope(error.code, error.message, request_id))
+    return ReplayEvent(data, "error", last=True)

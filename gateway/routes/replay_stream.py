@@ -1,0 +1,144 @@
+"""What every streamed generation route shares: its first message read before the answer
+starts (so that a failure to start is an HTTP status), the generation handed to the
+replay hub, the Server-Sent Events read back from it, and a reconnect's resume.
+
+Every event goes out with the id ``<generation>.<index>``. A client that lost its
+connection sends its request again with that id as ``Last-Event-ID`` (a browser's
+EventSource does so by itself), to any replica, and gets what followed it and then the
+live tail. Only the caller who started the stream may resume it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any, TypeVar
+
+from fastapi import Request, Response
+from grpc import aio
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from gateway.edge import request_context
+from gateway.errors.grpc_status import from_grpc
+from gateway.errors.refusals import Internal, InvalidArgument, PermissionDenied
+from gateway.limits import generation
+from gateway.pipeline import PlannedCall
+from gateway.replay.events import (
+    LostEvent,
+    ReplayEvent,
+    StreamOwner,
+    credential_of,
+    event_id,
+    new_generation_id,
+    parse_event_id,
+)
+from gateway.state import GatewayState
+
+M = TypeVar("M")
+
+
+async def first_message(
+    call: aio.UnaryStreamCall[Any, M], service: str, message_type: type[M]
+) -> M:
+    """The stream's first message, or the HTTP refusal its failure maps to."""
+    try:
+        first = await call.read()
+    except aio.AioRpcError as error:
+        raise from_grpc(error, service) from None
+    except BaseException:
+        call.cancel()
+        raise
+    if not isinstance(first, message_type):  # the end of the stream
+        raise Internal("the model service ended the stream before its first message")
+    return first
+
+
+async def start_generation(
+    plan: PlannedCall,
+    kind: str,
+    events: AsyncGenerator[ReplayEvent, None],
+    lost: LostEvent,
+    stream_token: str | None = None,
+) -> Response:
+    """Run a generation (its events from ``events``) in the replay hub, and answer with
+    its stream from the start."""
+    state = plan.state
+    name = new_generation_id()
+    credential = credential_of(stream_token) if stream_token else ""
+    await state.replay.start(name, StreamOwner(plan.caller.id, kind, credential), events, lost)
+    request_context.current().stream = True
+    return await answer_from(state, name, -1, lost)
+
+
+async def resume(
+    request: Request,
+    state: GatewayState,
+    kind: str,
+    lost: LostEvent,
+    stream_token: str | None = None,
+) -> Response:
+    """The rest of the stream a ``Last-Event-ID`` names; 204 when it has ended (or was
+    never one of ours), which tells EventSource to stop reconnecting."""
+    parsed = parse_event_id(request.headers.get("last-event-id", ""))
+    if parsed is None:
+        return Response(status_code=204)
+    name, after = parsed
+    owner = await state.replay.owner(name)
+    if owner is None:
+        return Response(status_code=204)
+    if not (stream_token and credential_of(stream_token) == owner.credential):
+        caller = await state.auth.authenticate(request, "client")
+        request_context.current().caller = caller.id
+        if caller.id != owner.caller:
+            raise PermissionDenied(
+                "this stream was started by another caller; only they may resume it"
+            )
+    if owner.kind != kind:
+        raise InvalidArgument(
+            f"this is a {owner.kind} stream: resume it on the route that started it"
+        )
+    return await answer_from(state, name, after, lost)
+
+
+async def answer_from(state: GatewayState, name: str, after: int, lost: LostEvent) -> Response:
+    events = state.replay.read(name, after, lost)
+    first = await anext(events, None)
+    if first is None:
+        return Response(status_code=204)
+    return EventSourceResponse(
+        _sent(name, first, events),
+        ping=state.settings.sse_heartbeat_s,
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+async def _sent(
+    name: str, first: ReplayEvent, rest: AsyncGenerator[ReplayEvent, None]
+) -> AsyncIterator[ServerSentEvent]:
+    # Closing this (the client went away) closes the read, so the generation's grace
+    # period counts from here; the generation itself runs on.
+    async with contextlib.aclosing(rest):
+        yield _sse(name, first)
+        async for event in rest:
+            yield _sse(name, event)
+
+
+def _sse(name: str, event: ReplayEvent) -> ServerSentEvent:
+    return ServerSentEvent(event.data, event=event.event, id=event_id(name, event.index))
+
+
+_settling: set[asyncio.Task[None]] = set()
+
+
+def settle_later(plan: PlannedCall, lease: str | None, generated_tokens: int) -> None:
+    """Give the stream slot back and count the tokens, in a task of its own: this runs
+    when a generation ends, perhaps because its task is being cancelled."""
+
+    async def settle() -> None:
+        await generation.close_stream_slot(plan.state.limits, plan.caller, lease)
+        await generation.spend(plan.state.limits, plan.caller, generated_tokens)
+
+    task = asyncio.get_running_loop().create_task(settle())
+    _settling.add(task)
+    task.add_done_callback(_settling.discard)
