@@ -21,12 +21,26 @@ def http(gateway: GatewayProcess, client_key: str) -> Iterator[httpx.Client]:
         yield client
 
 
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    504: "server_error",
+}
+
+
 def error_of(reply: httpx.Response) -> dict[str, str]:
+    """The error of an answer in OpenAI's envelope, its type the one of its status, and
+    whether to send it again said (only a deadline or an unavailable backend is)."""
     body = reply.json()
     assert set(body) == {"error"}, body
     error: dict[str, str] = body["error"]
-    assert set(error) == {"code", "message", "request_id"}
+    assert set(error) == {"message", "type", "param", "code", "request_id"}
     assert error["request_id"] == reply.headers["x-request-id"]
+    assert error["type"] == ERROR_TYPES[reply.status_code]
+    retry = reply.status_code in (503, 504)
+    assert reply.headers["x-should-retry"] == ("true" if retry else "false")
     return error
 
 

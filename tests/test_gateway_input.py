@@ -21,7 +21,7 @@ def http(gateway: GatewayProcess, client_key: str) -> Iterator[httpx.Client]:
 def refusal(reply: httpx.Response, status: int) -> str:
     assert reply.status_code == status, reply.text
     error = reply.json()["error"]
-    assert set(error) == {"code", "message", "request_id"}
+    assert set(error) == {"message", "type", "param", "code", "request_id"}
     message: str = error["message"]
     # Nothing of pydantic's own wording or links reaches a caller.
     for leak in ("pydantic", "errors.pydantic.dev", "Input should", "Value error", "type="):
@@ -48,7 +48,14 @@ def refusal(reply: httpx.Response, status: int) -> str:
 def test_numbers_that_do_not_fit_and_wrong_types_are_400_naming_the_field(
     http: httpx.Client, path: str, body: object, named: str
 ) -> None:
-    assert named in refusal(http.post(path, json=body), 400)
+    reply = http.post(path, json=body)
+    assert named in refusal(reply, 400)
+    # The field is the error's param too (none when the body as a whole is wrong).
+    field = named.split(":")[0]
+    expected = None if " " in field or field == "body" else field
+    assert reply.json()["error"]["param"] == expected
+    assert reply.json()["error"]["type"] == "invalid_request_error"
+    assert reply.headers["x-should-retry"] == "false"
 
 
 def test_a_seed_too_large_in_a_query_string_is_400(http: httpx.Client) -> None:

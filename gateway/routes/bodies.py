@@ -16,7 +16,7 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from gateway.errors.refusals import InvalidArgument, UnsupportedMediaType
-from gateway.errors.validation import validation_message
+from gateway.errors.validation import param_of, validation_message
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -43,7 +43,8 @@ async def read_body(request: Request, kind: type[Body]) -> Body:
     try:
         return kind.model_validate_json(await request.body())
     except ValidationError as error:
-        raise InvalidArgument(validation_message(error.errors())) from None
+        problems = error.errors()
+        raise InvalidArgument(validation_message(problems), param=param_of(problems)) from None
 
 
 VERSION_PIN_HEADER = "x-model-version"
