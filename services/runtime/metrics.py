@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -141,6 +141,12 @@ class ServiceMetrics:
             ["model", "version"],
             registry=self.registry,
         )
+        self.generations_running = Gauge(
+            "switchyard_generations_running",
+            "Generations running on the worker now (cancelled ones until they stop).",
+            ["model", "version"],
+            registry=self.registry,
+        )
         self.time_to_first_token = Histogram(
             "switchyard_time_to_first_token_seconds",
             "Time from the start of a generation to its first token.",
@@ -154,8 +160,13 @@ class ServiceMetrics:
         self.requests.labels(method, record.model, record.version, code).inc()
         self.latency.labels(method, record.model, record.version).observe(seconds)
 
+    def generation_started(self, model: str, version: str) -> None:
+        """A generation left the queue for the worker; called from the worker thread."""
+        self.generations_running.labels(model, version).inc()
+
     def generation_finished(self, model: str, version: str, usage: GenerationUsage) -> None:
         """Record one generation's figures; called from the worker thread."""
+        self.generations_running.labels(model, version).dec()
         self.generated_tokens.labels(model, version).inc(usage.generated_tokens)
         self.generations.labels(model, version, usage.finish_reason).inc()
         self.tokens_after_cancel.labels(model, version).inc(usage.tokens_after_cancel)

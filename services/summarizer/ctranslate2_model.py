@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,8 @@ from services.summarizer.generation import (
     chat_messages,
     discard_piece,
     finish,
+    prompt_token_ids,
+    start,
 )
 from services.summarizer.sampling import TOP_K, TokenSampler
 
@@ -142,9 +143,9 @@ class Ctranslate2Summarizer:
     def generate(self, job: GenerationJob) -> Usage:
         """Run one generation to its end (or its cancel), streaming pieces to the job."""
         usage = Usage()
-        started = time.perf_counter()
+        started = start(job)
         try:
-            prompt = self.prompt_ids(job.text)
+            prompt = prompt_token_ids(self.tokenizer, job)
             streamer = PieceStreamer(self.tokenizer, job, usage, started)
             streamer.put(np.asarray(prompt))
             decoding = _Decoding(job, streamer, self.end_ids, prompt)

@@ -29,6 +29,27 @@ def chat_messages(text: str) -> list[dict[str, str]]:
 
 
 @dataclass(frozen=True)
+class Prompt:
+    """What a generation continues, when it is not a summary: a conversation of
+    (role, content) turns, through the model's chat template, or a text continued as it is."""
+
+    messages: tuple[tuple[str, str], ...] | None = None
+    text: str | None = None
+
+
+def prompt_token_ids(tokenizer: Any, job: GenerationJob) -> list[int]:
+    """The token ids a job's generation starts from, the same for every runtime."""
+    if job.prompt is not None and job.prompt.text is not None:
+        return [int(i) for i in tokenizer(job.prompt.text)["input_ids"]]
+    if job.prompt is not None and job.prompt.messages is not None:
+        messages = [{"role": role, "content": content} for role, content in job.prompt.messages]
+    else:
+        messages = chat_messages(job.text)
+    encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)
+    return [int(i) for i in encoded["input_ids"]]
+
+
+@dataclass(frozen=True)
 class GenerationOptions:
     """Options of one generation, already checked against the model's limits."""
 
@@ -65,6 +86,14 @@ class GenerationJob:
     cancelled: threading.Event = field(default_factory=threading.Event)
     on_token: Callable[[int], None] = _ignore_token
     """Called with each generated token id (agreement checks and benchmarks use them)."""
+    prompt: Prompt | None = None
+    """What to continue; None asks for the summary of ``text``."""
+    on_started: Callable[[], None] = lambda: None
+    """Called on the worker thread when the generation starts (after any wait in queue)."""
+    generated_tokens: int = 0
+    """Tokens generated so far, kept current on the worker thread before each piece."""
+    stop_reached: bool = False
+    """Set with ``cancelled`` when a stop sequence ended the generation: its reason is stop."""
 
 
 class PieceStreamer(TextStreamer):
@@ -92,6 +121,7 @@ class PieceStreamer(TextStreamer):
             if self._usage.generated_tokens == 0:
                 self._usage.time_to_first_token_s = time.perf_counter() - self._started
             self._usage.generated_tokens += len(tokens)
+            self._job.generated_tokens = self._usage.generated_tokens
             if self._job.cancelled.is_set():
                 self._usage.tokens_after_cancel += len(tokens)
             for token in tokens:
@@ -103,10 +133,18 @@ class PieceStreamer(TextStreamer):
             self._job.on_piece(text)
 
 
+def start(job: GenerationJob) -> float:
+    """Tell the job its generation starts; the start time its usage is measured from."""
+    job.on_started()
+    return time.perf_counter()
+
+
 def finish(job: GenerationJob, usage: Usage, started: float) -> None:
     """Close a generation's usage (its time and why it ended) and report it to the job."""
     usage.generation_time_s = time.perf_counter() - started
-    if job.cancelled.is_set():
+    if job.stop_reached:
+        usage.finish_reason = "stop"
+    elif job.cancelled.is_set():
         usage.finish_reason = "cancelled"
     elif usage.generated_tokens >= job.options.max_new_tokens:
         usage.finish_reason = "length"

@@ -10,7 +10,6 @@ job's ``on_piece`` as soon as it is decoded, and a stopping criterion checks the
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +25,8 @@ from services.summarizer.generation import (
     chat_messages,
     discard_piece,
     finish,
+    prompt_token_ids,
+    start,
 )
 
 
@@ -58,7 +59,7 @@ class CausalLmSummarizer:
     def generate(self, job: GenerationJob) -> Usage:
         """Run one generation to its end (or its cancel), streaming pieces to the job."""
         usage = Usage()
-        started = time.perf_counter()
+        started = start(job)
         options = job.options
         sampling: dict[str, Any] = {"do_sample": False}
         if options.temperature > 0:
@@ -70,11 +71,11 @@ class CausalLmSummarizer:
             if options.seed is not None:
                 torch.manual_seed(options.seed)
         try:
-            prompt = self.prompt_ids(job.text)
+            ids = torch.tensor([prompt_token_ids(self.tokenizer, job)])
             with torch.inference_mode():
                 self.model.generate(
-                    input_ids=prompt["input_ids"],
-                    attention_mask=prompt["attention_mask"],
+                    input_ids=ids,
+                    attention_mask=torch.ones_like(ids),
                     max_new_tokens=options.max_new_tokens,
                     streamer=PieceStreamer(self.tokenizer, job, usage, started),
                     stopping_criteria=StoppingCriteriaList([_StopWhenCancelled(job.cancelled)]),

@@ -23,6 +23,7 @@ from switchyard.client.requests import (
     classify_request,
     classify_stream_requests,
     extract_entities_request,
+    generate_request,
     generation_options,
     ner_stream_requests,
     summarize_request,
@@ -205,6 +206,29 @@ class SummarizerClient(_Client):
         options = generation_options(max_new_tokens, temperature, top_p, seed)
         request = summarize_stream_request(text, model, version, request_id, options)
         call = self.stub.SummarizeStream(request, timeout=timeout_s or self.stream_timeout_s)
+        yield from _cancelled_on_exit(call)
+
+    def generate(
+        self,
+        *,
+        prompt: str | None = None,
+        messages: Sequence[tuple[str, str]] | None = None,
+        max_new_tokens: int = 0,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+        stop: Sequence[str] = (),
+        model: str = "",
+        version: str = "",
+        request_id: str = "",
+        timeout_s: float | None = None,
+    ) -> Iterator[summarizer_pb2.GenerateResponse]:
+        """Every message of a generation from a ``prompt`` continued as it is, or from
+        ``messages`` ((role, content) turns) through the model's chat template: pieces of
+        text, then the usage. Leaving the loop early cancels it."""
+        options = generation_options(max_new_tokens, temperature, top_p, seed, stop)
+        request = generate_request(prompt, messages, model, version, request_id, options)
+        call = self.stub.Generate(request, timeout=timeout_s or self.stream_timeout_s)
         yield from _cancelled_on_exit(call)
 
     def summary_pieces(self, text: str, **options: Any) -> Iterator[str]:
