@@ -80,7 +80,9 @@ class StreamOptions(_Strict):
 class _Generation(_Strict):
     """What chat completions and completions share."""
 
-    model: str = Field(min_length=1, description="A model the summarizer service hosts.")
+    model: str = Field(
+        min_length=1, description="A model the summarizer service hosts.", examples=["summarizer"]
+    )
     max_tokens: Tokens | None = Field(
         None, description="Most tokens to generate (the caller's tier caps it)."
     )
