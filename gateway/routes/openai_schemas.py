@@ -110,7 +110,7 @@ class _Generation(_Strict):
 
     def check(self) -> None:
         """What the field types cannot say: 400 naming the field."""
-        self.requested_tokens()
+        self.requested_tokens()  # refuses two token limits that differ
         if self.stream_options is not None and not self.stream:
             raise InvalidArgument(
                 "stream_options: only allowed when stream is true", param="stream_options"
