@@ -118,6 +118,20 @@ def test_models_lists_every_service_and_version(http: httpx.Client) -> None:
         ("summarizer", "summarizer", "v1-ct2", "ready"),
         ("summarizer", "summarizer", "v1-ct2-int8", "ready"),
     }
+    # The same models in OpenAI's list shape, for its SDKs.
+    body = reply.json()
+    assert body["object"] == "list"
+    cards = {(c["service"], c["id"], tuple(c["versions"]), c["default_version"])
+             for c in body["data"]}  # fmt: skip
+    assert cards == {
+        (m["service"], m["name"], tuple(v["version"] for v in m["versions"]),
+         next(v["version"] for v in m["versions"] if v["default"]))
+        for m in body["models"]
+    }  # fmt: skip
+    assert all(
+        (c["object"], c["owned_by"], c["created"]) == ("model", "switchyard", 0)
+        for c in body["data"]
+    )
 
 
 @pytest.mark.parametrize(
