@@ -5,8 +5,11 @@ classes for what the gateway refuses."""
 
 from __future__ import annotations
 
+import json
+import socket
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import openai
 import pytest
@@ -20,6 +23,8 @@ from tests.support import GatewayProcess, ServiceProcess
 pytestmark = pytest.mark.timeout(300)
 
 MODEL = "summarizer"
+DEFAULT = {"model": MODEL, "version": "v1-ct2"}
+CANCELLED = {**DEFAULT, "finish_reason": "cancelled"}
 TOKENS = 12
 QUESTION = "Name three things a city needs to run a bicycle hire scheme."
 PROMPT = "The three primary colours are"
@@ -208,3 +213,59 @@ def test_a_per_minute_limit_is_a_rate_limit_error_worth_retrying(
             client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=2)
     headers = limited.value.response.headers
     assert 1 <= int(headers["retry-after"]) <= 60 and headers["x-should-retry"] == "true"
+
+
+def test_a_stop_sequence_and_a_pinned_version_reach_the_generation(
+    client: openai.OpenAI,
+) -> None:
+    whole = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=TOKENS)
+    text = whole.choices[0].text
+    words = text.split()
+    assert len(words) > 3, text
+    stop = " " + words[2]
+    stopped = client.completions.create(
+        model=MODEL, prompt=PROMPT, max_tokens=TOKENS, stop=[stop, "never-seen-stop"]
+    )
+    assert stopped.choices[0].text == text[: text.index(stop)]
+    assert stopped.choices[0].finish_reason == "stop"
+    pinned = client.completions.create(
+        model=MODEL, prompt=PROMPT, max_tokens=2, extra_headers={"X-Model-Version": "v1-ct2-int8"}
+    )
+    assert pinned.system_fingerprint == "v1-ct2-int8"
+
+
+def test_a_client_that_leaves_a_whole_completion_cancels_its_generation(
+    gateway: GatewayProcess, client_key: str, summarizer: ServiceProcess
+) -> None:
+    before = summarizer.metric("switchyard_generations_total", CANCELLED)
+    body = json.dumps({"model": MODEL, "prompt": "Once upon a time", "max_tokens": 500})
+    address = urlsplit(gateway.url)
+    request = (
+        "POST /v1/completions HTTP/1.1\r\n"
+        f"Host: {address.netloc}\r\n"
+        f"Authorization: Bearer {client_key}\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n{body}"
+    )
+    with socket.create_connection((address.hostname, address.port)) as connection:
+        connection.sendall(request.encode())
+        summarizer.wait_metric("switchyard_generations_running", DEFAULT, 1)
+    # The connection closed mid-generation: the gateway cancels the call.
+    summarizer.wait_metric("switchyard_generations_total", CANCELLED, before + 1)
+    summarizer.wait_metric("switchyard_generations_running", DEFAULT, 0)
+
+
+def test_a_client_that_closes_a_stream_cancels_its_generation(
+    client: openai.OpenAI, summarizer: ServiceProcess
+) -> None:
+    before = summarizer.metric("switchyard_generations_total", CANCELLED)
+    with client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Tell a long story about a lighthouse."}],
+        max_tokens=500,
+        stream=True,
+    ) as stream:
+        first = next(iter(stream))
+        assert first.choices[0].delta.role == "assistant"
+    summarizer.wait_metric("switchyard_generations_total", CANCELLED, before + 1)
+    summarizer.wait_metric("switchyard_generations_running", DEFAULT, 0)
