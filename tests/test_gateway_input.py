@@ -3,6 +3,7 @@ field and the problem in the gateway's own words; never a 500, never pydantic's 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -134,3 +135,19 @@ def test_the_openapi_document_declares_streams_metrics_and_bounds(http: httpx.Cl
     assert seed["maximum"] == 2**64 - 1
     assert "401" in document["paths"]["/v1/classify"]["post"]["responses"]
     assert "429" in document["paths"]["/v1/classify"]["post"]["responses"]
+    # The OpenAI routes answer JSON or, with `stream: true`, events; their bodies' nested
+    # models are written in place, and errors have OpenAI's fields.
+    for route in ("/v1/chat/completions", "/v1/completions"):
+        operation = document["paths"][route]["post"]
+        assert set(operation["responses"]["200"]["content"]) == {
+            "application/json",
+            "text/event-stream",
+        }
+        assert {"400", "401", "404", "429"} <= set(operation["responses"])
+    chat = document["paths"]["/v1/chat/completions"]["post"]["requestBody"]["content"]
+    assert "$defs" not in json.dumps(chat)
+    role = chat["application/json"]["schema"]["properties"]["messages"]["items"]["properties"]
+    assert role["role"]["enum"] == ["system", "developer", "user", "assistant"]
+    assert {"message", "type", "param", "code", "request_id"} <= set(
+        schemas["ErrorBody"]["properties"]
+    )

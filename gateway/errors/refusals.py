@@ -15,7 +15,8 @@ trace reaches a client.
 
 Every error answer also says whether sending the same request again may succeed
 (``X-Should-Retry``, which OpenAI's SDKs follow before their own guesses): yes for an
-overloaded or unavailable backend, a missed deadline and a per-minute limit; no for
+overloaded or unavailable backend, a missed deadline, a per-minute limit and a stream
+slot (whose Retry-After is short); no for
 anything the caller must change first, a day's quota or token budget, an internal error.
 """
 

@@ -273,7 +273,7 @@ class ModelsAnswer(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """One error, in the shape of OpenAI's (whose SDKs read ``type`` and ``param``)."""
+    """One error, in the shape of OpenAI's (whose SDKs read `type` and `param`)."""
 
     message: str
     type: str = Field(
