@@ -146,8 +146,8 @@ def test_the_openapi_document_declares_streams_metrics_and_bounds(http: httpx.Cl
         assert {"400", "401", "404", "429"} <= set(operation["responses"])
     chat = document["paths"]["/v1/chat/completions"]["post"]["requestBody"]["content"]
     assert "$defs" not in json.dumps(chat)
-    role = chat["application/json"]["schema"]["properties"]["messages"]["items"]["properties"]
-    assert role["role"]["enum"] == ["system", "developer", "user", "assistant"]
+    fields = chat["application/json"]["schema"]["properties"]["messages"]["items"]["properties"]
+    assert fields["role"]["enum"] == ["system", "developer", "user", "assistant"]
     assert {"message", "type", "param", "code", "request_id"} <= set(
         schemas["ErrorBody"]["properties"]
     )
