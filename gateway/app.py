@@ -34,6 +34,7 @@ from gateway.routes import (
     batches,
     bulk,
     files,
+    openai_chat,
     operations,
     page,
     predict,
@@ -63,7 +64,10 @@ REST and Server-Sent Events in front of Switchyard's gRPC model services.
 Every response carries `X-Request-ID`; model answers carry `X-Model-Version` (the version
 that answered) and `Server-Timing` (time spent in the model service). Send
 `X-Model-Version` to pin a version and `X-Request-Timeout` (seconds) to bound the wait.
-Errors share one envelope: `{"error": {"code", "message", "request_id"}}`.
+Errors share one envelope, OpenAI's: `{"error": {"message", "type", "param", "code",
+"request_id"}}`, and say with `X-Should-Retry` whether the same request may succeed later.
+The OpenAI SDKs work unchanged against `/v1` (chat completions, completions, models,
+files and batches).
 """
 
 
@@ -195,6 +199,7 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
     app.include_router(files.router)
     app.include_router(batches.router)
     app.include_router(summarize.router)
+    app.include_router(openai_chat.router)
     app.include_router(operations.router)
     app.include_router(admin.router)
     app.include_router(rollouts.router)
@@ -215,7 +220,13 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
                 "Last-Event-ID",
                 "Authorization",
             ],
-            expose_headers=["X-Request-ID", "X-Model-Version", "Server-Timing", "Retry-After"],
+            expose_headers=[
+                "X-Request-ID",
+                "X-Model-Version",
+                "Server-Timing",
+                "Retry-After",
+                "X-Should-Retry",
+            ],
         )
     # Added last, so outermost: every answer, even an early 413, carries its headers.
     app.add_middleware(

@@ -116,7 +116,8 @@ class ScriptedClassifier(classifier_pb2_grpc.ClassifierServiceServicer):
 
 
 class ScriptedSummarizer(summarizer_pb2_grpc.SummarizerServiceServicer):
-    """Streams ``stream_pieces`` pieces, then fails with ``stream_failure``."""
+    """Streams ``stream_pieces`` pieces (a summary's or a generation's), then fails with
+    ``stream_failure``."""
 
     def __init__(self, script: Script) -> None:
         self.script = script
@@ -132,6 +133,21 @@ class ScriptedSummarizer(summarizer_pb2_grpc.SummarizerServiceServicer):
         for index in range(self.script.stream_pieces):
             yield summarizer_pb2.SummarizeStreamResponse(
                 model="scripted", version="s1", text=f"piece{index} ", index=index
+            )
+        if self.script.hold_streams:
+            await asyncio.get_running_loop().run_in_executor(None, self.script.release.wait, 60)
+        await context.abort(self.script.stream_failure, "the scripted stream fails here")
+
+    async def Generate(
+        self, request: summarizer_pb2.GenerateRequest, context: Context
+    ) -> AsyncIterator[summarizer_pb2.GenerateResponse]:
+        for index in range(self.script.stream_pieces):
+            yield summarizer_pb2.GenerateResponse(
+                model="scripted",
+                version="s1",
+                text=f"piece{index} ",
+                index=index,
+                generated_tokens=index + 1,
             )
         if self.script.hold_streams:
             await asyncio.get_running_loop().run_in_executor(None, self.script.release.wait, 60)

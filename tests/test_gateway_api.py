@@ -21,12 +21,26 @@ def http(gateway: GatewayProcess, client_key: str) -> Iterator[httpx.Client]:
         yield client
 
 
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    504: "server_error",
+}
+
+
 def error_of(reply: httpx.Response) -> dict[str, str]:
+    """The error of an answer in OpenAI's envelope, its type the one of its status, and
+    whether to send it again said (only a deadline or an unavailable backend is)."""
     body = reply.json()
     assert set(body) == {"error"}, body
     error: dict[str, str] = body["error"]
-    assert set(error) == {"code", "message", "request_id"}
+    assert set(error) == {"message", "type", "param", "code", "request_id"}
     assert error["request_id"] == reply.headers["x-request-id"]
+    assert error["type"] == ERROR_TYPES[reply.status_code]
+    retry = reply.status_code in (503, 504)
+    assert reply.headers["x-should-retry"] == ("true" if retry else "false")
     return error
 
 
@@ -104,6 +118,20 @@ def test_models_lists_every_service_and_version(http: httpx.Client) -> None:
         ("summarizer", "summarizer", "v1-ct2", "ready"),
         ("summarizer", "summarizer", "v1-ct2-int8", "ready"),
     }
+    # The same models in OpenAI's list shape, for its SDKs.
+    body = reply.json()
+    assert body["object"] == "list"
+    cards = {(c["service"], c["id"], tuple(c["versions"]), c["default_version"])
+             for c in body["data"]}  # fmt: skip
+    assert cards == {
+        (m["service"], m["name"], tuple(v["version"] for v in m["versions"]),
+         next(v["version"] for v in m["versions"] if v["default"]))
+        for m in body["models"]
+    }  # fmt: skip
+    assert all(
+        (c["object"], c["owned_by"], c["created"]) == ("model", "switchyard", 0)
+        for c in body["data"]
+    )
 
 
 @pytest.mark.parametrize(

@@ -280,3 +280,38 @@ def test_ner_and_summarize_lines_answer_as_their_routes_do(
     for answer in output_lines(client, done.output_file_id):
         assert answer["response"]["body"][field] == direct.json()[field]
         assert answer["response"]["body"]["version"] == direct.json()["version"]
+
+
+def test_a_batch_of_chat_completions_answers_each_whole_and_refuses_a_stream(
+    jobs_gateway: GatewayProcess, client_key: str
+) -> None:
+    client = sdk(jobs_gateway, client_key)
+    questions = ["Name a colour.", "Name a fruit.", "Name a river."]
+    lines = [
+        {
+            "custom_id": f"c{i}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {
+                "model": "summarizer",
+                "messages": [{"role": "user", "content": question}],
+                "max_tokens": 4,
+                **({"stream": True} if i == 1 else {}),
+            },
+        }
+        for i, question in enumerate(questions)
+    ]
+    batch = submit(client, lines, endpoint="/v1/chat/completions")
+    done = wait_for(client, batch.id, {"completed", "failed"})
+    assert done.status == "completed", done
+    assert (done.request_counts.completed, done.request_counts.failed) == (2, 1)
+    answers = output_lines(client, done.output_file_id)
+    assert [a["custom_id"] for a in answers] == ["c0", "c2"]
+    for answer in answers:
+        body = answer["response"]["body"]
+        assert body["object"] == "chat.completion" and body["choices"][0]["message"]["content"]
+        assert body["usage"]["completion_tokens"] <= 4
+    (streamed,) = output_lines(client, done.error_file_id)
+    assert streamed["custom_id"] == "c1" and streamed["response"]["status_code"] == 400
+    assert streamed["response"]["body"]["error"]["param"] == "stream"
+    assert streamed["error"]["code"] == "invalid_argument"

@@ -3,6 +3,7 @@ field and the problem in the gateway's own words; never a 500, never pydantic's 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -21,7 +22,7 @@ def http(gateway: GatewayProcess, client_key: str) -> Iterator[httpx.Client]:
 def refusal(reply: httpx.Response, status: int) -> str:
     assert reply.status_code == status, reply.text
     error = reply.json()["error"]
-    assert set(error) == {"code", "message", "request_id"}
+    assert set(error) == {"message", "type", "param", "code", "request_id"}
     message: str = error["message"]
     # Nothing of pydantic's own wording or links reaches a caller.
     for leak in ("pydantic", "errors.pydantic.dev", "Input should", "Value error", "type="):
@@ -48,7 +49,14 @@ def refusal(reply: httpx.Response, status: int) -> str:
 def test_numbers_that_do_not_fit_and_wrong_types_are_400_naming_the_field(
     http: httpx.Client, path: str, body: object, named: str
 ) -> None:
-    assert named in refusal(http.post(path, json=body), 400)
+    reply = http.post(path, json=body)
+    assert named in refusal(reply, 400)
+    # The field is the error's param too (none when the body as a whole is wrong).
+    field = named.split(":")[0]
+    expected = None if " " in field or field == "body" else field
+    assert reply.json()["error"]["param"] == expected
+    assert reply.json()["error"]["type"] == "invalid_request_error"
+    assert reply.headers["x-should-retry"] == "false"
 
 
 def test_a_seed_too_large_in_a_query_string_is_400(http: httpx.Client) -> None:
@@ -127,3 +135,19 @@ def test_the_openapi_document_declares_streams_metrics_and_bounds(http: httpx.Cl
     assert seed["maximum"] == 2**64 - 1
     assert "401" in document["paths"]["/v1/classify"]["post"]["responses"]
     assert "429" in document["paths"]["/v1/classify"]["post"]["responses"]
+    # The OpenAI routes answer JSON or, with `stream: true`, events; their bodies' nested
+    # models are written in place, and errors have OpenAI's fields.
+    for route in ("/v1/chat/completions", "/v1/completions"):
+        operation = document["paths"][route]["post"]
+        assert set(operation["responses"]["200"]["content"]) == {
+            "application/json",
+            "text/event-stream",
+        }
+        assert {"400", "401", "404", "429"} <= set(operation["responses"])
+    chat = document["paths"]["/v1/chat/completions"]["post"]["requestBody"]["content"]
+    assert "$defs" not in json.dumps(chat)
+    fields = chat["application/json"]["schema"]["properties"]["messages"]["items"]["properties"]
+    assert fields["role"]["enum"] == ["system", "developer", "user", "assistant"]
+    assert {"message", "type", "param", "code", "request_id"} <= set(
+        schemas["ErrorBody"]["properties"]
+    )

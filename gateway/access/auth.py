@@ -110,6 +110,10 @@ class Authenticator:
             caller = await self._from_key(credential)
         return _with_role(caller, role)
 
+    def is_batch_line(self, request: Request) -> bool:
+        """Whether the request is a batch job's line, sent in process (and answered whole)."""
+        return request.headers.get(INTERNAL_CALLER_HEADER, "") in self.internal
+
     def identify(self, request: Request) -> Claim:
         """Who the model request says it is, from what it carries, before any store is read:
         a bearer token verified here (locally, and for the client role) or the bootstrap

@@ -23,7 +23,7 @@ from gateway.errors.refusals import (
     error_response,
     json_error,
 )
-from gateway.errors.validation import validation_message
+from gateway.errors.validation import param_of, validation_message
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,8 @@ async def _on_api_error(request: Request, error: Exception) -> JSONResponse:
 
 async def _on_validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
-    return error_response(InvalidArgument(validation_message(error.errors())))
+    problems = error.errors()
+    return error_response(InvalidArgument(validation_message(problems), param=param_of(problems)))
 
 
 async def _on_http_error(request: Request, error: Exception) -> JSONResponse:

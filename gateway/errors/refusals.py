@@ -6,9 +6,18 @@ A call site raises a refusal by name (``raise Gone(f"{model} {version} is retire
 and never writes a status or a code. ``gateway.routes.responses`` builds each route's
 documented errors from the refusals the route declares.
 
-``{"error": {"code": "...", "message": "...", "request_id": "..."}}``. Messages written
-by Switchyard's services are meant for callers and pass through; anything unexpected
-becomes a generic ``internal`` error, so no exception text or stack trace reaches a client.
+``{"error": {"message", "type", "param", "code", "request_id"}}``: OpenAI's shape, so
+that its SDKs raise the right error classes. ``code`` is the refusal's own code, ``type``
+the class of error its status stands for, ``param`` the field at fault when one is known.
+Messages written by Switchyard's services are meant for callers and pass through;
+anything unexpected becomes a generic ``internal`` error, so no exception text or stack
+trace reaches a client.
+
+Every error answer also says whether sending the same request again may succeed
+(``X-Should-Retry``, which OpenAI's SDKs follow before their own guesses): yes for an
+overloaded or unavailable backend, a missed deadline, a per-minute limit and a stream
+slot (whose Retry-After is short); no for
+anything the caller must change first, a day's quota or token budget, an internal error.
 """
 
 from __future__ import annotations
@@ -26,13 +35,20 @@ REALM = 'Bearer realm="switchyard"'
 """The challenge of every 401 (``WWW-Authenticate``)."""
 
 
+SHOULD_RETRY_HEADER = "X-Should-Retry"
+
+
 class ApiError(Exception):
     """A refusal: answered with the class's status and code and the instance's message
-    and headers. Raise one of the kinds below, never this class itself."""
+    and headers. Raise one of the kinds below, never this class itself.
+
+    ``param``: the request's field at fault, when one is. ``retry``: whether the same
+    request may succeed later (the kind's ``retryable`` unless given)."""
 
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal"
     description: ClassVar[str] = "An internal error; the details went to the log."
+    retryable: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -40,9 +56,13 @@ class ApiError(Exception):
         headers: Mapping[str, str] | None = None,
         *,
         retry_after_s: int | None = None,
+        param: str | None = None,
+        retry: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
+        self.param = param
+        self.should_retry = self.retryable if retry is None else retry
         self.headers: dict[str, str] = {}
         if retry_after_s is not None:
             self.headers["Retry-After"] = str(retry_after_s)
@@ -114,10 +134,23 @@ class UnsupportedMediaType(ApiError):
     description = "The body is not declared as JSON."
 
 
+SHORT_RETRY_AFTER_S = 60
+"""The longest Retry-After of a 429 worth waiting for (a per-minute limit's); a day's
+quota or token budget is not retried by clients."""
+
+
 class RateLimited(ApiError):
     status = 429
     code = "rate_limited"
     description = "The caller's rate limit or quota is spent; see Retry-After."
+
+    def __init__(
+        self, message: str, *, retry_after_s: int | None = None, retry: bool | None = None
+    ) -> None:
+        """``retry``: unless given, whether ``retry_after_s`` is short enough to wait."""
+        if retry is None:
+            retry = retry_after_s is not None and retry_after_s <= SHORT_RETRY_AFTER_S
+        super().__init__(message, retry_after_s=retry_after_s, retry=retry)
 
 
 class ClientClosedRequest(ApiError):
@@ -134,12 +167,14 @@ class Internal(ApiError):
 
 class Overloaded(ApiError):
     status = 503
+    retryable = True
     code = "overloaded"
     description = "The model service is overloaded; see Retry-After."
 
 
 class Unavailable(ApiError):
     status = 503
+    retryable = True
     code = "unavailable"
     description = (
         "The model service, the shared store or the gateway (draining) is unavailable;"
@@ -149,25 +184,86 @@ class Unavailable(ApiError):
 
 class DeadlineExceeded(ApiError):
     status = 504
+    retryable = True
     code = "deadline_exceeded"
     description = "The model service did not answer within the time budget."
 
 
-def envelope(code: str, message: str, request_id: str | None = None) -> dict[str, Any]:
+def _kinds(kind: type[ApiError]) -> list[type[ApiError]]:
+    return [kind, *(k for sub in kind.__subclasses__() for k in _kinds(sub))]
+
+
+_STATUS_OF_CODE: dict[str, int] = {kind.code: kind.status for kind in _kinds(ApiError)}
+
+_ERROR_TYPES: dict[int, str] = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    410: "not_found_error",
+    429: "rate_limit_error",
+}
+"""OpenAI's error types by status; any other 4xx is ``invalid_request_error`` (400, 405,
+413, 415, 499) and a 5xx ``server_error``."""
+
+RETRIED_STATUSES = frozenset({503, 504})
+"""Statuses worth sending again as they are, when nothing more is known."""
+
+
+def error_type(status: int) -> str:
+    """The OpenAI error ``type`` an answer of ``status`` has."""
+    if status >= 500:
+        return "server_error"
+    return _ERROR_TYPES.get(status, "invalid_request_error")
+
+
+def envelope(
+    code: str,
+    message: str,
+    request_id: str | None = None,
+    *,
+    param: str | None = None,
+    status: int | None = None,
+) -> dict[str, Any]:
+    """The error as every answer and stream tells it. ``status``: the answer's, when
+    ``code`` is not a refusal's own (whose status it is otherwise)."""
+    shown = status if status is not None else _STATUS_OF_CODE.get(code, 500)
     return {
         "error": {
-            "code": code,
             "message": message,
+            "type": error_type(shown),
+            "param": param,
+            "code": code,
             "request_id": request_id if request_id is not None else logs.request_id.get(),
         }
     }
 
 
 def json_error(
-    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    param: str | None = None,
+    retry: bool | None = None,
 ) -> JSONResponse:
-    return JSONResponse(envelope(code, message), status_code=status, headers=headers)
+    """An error answer; ``retry`` (``X-Should-Retry``) unless given: whether ``status``
+    is one of ``RETRIED_STATUSES``."""
+    should_retry = status in RETRIED_STATUSES if retry is None else retry
+    return JSONResponse(
+        envelope(code, message, param=param, status=status),
+        status_code=status,
+        headers={**(headers or {}), SHOULD_RETRY_HEADER: "true" if should_retry else "false"},
+    )
 
 
 def error_response(error: ApiError) -> JSONResponse:
-    return json_error(error.status, error.code, error.message, error.headers)
+    return json_error(
+        error.status,
+        error.code,
+        error.message,
+        error.headers,
+        param=error.param,
+        retry=error.should_retry,
+    )

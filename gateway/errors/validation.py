@@ -52,8 +52,8 @@ _UNION_MEMBERS = frozenset({"none", "int", "float", "str", "bool"})
 
 def _is_union_member(part: str) -> bool:
     # pydantic names the member of a union that failed (``float``, ``none``,
-    # ``function-before[...]``); a caller only needs the field.
-    return part in _UNION_MEMBERS or "[" in part
+    # ``function-before[...]``, ``constrained-str``); a caller only needs the field.
+    return part in _UNION_MEMBERS or "[" in part or part.startswith("constrained-")
 
 
 def field_name(location: Sequence[Any]) -> str:
@@ -107,6 +107,19 @@ def validation_message(problems: Sequence[Mapping[str, Any]], prefix: str = "") 
             name = prefix if name == "body" else f"{prefix}.{name}"
         named.append(f"{name}: {phrase(problem)}")
     return "; ".join(dict.fromkeys(named)) or "the request is not valid"
+
+
+def param_of(problems: Sequence[Mapping[str, Any]]) -> str | None:
+    """The field the first problem names (``messages.0.content``), as the error's
+    ``param``; None when the body as a whole is wrong (not JSON, not an object)."""
+    for problem in problems:
+        if problem.get("type") == "json_invalid":
+            return None
+        if problem.get("type") == "none_required" and len(problems) > 1:
+            continue
+        name = field_name(tuple(problem.get("loc", ())))
+        return None if name == "body" else name
+    return None
 
 
 def _json_invalid(problem: Mapping[str, Any]) -> str:

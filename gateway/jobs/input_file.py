@@ -12,8 +12,10 @@ from typing import Any
 
 from gateway.jobs.files import FileStorage, lines
 
-ENDPOINTS = ("/v1/classify", "/v1/ner", "/v1/summarize")
-"""The routes a batch may run: the gateway's model routes that answer one JSON body."""
+ENDPOINTS = ("/v1/classify", "/v1/ner", "/v1/summarize", "/v1/chat/completions", "/v1/completions")
+"""The routes a batch may run: the gateway's model routes that answer one JSON body. A
+line of the OpenAI routes that asks for ``"stream": true`` is not refused here: the route
+answers it 400 (``param: stream``) into the error file, and the batch's other lines run."""
 
 
 @dataclass(frozen=True)

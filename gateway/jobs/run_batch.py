@@ -34,7 +34,8 @@ from gateway.limits.tiers import TierLimits
 
 log = logging.getLogger(__name__)
 
-CONCURRENCY = {"/v1/summarize": 2}
+GENERATING = ("/v1/summarize", "/v1/chat/completions", "/v1/completions")
+CONCURRENCY = dict.fromkeys(GENERATING, 2)
 """Lines of one batch in flight at once, by route; the others: ``DEFAULT_CONCURRENCY``.
 A generation holds the summarizer for seconds, so two are enough to keep it busy."""
 DEFAULT_CONCURRENCY = 32

@@ -3,6 +3,7 @@ day, and summary streams open at once (each kept in Redis, shared by every repli
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -37,7 +38,8 @@ async def tokens_for(
     cap = caller.limits.max_new_tokens
     if requested > cap:
         raise InvalidArgument(
-            f"max_new_tokens is {requested}; the {caller.tier} tier allows at most {cap}"
+            f"max_new_tokens is {requested}; the {caller.tier} tier allows at most {cap}",
+            param="max_new_tokens",
         )
     per_day = caller.limits.tokens_per_day
     if per_day is not None:
@@ -46,7 +48,9 @@ async def tokens_for(
         )
         if left is not None and left <= 0:
             raise RateLimited(
-                f"the daily budget of {per_day} generated tokens is spent", retry_after_s=3600
+                f"the daily budget of {per_day} generated tokens is spent",
+                retry_after_s=3600,
+                retry=False,
             )
     return requested or min(model_default() or cap, cap)
 
@@ -71,6 +75,7 @@ async def open_stream_slot(policy: LimitPolicy, caller: Limited) -> str | None:
         raise RateLimited(
             f"the {caller.tier} tier may have {most} summary stream(s) open at once",
             retry_after_s=1,
+            retry=True,  # a slot frees when one of the caller's streams ends
         )
     return lease
 
@@ -78,3 +83,21 @@ async def open_stream_slot(policy: LimitPolicy, caller: Limited) -> str | None:
 async def close_stream_slot(policy: LimitPolicy, caller: Limited, lease: str | None) -> None:
     if lease is not None:
         await _shared(policy, caller, policy.limiter.close_stream(caller.id, lease), "stream limit")
+
+
+_settling: set[asyncio.Task[None]] = set()
+
+
+def settle_stream_later(
+    policy: LimitPolicy, caller: Limited, lease: str | None, generated_tokens: int
+) -> None:
+    """Give a stream's slot back and count its tokens, in a task of its own: this runs
+    when a stream ends, perhaps because its task is being cancelled."""
+
+    async def settle() -> None:
+        await close_stream_slot(policy, caller, lease)
+        await spend(policy, caller, generated_tokens)
+
+    task = asyncio.get_running_loop().create_task(settle())
+    _settling.add(task)
+    task.add_done_callback(_settling.discard)

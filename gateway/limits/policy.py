@@ -69,6 +69,8 @@ class LimitPolicy:
                 f"the {decision.limit} limit of {limit} {what} is spent; retry in"
                 f" {decision.retry_after_s} s",
                 retry_after_s=decision.retry_after_s,
+                # Worth waiting for a minute's burst; not for a day's quota.
+                retry=decision.limit == "minute",
             )
 
     def unreachable(self, caller: Limited, what: str) -> None:

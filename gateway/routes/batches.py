@@ -105,8 +105,7 @@ async def create_batch(request: Request, state: State, caller: Client) -> dict[s
     if not await state.jobs.create_batch(record, most):
         # Not worth an SDK's automatic retries: a batch takes longer to end than they wait.
         raise RateLimited(
-            f"{most} batches are open on this tier; create more once one ends",
-            {"x-should-retry": "false"},
+            f"{most} batches are open on this tier; create more once one ends", retry=False
         )
     if state.job_runner is not None:
         state.job_runner.wake.set()

@@ -16,7 +16,7 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from gateway.errors.refusals import InvalidArgument, UnsupportedMediaType
-from gateway.errors.validation import validation_message
+from gateway.errors.validation import param_of, validation_message
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -43,7 +43,8 @@ async def read_body(request: Request, kind: type[Body]) -> Body:
     try:
         return kind.model_validate_json(await request.body())
     except ValidationError as error:
-        raise InvalidArgument(validation_message(error.errors())) from None
+        problems = error.errors()
+        raise InvalidArgument(validation_message(problems), param=param_of(problems)) from None
 
 
 VERSION_PIN_HEADER = "x-model-version"
@@ -85,12 +86,34 @@ VERSION_PIN_DOC: dict[str, Any] = {
 """``openapi_extra`` of a route that reads the version pin."""
 
 
+def body_schema(kind: type[BaseModel]) -> dict[str, Any]:
+    """``kind``'s JSON Schema with its nested models written in place: a ``$defs``
+    reference inside ``openapi_extra`` would point at the document's root, where no
+    ``$defs`` is."""
+    schema = kind.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inlined(node: Any) -> Any:
+        if isinstance(node, list):
+            return [inlined(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            rest = {k: v for k, v in node.items() if k != "$ref"}
+            return inlined({**defs[ref.removeprefix("#/$defs/")], **rest})
+        return {key: inlined(value) for key, value in node.items()}
+
+    result: dict[str, Any] = inlined(schema)
+    return result
+
+
 def documented(kind: type[BaseModel], pin: bool = True) -> dict[str, Any]:
     """``openapi_extra`` that documents ``kind`` as the route's JSON body, and the
     version pin header (for model routes)."""
     body = {
         "required": True,
-        "content": {"application/json": {"schema": kind.model_json_schema()}},
+        "content": {"application/json": {"schema": body_schema(kind)}},
     }
     return {"requestBody": body, **(VERSION_PIN_DOC if pin else {})}
 

@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from gateway.backends.endpoints import SERVICES
 from gateway.routes.deps import Client, MetricsReader, State
 from gateway.routes.responses import CALLER, refusals
-from gateway.routes.schemas import ModelEntry, ModelsAnswer, VersionInfo
+from gateway.routes.schemas import ModelCard, ModelEntry, ModelsAnswer, VersionInfo
 from switchyard.common.v1 import models_pb2
 
 router = APIRouter()
@@ -32,33 +32,42 @@ AGREEMENT_PREFIX = "agreement_"
 async def list_models(state: State, caller: Client) -> ModelsAnswer:
     """Every model and version the backends host, as they last listed them."""
     backends = state.backends
-    return ModelsAnswer(
-        models=[
-            ModelEntry(
-                service=service,
-                name=info.name,
-                default=info.is_default,
-                versions=[
-                    VersionInfo(
-                        version=v.version,
-                        status=models_pb2.ModelStatus.Name(v.status)
-                        .removeprefix("MODEL_STATUS_")
-                        .lower(),
-                        default=v.is_default,
-                        labels=list(v.labels),
-                        max_batch_size=v.max_batch_size,
-                        max_input_chars=v.max_input_chars,
-                        runtime=v.annotations.get("runtime", ""),
-                        quantization=v.annotations.get("quantization", ""),
-                        reference=v.annotations.get("reference", ""),
-                        agreement=agreement_figures(v.annotations),
-                    )
-                    for v in info.versions
-                ],
-            )
-            for service in SERVICES
-            for info in backends.models(service)
-        ]
+    models = [
+        ModelEntry(
+            service=service,
+            name=info.name,
+            default=info.is_default,
+            versions=[
+                VersionInfo(
+                    version=v.version,
+                    status=models_pb2.ModelStatus.Name(v.status)
+                    .removeprefix("MODEL_STATUS_")
+                    .lower(),
+                    default=v.is_default,
+                    labels=list(v.labels),
+                    max_batch_size=v.max_batch_size,
+                    max_input_chars=v.max_input_chars,
+                    runtime=v.annotations.get("runtime", ""),
+                    quantization=v.annotations.get("quantization", ""),
+                    reference=v.annotations.get("reference", ""),
+                    agreement=agreement_figures(v.annotations),
+                )
+                for v in info.versions
+            ],
+        )
+        for service in SERVICES
+        for info in backends.models(service)
+    ]
+    return ModelsAnswer(models=models, data=[model_card(entry) for entry in models])
+
+
+def model_card(entry: ModelEntry) -> ModelCard:
+    """A model as OpenAI's list shows it."""
+    return ModelCard(
+        id=entry.name,
+        service=entry.service,
+        versions=[v.version for v in entry.versions],
+        default_version=next((v.version for v in entry.versions if v.default), ""),
     )
 
 

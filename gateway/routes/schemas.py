@@ -244,13 +244,49 @@ class ModelEntry(BaseModel):
     versions: list[VersionInfo]
 
 
+MODEL_CREATED = 0
+"""``created`` of every model in OpenAI's list: Switchyard does not record when a model
+was made, and a made-up time that changed from call to call would mislead."""
+
+
+class ModelCard(BaseModel):
+    """One model as OpenAI's list shows it, with the service and versions that host it."""
+
+    id: str = Field(description="The model's name, as `model` in a request.")
+    object: Literal["model"] = "model"
+    created: int = Field(
+        MODEL_CREATED, description="Not recorded by Switchyard: always 0 (stable)."
+    )
+    owned_by: str = "switchyard"
+    service: str = Field(description="The service that hosts it.", examples=["summarizer"])
+    versions: list[str] = Field(description="Its hosted versions.", examples=[["v1"]])
+    default_version: str = Field(description="The version a request gets by default.")
+
+
 class ModelsAnswer(BaseModel):
+    """Every hosted model twice: Switchyard's own detail in ``models``, and OpenAI's list
+    shape (``object``, ``data``) that its SDKs read."""
+
     models: list[ModelEntry]
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
 
 
 class ErrorBody(BaseModel):
-    code: str = Field(examples=["invalid_argument"])
+    """One error, in the shape of OpenAI's (whose SDKs read `type` and `param`)."""
+
     message: str
+    type: str = Field(
+        description="The class of error: invalid_request_error (400, 405, 413, 415),"
+        " authentication_error (401), permission_error (403), not_found_error (404, 410),"
+        " conflict_error (409), rate_limit_error (429), server_error (5xx).",
+        examples=["invalid_request_error"],
+    )
+    param: str | None = Field(
+        description="The request's field at fault, when one is (`messages.0.content`).",
+        examples=["temperature"],
+    )
+    code: str = Field(description="Switchyard's own error code.", examples=["invalid_argument"])
     request_id: str
 
 
