@@ -5,6 +5,7 @@ mid-stream (one last event with the error envelope, which the SDK raises)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -17,14 +18,11 @@ from openai._streaming import SSEDecoder
 from pydantic import ValidationError
 
 from gateway.errors.validation import param_of
+from gateway.replay.events import ReplayEvent
 from gateway.routes.openai_schemas import ChatBody, CompletionBody
-from gateway.routes.openai_stream import (
-    DONE,
-    Completion,
-    CompletionChunks,
-    KeepAlive,
-    event_of,
-)
+from gateway.routes.openai_stream import DONE, Completion, CompletionChunks, Payload
+from gateway.routes.openai_stream import payload_event as kept
+from gateway.routes.replay_stream import KeepAlive, sse_event
 from switchyard.redis_server import LocalRedis
 from switchyard.summarizer.v1 import summarizer_pb2 as pb
 from tests.scripted_backend import ScriptedBackend, scripted_backend
@@ -79,14 +77,18 @@ def test_a_generation_of_nothing_still_names_the_assistant() -> None:
     assert [c["choices"][0]["delta"] for c in made] == [{"role": "assistant", "content": ""}, {}]
 
 
+def payload_event(payload: Payload, index: int) -> ReplayEvent:
+    return dataclasses.replace(kept(payload), index=index)
+
+
 def test_keep_alive_lines_between_events_are_no_events_to_the_sdks_parser() -> None:
     wire = [
-        event_of("c", 0, {"n": 0}).encode(),
+        sse_event("c", payload_event({"n": 0}, 0)).encode(),
         KeepAlive().encode(),
         KeepAlive().encode(),
-        event_of("c", 1, {"n": 1}).encode(),
+        sse_event("c", payload_event({"n": 1}, 1)).encode(),
         KeepAlive().encode(),
-        event_of("c", 2, DONE).encode(),
+        sse_event("c", payload_event(DONE, 2)).encode(),
     ]
     events = list(SSEDecoder().iter_bytes(iter(wire)))
     assert [(e.id, e.data) for e in events] == [
@@ -198,9 +200,10 @@ def test_a_failure_mid_stream_ends_it_with_the_error_envelope_the_sdk_raises(
     ) as reply:
         assert reply.status_code == 200
         events = list(SSEDecoder().iter_bytes(reply.iter_bytes()))
-    *chunks, failed = events
-    completion_id = json.loads(chunks[0].data)["id"]
-    assert [e.id for e in events] == [f"{completion_id}.{n}" for n in range(4)]
+    failed = events[-1]
+    generation = (events[0].id or "").rpartition(".")[0]
+    assert generation.startswith("gen_"), "event ids name the generation, for resume"
+    assert [e.id for e in events] == [f"{generation}.{n}" for n in range(4)]
     error = json.loads(failed.data)["error"]
     assert (error["code"], error["type"]) == ("unavailable", "server_error")
     assert error["request_id"] == reply.headers["x-request-id"]

@@ -5,6 +5,7 @@ summary whose client goes away stops generating."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -142,3 +143,36 @@ def test_an_abandoned_summary_stops_generating(
     summarizer.wait_metric("switchyard_generations_running", DEFAULT, 0)
     extra = summarizer.metric("switchyard_tokens_after_cancel_total", DEFAULT) - after_cancel_before
     assert extra <= 2
+
+
+def test_an_openai_stream_resumes_through_another_replica(
+    gateway: GatewayProcess, second_gateway: GatewayProcess, client_key: str
+) -> None:
+    chat = {
+        "model": "summarizer",
+        "messages": [{"role": "user", "content": "Name three rivers of Europe."}],
+        "max_tokens": 24,
+    }
+    with client_for(gateway, client_key) as http:
+        whole = http.post("/v1/chat/completions", json=chat).json()
+        received: list[ServerSentEvent] = []
+        stream = {**chat, "stream": True}
+        with connect_sse(http, "POST", "/v1/chat/completions", json=stream) as source:
+            for event in source.iter_sse():
+                received.append(event)
+                if len(received) == 3:
+                    break
+    with client_for(second_gateway, client_key) as http:
+        headers = {"Last-Event-ID": received[-1].id}
+        reply = http.post("/v1/chat/completions", json=stream, headers=headers)
+        # The same generation is not for the other kind of route.
+        completion = {"model": "summarizer", "prompt": "x", "max_tokens": 24, "stream": True}
+        elsewhere = http.post("/v1/completions", json=completion, headers=headers)
+    assert reply.status_code == 200
+    rest = parse(reply.text)
+    assert rest[-1].data == "[DONE]"
+    chunks = [json.loads(e.data) for e in received + rest[:-1]]
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    assert text == whole["choices"][0]["message"]["content"]
+    assert elsewhere.status_code == 400
+    assert "route that started it" in elsewhere.json()["error"]["message"]

@@ -6,7 +6,8 @@ canaries), the tier's cap on tokens and the day's token budget, a stream slot fo
 stream. A chat's messages go through the model's chat template; a completion's prompt
 is continued as it is. A whole answer waits for the generation unless the client leaves
 (which cancels it); a stream's first message is read before the answer starts, so that a
-failure to start is an HTTP status, not an event.
+failure to start is an HTTP status, not an event, and the stream is kept for replay: a
+reconnect with ``Last-Event-ID`` resumes it (``replay_stream``).
 """
 
 from __future__ import annotations
@@ -44,9 +45,11 @@ from gateway.routes.openai_stream import (
     CompletionChunks,
     Payload,
     finish_reason,
-    sse_answer,
+    lost_completion,
+    payload_events,
     usage_of,
 )
+from gateway.routes.replay_stream import first_message, resume, start_generation
 from gateway.routes.responses import CALLER, JSON_BODY, MODEL_CALL, Responses, json_answer, refusals
 from gateway.routes.summary_stream import max_new_tokens
 from gateway.state import GatewayState
@@ -105,6 +108,9 @@ async def complete(request: Request, state: GatewayState, body: Body) -> Respons
     body.check()
     if body.stream and state.auth.is_batch_line(request):
         raise InvalidArgument("stream: a batch's requests are answered whole", param="stream")
+    if body.stream and request.headers.get("last-event-id") is not None:
+        # A reconnect resumes the generation it names, rather than starting another one.
+        return await resume(request, state, _kind(isinstance(body, ChatBody)), lost_completion)
     plan = await plan_call(
         request, state, ModelCall("summarizer", body.model, version_pin(request))
     )
@@ -186,29 +192,26 @@ def _answer(
 
 
 async def _stream(plan: PlannedCall, body: Body, tokens: int, completion: Completion) -> Response:
-    """The stream of a planned completion, in a stream slot of the caller's."""
+    """The stream of a planned completion, in a stream slot of the caller's, run as a
+    generation that a reconnect may resume."""
     limits = plan.state.limits
     lease = await generation.open_stream_slot(limits, plan.caller)
     started = time.perf_counter()
     try:
         call = _open(plan, body, tokens)
-        try:
-            first = await call.read()
-        except aio.AioRpcError as error:
-            raise from_grpc(error, "summarizer") from None
-        except BaseException:
-            call.cancel()
-            raise
-        if not isinstance(first, summarizer_pb2.GenerateResponse):  # the end of the stream
-            raise Internal("the model service ended the stream before generating")
+        first = await first_message(call, "summarizer", summarizer_pb2.GenerateResponse)
     except BaseException:
         generation.settle_stream_later(limits, plan.caller, lease, 0)
         raise
-    record = request_context.current()
-    record.answered_by(first.model, first.version, time.perf_counter() - started)
-    record.stream = True
+    request_context.current().answered_by(first.model, first.version, time.perf_counter() - started)
     payloads = _payloads(plan, call, first, CompletionChunks(completion), lease)
-    return sse_answer(completion.id, payloads, plan.state.settings.sse_heartbeat_s)
+    kind = _kind(completion.chat)
+    return await start_generation(plan, kind, payload_events(payloads), lost_completion)
+
+
+def _kind(chat: bool) -> str:
+    """The kind of stream a route's generations are, which only it may resume."""
+    return "chat" if chat else "completion"
 
 
 async def _payloads(

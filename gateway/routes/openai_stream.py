@@ -1,17 +1,11 @@
 """OpenAI's streamed completions: the chunks a generation's messages become, and the
-Server-Sent Events that carry them.
+events that carry them.
 
 A stream is a sequence of *payloads*: chunk objects, then the ``[DONE]`` sentinel; or,
 when the generation fails on the way, an error envelope instead, and nothing after it.
 ``CompletionChunks`` makes the chunks from ``GenerateResponse`` messages (pure: no I/O,
-no clock), so the payloads of a stream can be kept and replayed as they are.
-``sse_answer`` is the transport: it numbers the payloads (``id: <completion id>.<n>``,
-counting from 0) and sends them as ``data:`` events. A transport that keeps what it sent
-for a reconnecting client takes the same payloads and ids.
-
-Keep-alive comments are sent as a lone ``: ping`` line, never followed by a blank line:
-SSE parsers keep the last event id, and a blank line after a comment would make them
-dispatch an event with that id and empty data, which OpenAI's SDKs fail to parse.
+no clock). Each payload becomes one ``data:`` event kept for replay
+(``gateway.routes.replay_stream`` sends them, with ids that name the generation).
 """
 
 from __future__ import annotations
@@ -22,9 +16,8 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Response
-from sse_starlette import EventSourceResponse, ServerSentEvent
-
+from gateway.errors.refusals import Unavailable, envelope
+from gateway.replay.events import ReplayEvent
 from switchyard.summarizer.v1 import summarizer_pb2
 
 DONE = "[DONE]"
@@ -113,35 +106,22 @@ class CompletionChunks:
         return chunk
 
 
-class KeepAlive(ServerSentEvent):
-    """A comment line that keeps the connection open and dispatches no event."""
-
-    def encode(self) -> bytes:
-        return b": ping\r\n"
-
-
-def event_of(completion_id: str, number: int, payload: Payload) -> ServerSentEvent:
-    """The ``number``-th payload of a completion's stream as one event."""
-    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
-    return ServerSentEvent(data, id=f"{completion_id}.{number}")
+def payload_event(payload: Payload) -> ReplayEvent:
+    """A payload as the event kept for replay; ``[DONE]`` and an error end the stream."""
+    if isinstance(payload, str):
+        return ReplayEvent(payload, last=payload == DONE)
+    return ReplayEvent(json.dumps(payload, separators=(",", ":")), last="error" in payload)
 
 
-def sse_answer(
-    completion_id: str, payloads: AsyncGenerator[Payload, None], heartbeat_s: float
-) -> Response:
-    """The payloads as a Server-Sent Events answer. Closing it (the client went away)
-    closes ``payloads``, whose own clean-up then runs."""
+async def payload_events(
+    payloads: AsyncGenerator[Payload, None],
+) -> AsyncGenerator[ReplayEvent, None]:
+    """A stream's payloads as the events kept for replay. Closing this closes them."""
+    async with aclosing(payloads):
+        async for payload in payloads:
+            yield payload_event(payload)
 
-    async def events() -> AsyncGenerator[ServerSentEvent, None]:
-        async with aclosing(payloads):
-            number = 0
-            async for payload in payloads:
-                yield event_of(completion_id, number, payload)
-                number += 1
 
-    return EventSourceResponse(
-        events(),
-        ping=heartbeat_s,
-        ping_message_factory=KeepAlive,
-        headers={"Cache-Control": "no-cache"},
-    )
+def lost_completion(message: str) -> ReplayEvent:
+    """The error that ends a completion's stream whose generation stopped early."""
+    return payload_event(envelope(Unavailable.code, message))

@@ -10,7 +10,6 @@ live tail. Only the caller who started the stream may resume it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, TypeVar
@@ -22,7 +21,6 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from gateway.edge import request_context
 from gateway.errors.grpc_status import from_grpc
 from gateway.errors.refusals import Internal, InvalidArgument, PermissionDenied
-from gateway.limits import generation
 from gateway.pipeline import PlannedCall
 from gateway.replay.events import (
     LostEvent,
@@ -109,8 +107,20 @@ async def answer_from(state: GatewayState, name: str, after: int, lost: LostEven
     return EventSourceResponse(
         _sent(name, first, events),
         ping=state.settings.sse_heartbeat_s,
+        ping_message_factory=KeepAlive,
         headers={"Cache-Control": "no-cache"},
     )
+
+
+class KeepAlive(ServerSentEvent):
+    """A comment line that keeps the connection open and dispatches no event.
+
+    A lone ``: ping`` line, never followed by a blank line: SSE parsers keep the last
+    event id, and a blank line after a comment makes them dispatch an event with that id
+    and empty data, which OpenAI's SDKs fail to parse."""
+
+    def encode(self) -> bytes:
+        return b": ping\r\n"
 
 
 async def _sent(
@@ -119,26 +129,11 @@ async def _sent(
     # Closing this (the client went away) closes the read, so the generation's grace
     # period counts from here; the generation itself runs on.
     async with contextlib.aclosing(rest):
-        yield _sse(name, first)
+        yield sse_event(name, first)
         async for event in rest:
-            yield _sse(name, event)
+            yield sse_event(name, event)
 
 
-def _sse(name: str, event: ReplayEvent) -> ServerSentEvent:
+def sse_event(name: str, event: ReplayEvent) -> ServerSentEvent:
+    """An event of generation ``name`` as it goes out."""
     return ServerSentEvent(event.data, event=event.event, id=event_id(name, event.index))
-
-
-_settling: set[asyncio.Task[None]] = set()
-
-
-def settle_later(plan: PlannedCall, lease: str | None, generated_tokens: int) -> None:
-    """Give the stream slot back and count the tokens, in a task of its own: this runs
-    when a generation ends, perhaps because its task is being cancelled."""
-
-    async def settle() -> None:
-        await generation.close_stream_slot(plan.state.limits, plan.caller, lease)
-        await generation.spend(plan.state.limits, plan.caller, generated_tokens)
-
-    task = asyncio.get_running_loop().create_task(settle())
-    _settling.add(task)
-    task.add_done_callback(_settling.discard)

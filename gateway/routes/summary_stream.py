@@ -19,7 +19,7 @@ from gateway.errors.refusals import ApiError, Internal, Unavailable, envelope
 from gateway.limits import generation
 from gateway.pipeline import PlannedCall
 from gateway.replay.events import ReplayEvent
-from gateway.routes.replay_stream import first_message, settle_later, start_generation
+from gateway.routes.replay_stream import first_message, start_generation
 from gateway.routes.schemas import DoneEvent, SummarizeBody, TokenEvent, Usage
 from switchyard.summarizer.v1 import summarizer_pb2
 
@@ -81,7 +81,7 @@ async def stream_summary(
         started = time.perf_counter()
         first = await first_message(call, "summarizer", summarizer_pb2.SummarizeStreamResponse)
     except BaseException:
-        settle_later(plan, lease, 0)
+        generation.settle_stream_later(plan.state.limits, plan.caller, lease, 0)
         raise
     request_context.current().answered_by(first.model, first.version, time.perf_counter() - started)
     events = _events(plan, call, first, lease)
@@ -150,7 +150,7 @@ async def _events(
         if reading is not None:
             reading.cancel()
         metrics.open_streams.dec()
-        settle_later(plan, lease, generated)
+        generation.settle_stream_later(state.limits, plan.caller, lease, generated)
 
 
 def _error_event(error: ApiError, request_id: str | None = None) -> ReplayEvent:
