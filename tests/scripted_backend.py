@@ -132,7 +132,11 @@ class ScriptedSummarizer(summarizer_pb2_grpc.SummarizerServiceServicer):
     ) -> AsyncIterator[summarizer_pb2.SummarizeStreamResponse]:
         for index in range(self.script.stream_pieces):
             yield summarizer_pb2.SummarizeStreamResponse(
-                model="scripted", version="s1", text=f"piece{index} ", index=index
+                model="scripted",
+                version="s1",
+                text=f"piece{index} ",
+                index=index,
+                generated_tokens=index + 1,
             )
         if self.script.hold_streams:
             await asyncio.get_running_loop().run_in_executor(None, self.script.release.wait, 60)

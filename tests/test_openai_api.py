@@ -150,6 +150,10 @@ def test_the_model_list_reads_as_openais(client: openai.OpenAI) -> None:
     assert summarizer.created == 0
     extra = summarizer.model_extra or {}
     assert extra["service"] == "summarizer" and "v1-ct2" in extra["versions"]
+    one = client.models.retrieve("summarizer")
+    assert (one.id, one.owned_by) == ("summarizer", "switchyard")
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("no-such-model")
 
 
 def test_what_the_gateway_refuses_raises_the_sdks_error_classes(

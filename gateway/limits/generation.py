@@ -101,3 +101,28 @@ def settle_stream_later(
     task = asyncio.get_running_loop().create_task(settle())
     _settling.add(task)
     task.add_done_callback(_settling.discard)
+
+
+class StreamSettlement:
+    """A stream's slot and generated tokens, settled once: before its last event goes
+    out when it ends (so the caller's next call already sees them), or in a task of its
+    own when its generation is given up (cancelled, perhaps mid-await)."""
+
+    def __init__(self, policy: LimitPolicy, caller: Limited, lease: str | None) -> None:
+        self._policy = policy
+        self._caller = caller
+        self._lease = lease
+        self._settled = False
+        self.generated_tokens = 0
+        """As the model service counts them, kept current by the stream."""
+
+    async def now(self) -> None:
+        if not self._settled:
+            self._settled = True
+            await close_stream_slot(self._policy, self._caller, self._lease)
+            await spend(self._policy, self._caller, self.generated_tokens)
+
+    def later(self) -> None:
+        if not self._settled:
+            self._settled = True
+            settle_stream_later(self._policy, self._caller, self._lease, self.generated_tokens)

@@ -23,8 +23,7 @@ from grpc import aio
 
 from gateway.edge import request_context
 from gateway.edge.disconnect import unless_client_leaves
-from gateway.errors.grpc_status import from_grpc
-from gateway.errors.refusals import ApiError, Internal, InvalidArgument, Unavailable, envelope
+from gateway.errors.refusals import ApiError, Internal, InvalidArgument, envelope
 from gateway.limits import generation
 from gateway.pipeline import ModelCall, PlannedCall, call_backend, plan_call
 from gateway.routes.bodies import documented, read_body, version_pin
@@ -49,7 +48,7 @@ from gateway.routes.openai_stream import (
     payload_events,
     usage_of,
 )
-from gateway.routes.replay_stream import first_message, resume, start_generation
+from gateway.routes.replay_stream import first_message, next_message, resume, start_generation
 from gateway.routes.responses import CALLER, JSON_BODY, MODEL_CALL, Responses, json_answer, refusals
 from gateway.routes.summary_stream import max_new_tokens
 from gateway.state import GatewayState
@@ -67,7 +66,8 @@ def _answers(chunk: str) -> Responses:
         " last with `finish_reason`; with `stream_options.include_usage`, then one with"
         " `choices: []` and the usage), then `data: [DONE]`; or, if the model service fails"
         " mid-stream, one event with the error envelope instead. Each event's `id` is"
-        " `<completion id>.<n>`; `: ping` comment lines keep the connection alive.",
+        " `<generation>.<n>`: the same request sent again with the last one seen as"
+        " `Last-Event-ID` resumes the stream. `: ping` comment lines keep it alive.",
         "type": "object",
         "required": ["data"],
         "properties": {"id": {"type": "string"}, "data": {"type": "string"}},
@@ -222,54 +222,39 @@ async def _payloads(
     lease: str | None,
 ) -> AsyncGenerator[Payload, None]:
     """The payloads of one stream (see ``openai_stream``); ends early, with an error
-    envelope, when the backend fails or the gateway drains. Closing it cancels the call
-    and settles the caller's stream slot and tokens."""
+    envelope, when the backend fails or the gateway drains. Closing it cancels the call;
+    the caller's stream slot and tokens are settled before the last payload."""
     state = plan.state
     metrics = state.metrics
+    settlement = generation.StreamSettlement(state.limits, plan.caller, lease)
     request_id = request_context.current().trace.request_id
-    generated = 0
     metrics.open_streams.inc()
     streamed = metrics.streamed_tokens.labels(first.model, first.version)
     drained = asyncio.ensure_future(state.drain.started.wait())
-    reading: asyncio.Future[object] | None = None
     try:
         message = first
         while True:
-            generated = message.generated_tokens
+            settlement.generated_tokens = message.generated_tokens
             if message.text:
                 streamed.inc()
             for chunk in chunks.of(message):
                 yield chunk
             if message.HasField("usage"):
-                generated = message.usage.generated_tokens
+                settlement.generated_tokens = message.usage.generated_tokens
+                await settlement.now()  # before the end reaches the caller
                 yield DONE
                 return
-            reading = asyncio.ensure_future(call.read())
-            await asyncio.wait((reading, drained), return_when=asyncio.FIRST_COMPLETED)
-            if not reading.done():
-                reading.cancel()
-                yield _error(
-                    Unavailable("the gateway is shutting down; send the request again"), request_id
-                )
+            found = await next_message(call, drained, summarizer_pb2.GenerateResponse)
+            if isinstance(found, ApiError):
+                await settlement.now()
+                yield _error(found, request_id)
                 return
-            try:
-                read = reading.result()
-            except aio.AioRpcError as error:
-                yield _error(from_grpc(error, "summarizer"), request_id)
-                return
-            if not isinstance(read, summarizer_pb2.GenerateResponse):  # the end
-                yield _error(
-                    Internal("the stream ended before the generation was done"), request_id
-                )
-                return
-            message = read
+            message = found
     finally:
         drained.cancel()
-        call.cancel()  # the client went away, or the stream failed: stop generating
-        if reading is not None:
-            reading.cancel()
+        call.cancel()  # the stream ended, failed or was given up: stop generating
         metrics.open_streams.dec()
-        generation.settle_stream_later(state.limits, plan.caller, lease, generated)
+        settlement.later()
 
 
 def _error(error: ApiError, request_id: str) -> Payload:

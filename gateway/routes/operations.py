@@ -11,9 +11,11 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.backends.endpoints import SERVICES
+from gateway.errors.refusals import NotFound
 from gateway.routes.deps import Client, MetricsReader, State
 from gateway.routes.responses import CALLER, refusals
 from gateway.routes.schemas import ModelCard, ModelEntry, ModelsAnswer, VersionInfo
+from gateway.state import GatewayState
 from switchyard.common.v1 import models_pb2
 
 router = APIRouter()
@@ -31,8 +33,29 @@ AGREEMENT_PREFIX = "agreement_"
 )
 async def list_models(state: State, caller: Client) -> ModelsAnswer:
     """Every model and version the backends host, as they last listed them."""
+    models = hosted_models(state)
+    return ModelsAnswer(models=models, data=[model_card(entry) for entry in models])
+
+
+@router.get(
+    "/v1/models/{model}",
+    response_model=ModelCard,
+    tags=["models"],
+    summary="One model, in OpenAI's shape",
+    responses=refusals(*CALLER, NotFound),
+)
+async def retrieve_model(model: str, state: State, caller: Client) -> ModelCard:
+    """A hosted model as OpenAI's ``models.retrieve`` reads it."""
+    for entry in hosted_models(state):
+        if entry.name == model:
+            return model_card(entry)
+    raise NotFound(f"no backend hosts a model named {model!r}")
+
+
+def hosted_models(state: GatewayState) -> list[ModelEntry]:
+    """Every model and version the backends host, as they last listed them."""
     backends = state.backends
-    models = [
+    return [
         ModelEntry(
             service=service,
             name=info.name,
@@ -58,7 +81,6 @@ async def list_models(state: State, caller: Client) -> ModelsAnswer:
         for service in SERVICES
         for info in backends.models(service)
     ]
-    return ModelsAnswer(models=models, data=[model_card(entry) for entry in models])
 
 
 def model_card(entry: ModelEntry) -> ModelCard:

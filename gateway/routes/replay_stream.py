@@ -10,6 +10,7 @@ live tail. Only the caller who started the stream may resume it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, TypeVar
@@ -20,7 +21,13 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from gateway.edge import request_context
 from gateway.errors.grpc_status import from_grpc
-from gateway.errors.refusals import Internal, InvalidArgument, PermissionDenied
+from gateway.errors.refusals import (
+    ApiError,
+    Internal,
+    InvalidArgument,
+    PermissionDenied,
+    Unavailable,
+)
 from gateway.pipeline import PlannedCall
 from gateway.replay.events import (
     LostEvent,
@@ -52,6 +59,28 @@ async def first_message(
     return first
 
 
+async def next_message(
+    call: aio.UnaryStreamCall[Any, M],
+    drained: asyncio.Future[Any],
+    message_type: type[M],
+    service: str = "summarizer",
+) -> M | ApiError:
+    """The stream's next message, or the refusal that ends it: the gateway draining, the
+    backend failing, or the stream ending before its last message."""
+    reading = asyncio.ensure_future(call.read())
+    await asyncio.wait((reading, drained), return_when=asyncio.FIRST_COMPLETED)
+    if not reading.done():
+        reading.cancel()
+        return Unavailable("the gateway is shutting down; send the request again")
+    try:
+        read = reading.result()
+    except aio.AioRpcError as error:
+        return from_grpc(error, service)
+    if not isinstance(read, message_type):  # the end of the stream
+        return Internal("the stream ended before the generation was done")
+    return read
+
+
 async def start_generation(
     plan: PlannedCall,
     kind: str,
@@ -65,7 +94,6 @@ async def start_generation(
     name = new_generation_id()
     credential = credential_of(stream_token) if stream_token else ""
     await state.replay.start(name, StreamOwner(plan.caller.id, kind, credential), events, lost)
-    request_context.current().stream = True
     return await answer_from(state, name, -1, lost)
 
 
@@ -104,6 +132,7 @@ async def answer_from(state: GatewayState, name: str, after: int, lost: LostEven
     first = await anext(events, None)
     if first is None:
         return Response(status_code=204)
+    request_context.current().stream = True
     return EventSourceResponse(
         _sent(name, first, events),
         ping=state.settings.sse_heartbeat_s,

@@ -14,12 +14,11 @@ from fastapi import Response
 from grpc import aio
 
 from gateway.edge import request_context
-from gateway.errors.grpc_status import from_grpc
-from gateway.errors.refusals import ApiError, Internal, Unavailable, envelope
+from gateway.errors.refusals import ApiError, Unavailable, envelope
 from gateway.limits import generation
 from gateway.pipeline import PlannedCall
 from gateway.replay.events import ReplayEvent
-from gateway.routes.replay_stream import first_message, start_generation
+from gateway.routes.replay_stream import first_message, next_message, start_generation
 from gateway.routes.schemas import DoneEvent, SummarizeBody, TokenEvent, Usage
 from switchyard.summarizer.v1 import summarizer_pb2
 
@@ -103,54 +102,41 @@ async def _events(
     ``error`` when the backend fails or the gateway drains. Closing it cancels the call."""
     state = plan.state
     metrics = state.metrics
-    generated = 0  # as the service counts them
+    settlement = generation.StreamSettlement(state.limits, plan.caller, lease)
     request_id = request_context.current().trace.request_id
     metrics.open_streams.inc()
     drained = asyncio.ensure_future(state.drain.started.wait())
     tokens = metrics.streamed_tokens.labels(first.model, first.version)
-    reading: asyncio.Future[object] | None = None
     try:
         message = first
         while True:
-            generated = max(generated, message.generated_tokens)
+            settlement.generated_tokens = max(settlement.generated_tokens, message.generated_tokens)
             if message.text:
                 tokens.inc()
                 event = TokenEvent(text=message.text, index=message.index)
                 yield ReplayEvent(event.model_dump_json(), "token")
             if message.HasField("usage"):
-                generated = message.usage.generated_tokens
+                settlement.generated_tokens = message.usage.generated_tokens
                 done = DoneEvent(
                     model=message.model,
                     version=message.version,
                     request_id=request_id,
                     usage=usage_from(message.usage),
                 )
+                await settlement.now()  # before the end reaches the caller
                 yield ReplayEvent(done.model_dump_json(), "done", last=True)
                 return
-            reading = asyncio.ensure_future(call.read())
-            await asyncio.wait((reading, drained), return_when=asyncio.FIRST_COMPLETED)
-            if not reading.done():
-                reading.cancel()
-                yield _error_event(
-                    Unavailable("the gateway is shutting down; send the request again")
-                )
+            found = await next_message(call, drained, summarizer_pb2.SummarizeStreamResponse)
+            if isinstance(found, ApiError):
+                await settlement.now()
+                yield _error_event(found, request_id)
                 return
-            try:
-                read = reading.result()
-            except aio.AioRpcError as error:
-                yield _error_event(from_grpc(error, "summarizer"), request_id)
-                return
-            if not isinstance(read, summarizer_pb2.SummarizeStreamResponse):  # the end
-                yield _error_event(Internal("the stream ended before the summary was done"))
-                return
-            message = read
+            message = found
     finally:
         drained.cancel()
         call.cancel()  # the generation ends, fails or was given up: stop generating
-        if reading is not None:
-            reading.cancel()
         metrics.open_streams.dec()
-        generation.settle_stream_later(state.limits, plan.caller, lease, generated)
+        settlement.later()
 
 
 def _error_event(error: ApiError, request_id: str | None = None) -> ReplayEvent:
