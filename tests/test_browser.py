@@ -15,6 +15,7 @@ import json
 import re
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, cast
 
 import pytest
@@ -29,6 +30,7 @@ from playwright.sync_api import (
 )
 
 from tests.support import GatewayProcess
+from tests.tcp_proxy import TcpProxy, tcp_proxy
 
 pytestmark = pytest.mark.slow
 
@@ -56,6 +58,18 @@ MAX_NEW_TOKENS = 24
 # Well-formed (sy_<10 lowercase alnum>_<48 hex>) but never issued.
 WRONG_KEY = "sy_wrongkey00_" + "ab" * 24
 NO_KEY_MESSAGE = "enter an API key first"
+
+# Enough tokens that the stream has many events after its first one.
+RESUMED_MAX_NEW_TOKENS = 64
+
+# Installed in the page before Run: every text the status line shows, in order.
+RECORD_STATUSES = """() => {
+  const statuses = [];
+  window.statusesShown = statuses;
+  const status = document.getElementById('status');
+  const observer = new MutationObserver(() => statuses.push(status.textContent));
+  observer.observe(status, { childList: true, characterData: true, subtree: true });
+}"""
 
 # Installed in the page before Run: one snapshot of the summary's length at every DOM
 # change under #result or #status, each noting whether the status already said "done".
@@ -99,11 +113,11 @@ def browser() -> Iterator[Browser]:
             browser.close()
 
 
-@pytest.fixture
-def keyless_page(browser: Browser, gateway: GatewayProcess) -> Iterator[Page]:
-    """The page, freshly loaded, no API key typed in; afterwards, no policy violation and
-    no uncaught error."""
-    context = browser.new_context(base_url=gateway.url, viewport={"width": 1280, "height": 900})
+@contextmanager
+def opened_page(browser: Browser, base_url: str) -> Iterator[Page]:
+    """The page at ``base_url``, freshly loaded, no API key typed in; afterwards, no
+    policy violation and no uncaught error."""
+    context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(ANSWER_TIMEOUT_MS)
     problems: list[str] = []
@@ -124,10 +138,32 @@ def keyless_page(browser: Browser, gateway: GatewayProcess) -> Iterator[Page]:
 
 
 @pytest.fixture
+def keyless_page(browser: Browser, gateway: GatewayProcess) -> Iterator[Page]:
+    """The page straight from the gateway, no API key typed in."""
+    with opened_page(browser, gateway.url) as page:
+        yield page
+
+
+@pytest.fixture
 def page(keyless_page: Page, client_key: str) -> Page:
     """The page with the session's client key typed into its API key field."""
     keyless_page.fill("#api-key", client_key)
     return keyless_page
+
+
+@pytest.fixture
+def proxy(gateway: GatewayProcess) -> Iterator[TcpProxy]:
+    """A TCP proxy in front of the gateway, whose connections the test can drop."""
+    with tcp_proxy(("127.0.0.1", gateway.port)) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def proxied_page(browser: Browser, proxy: TcpProxy, client_key: str) -> Iterator[Page]:
+    """The page loaded through ``proxy``, with the session's client key typed in."""
+    with opened_page(browser, proxy.url) as page:
+        page.fill("#api-key", client_key)
+        yield page
 
 
 def run(page: Page, model: str, text: str) -> None:
@@ -167,6 +203,16 @@ def token_events(stream: str) -> list[dict[str, Any]]:
         if fields.get("event") == "token":
             events.append(cast(dict[str, Any], json.loads(fields["data"])))
     return events
+
+
+def through_first_token(reply: bytes) -> int | None:
+    """How much of a reply may pass: all of it until its first ``token`` event, then up to
+    the blank line that ends that event (the event is dispatched, nothing after it is)."""
+    start = reply.find(b"event: token")
+    if start < 0:
+        return None
+    end = re.compile(rb"\r?\n\r?\n").search(reply, start)
+    return None if end is None else end.end()
 
 
 def test_the_classifier_shows_each_label_with_a_percentage_and_a_bar(
@@ -261,6 +307,61 @@ def test_the_summary_grows_token_by_token_until_done(page: Page, client_key: str
         timeout=SUMMARY_TIMEOUT_MS,
     )
     assert summary == "".join(event["text"] for event in token_events(reply.text()))
+
+
+@pytest.mark.timeout(300)
+def test_the_summary_resumes_by_itself_after_the_connection_drops(
+    proxied_page: Page, proxy: TcpProxy, gateway: GatewayProcess, client_key: str
+) -> None:
+    page = proxied_page
+    page.select_option("#model", "summarize")
+    page.fill("#max-new-tokens", str(RESUMED_MAX_NEW_TOKENS))
+    page.fill("#text", ARTICLE)
+    page.evaluate(RECORD_STATUSES)
+    sent = model_requests(page)
+    # However fast the model, the drop comes mid-stream: the proxy lets the stream's first
+    # token event through and holds back the rest of the answer (the generation runs on
+    # in the gateway, its events kept for replay), so the page has shown exactly one
+    # token when its connection drops, and the gateway has more for its reconnect.
+    proxy.hold_replies(through_first_token)
+    page.click("#run")
+    expect(page.locator("#status")).to_have_text("Streaming…", timeout=SUMMARY_TIMEOUT_MS)
+    first_token = page.locator("#summary").text_content() or ""
+
+    assert proxy.drop_all() >= 1
+    expect(page.locator("#status")).to_have_text("done", timeout=SUMMARY_TIMEOUT_MS)
+
+    # The same generation, no gap and no duplicate: greedy decoding repeats itself, so the
+    # page shows exactly the summary of a one-shot request with the same options.
+    whole = page.request.post(
+        "/v1/summarize",
+        data={"text": ARTICLE, "max_new_tokens": RESUMED_MAX_NEW_TOKENS},
+        headers=bearer(client_key),
+        timeout=SUMMARY_TIMEOUT_MS,
+    ).json()["summary"]
+    assert first_token and whole.startswith(first_token) and len(whole) > len(first_token)
+    expect(page.locator("#summary")).to_have_text(whole)
+    expect(page.locator("#error")).to_be_hidden()
+    statuses = cast(list[str], page.evaluate("() => window.statusesShown"))
+    assert "Reconnecting…" in statuses[statuses.index("Streaming…") :], statuses
+    assert statuses[-1] == "done", statuses
+
+    # EventSource sent the same URL again, with the first event's id, and the gateway
+    # answered it with the rest of the stream.
+    paths = [(r.method, r.url.split("?")[0].removeprefix(proxy.url)) for r in sent]
+    assert paths == [
+        ("POST", "/v1/summarize/stream-token"),
+        ("GET", "/v1/summarize/stream"),
+        ("GET", "/v1/summarize/stream"),
+    ]
+    opened, reconnect = sent[1], sent[2]
+    assert reconnect.url == opened.url
+    assert re.fullmatch(r"gen_[\w-]+\.0", reconnect.header_value("last-event-id") or "")
+    resumed = reconnect.response()
+    assert resumed is not None and resumed.status == 200
+    request_id = resumed.header_value("x-request-id")
+    logged = gateway.wait_log(lambda r: r.get("request_id") == request_id and "status" in r)
+    assert logged["message"] == "GET /v1/summarize/stream?<masked> 200"
 
 
 def test_errors_are_shown_with_the_gateway_message(page: Page, client_key: str) -> None:

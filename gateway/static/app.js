@@ -360,6 +360,10 @@ async function summarize(text, run, key) {
   openStream(params, streamToken, started, run, key);
 }
 
+// A dropped connection is no reason to stop: EventSource reconnects by itself with the
+// same URL and the last event's id as Last-Event-ID, and the gateway resumes the same
+// summary right after that event (the stream token stays good for resuming its stream),
+// so the tokens that follow are appended where the others stopped.
 function openStream(params, streamToken, started, run, key) {
   const query = new URLSearchParams(params);
   query.set('stream_token', streamToken);
@@ -368,7 +372,8 @@ function openStream(params, streamToken, started, run, key) {
   let tokens = 0;
   let ended = false;
 
-  // Closing by hand stops EventSource from reconnecting (which would start a new summary).
+  // Closing by hand stops EventSource for good: after the summary's last event (`done` or
+  // `error`), on Stop, or once the gateway refused the stream.
   const end = (status) => {
     ended = true;
     source.close();
@@ -380,6 +385,11 @@ function openStream(params, streamToken, started, run, key) {
     }
   };
   active = { stop: () => end('stopped') };
+
+  source.addEventListener('open', () => {
+    if (ended) return;
+    setStatus(tokens > 0 ? 'Streaming…' : 'Connecting…');
+  });
 
   source.addEventListener('token', (event) => {
     if (ended) return;
@@ -420,6 +430,11 @@ function openStream(params, streamToken, started, run, key) {
       showError(error && error.message ? error.message : 'the summary failed.', error?.request_id);
       return;
     }
+    if (source.readyState === EventSource.CONNECTING) {
+      setStatus('Reconnecting…'); // the connection dropped: EventSource reconnects soon
+      return;
+    }
+    // CLOSED: the gateway refused the stream (or its resume) with an HTTP status.
     end('error');
     if (tokens > 0) {
       showError('the connection to the gateway was lost before the summary was done.');
