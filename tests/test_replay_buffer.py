@@ -13,6 +13,7 @@ from gateway.replay.events import ReplayEvent, StreamOwner, parse_event_id
 from gateway.replay.hub import GenerationHub
 from gateway.replay.local import LocalReplay
 from gateway.replay.shared import SharedReplay
+from switchyard.processes import free_port
 
 OWNER = StreamOwner("key:test", "summary")
 WAIT_S = 60  # only a bound on waiting for an event that must come
@@ -115,3 +116,20 @@ def test_event_ids_name_their_generation() -> None:
     assert parse_event_id("gen_abc-_d.17") == ("gen_abc-_d", 17)
     for other in ("17", "gen_abc", "gen_abc.x", "abc.3", "gen_abc.-1", ""):
         assert parse_event_id(other) is None
+
+
+async def test_an_unreachable_redis_costs_resume_elsewhere_not_the_stream() -> None:
+    unreachable = redis.Redis(port=free_port(), socket_connect_timeout=0.5)
+
+    async def three() -> AsyncGenerator[ReplayEvent, None]:
+        yield ReplayEvent("t0", "token")
+        yield ReplayEvent("t1", "token")
+        yield ReplayEvent("{}", "done", last=True)
+
+    shared = SharedReplay(unreachable, ttl_s=60, live_s=5, grace_s=1)
+    hub = GenerationHub(LocalReplay(ttl_s=60), shared, grace_s=30)
+    await hub.start("gen_e", OWNER, three(), lost)
+    events = await asyncio.wait_for(take(hub.read("gen_e", -1, lost), 10), WAIT_S)
+    assert [e.data for e in events] == ["t0", "t1", "{}"]
+    await hub.close()
+    await unreachable.aclose()

@@ -42,9 +42,11 @@ class GenerationHub:
         """Run a generation whose events ``source`` yields (its last one marked ``last``);
         closing ``source`` must stop the generation."""
         self._local.begin(generation, owner)
-        if self._shared is not None:
-            await _share("begin", self._shared.begin(generation, owner))
-        self._spawn(self._watch(generation, self._spawn(self._produce(generation, source, lost))))
+        shared = self._shared
+        if shared is not None and not await _share("begin", shared.begin(generation, owner)):
+            shared = None
+        producer = self._spawn(self._produce(generation, source, lost, shared))
+        self._spawn(self._watch(generation, producer))
 
     async def owner(self, generation: str) -> StreamOwner | None:
         found = self._local.owner(generation)
@@ -80,21 +82,28 @@ class GenerationHub:
             yield lost("the replay buffer is unreachable; send the request again")
 
     async def _produce(
-        self, generation: str, source: AsyncGenerator[ReplayEvent, None], lost: LostEvent
+        self,
+        generation: str,
+        source: AsyncGenerator[ReplayEvent, None],
+        lost: LostEvent,
+        shared: SharedReplay | None,
     ) -> None:
+        """Keep each event as it comes: here first (the local reader never waits on
+        Redis), then in Redis; after one failed write, no more for this generation, so an
+        unreachable Redis costs its resume elsewhere but never slows the stream."""
         index = 0
         ended = False
 
         async def keep(event: ReplayEvent) -> None:
-            nonlocal index, ended
+            nonlocal index, ended, shared
             event = dataclasses.replace(event, index=index)
             index += 1
             ended = event.last
             self._local.append(generation, event)
-            if self._shared is not None:
-                await _share("append", self._shared.append(generation, event))
+            if shared is not None and not await _share("append", shared.append(generation, event)):
+                shared = None
 
-        keeper = self._spawn(self._keep_alive(generation))
+        keeper = self._spawn(self._keep_alive(generation, shared))
         try:
             async with contextlib.aclosing(source):
                 async for event in source:
@@ -120,12 +129,12 @@ class GenerationHub:
             producer.cancel()
             return
 
-    async def _keep_alive(self, generation: str) -> None:
+    async def _keep_alive(self, generation: str, shared: SharedReplay | None) -> None:
         """Between events (a long wait in the model's queue), tell readers elsewhere that
         this replica still runs the generation."""
-        while self._shared is not None:
+        while shared is not None:
             await asyncio.sleep(self._grace_s / 3)
-            await _share("keep_alive", self._shared.keep_alive(generation))
+            await _share("keep_alive", shared.keep_alive(generation))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(work)
@@ -134,12 +143,15 @@ class GenerationHub:
         return task
 
 
-async def _share(what: str, call: Awaitable[None]) -> None:
-    """A write to the shared log; a Redis failure costs resume elsewhere, not the stream."""
+async def _share(what: str, call: Awaitable[None]) -> bool:
+    """A write to the shared log, and whether it worked; a Redis failure costs resume
+    through other replicas, never the stream itself."""
     try:
         await call
     except REDIS_ERRORS:
         log.warning("replay buffer %s failed: resume through other replicas is off", what)
+        return False
+    return True
 
 
 async def _nothing() -> AsyncGenerator[ReplayEvent, None]:
