@@ -52,6 +52,16 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     return capsys.readouterr().out
 
 
+def test_status_lists_the_hosted_versions_before_any_rollout(
+    system: tuple[GatewayProcess, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    shown = run(capsys, "rollout", "status", "sentiment")
+    assert "no routing table" in shown
+    rows = {row[0]: row for row in (line.split() for line in shown.splitlines()) if row}
+    assert rows["v1"][1:3] == ["default", "100%"]
+    assert rows["v2"][1:3] == ["hosted", "-"]
+
+
 def test_an_operator_rolls_out_v2_from_the_command_line(
     system: tuple[GatewayProcess, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -83,10 +93,8 @@ def test_an_operator_rolls_out_v2_from_the_command_line(
     run(capsys, "rollout", "resume", "sentiment")
     promoted = run(capsys, "rollout", "promote", "sentiment", "--sunset", "2027-01-01T00:00:00Z")
     assert "sunset 2027-01-01T00:00:00Z" in promoted
-    assert [line.split()[1] for line in promoted.splitlines() if line[:2] in ("v1", "v2")] == [
-        "deprecated",
-        "stable",
-    ]
+    table = [line.split() for line in promoted.splitlines() if line.strip()]
+    assert [row[1] for row in table if row[0] in ("v1", "v2")] == ["deprecated", "stable"]
     answer = httpx.post(
         f"{gateway.url}/v1/classify",
         json={"text": "I love it"},

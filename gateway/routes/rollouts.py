@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.errors.refusals import FailedPrecondition, InvalidArgument, NotFound
 from gateway.routes.bodies import Body, documented, read_body
 from gateway.routes.deps import Actor, Operator, State
+from gateway.routes.operations import hosted_models
 from gateway.routes.responses import CALLER, JSON_BODY, refusals
 from gateway.routing.guardrails import judge
 from gateway.routing.rollout_ops import RolloutOps
@@ -81,6 +82,12 @@ class AllowCaller(Reason):
     version: str = Field(min_length=1)
 
 
+class HostedVersion(BaseModel):
+    version: str
+    default: bool = Field(description="The version a caller gets when no table routes it.")
+    status: str = Field(description="As the backends last listed it: ready, loading, ...")
+
+
 class RolloutStatus(BaseModel):
     rollout: dict[str, Any] | None
     routing_revision: int = Field(description="Revision of the tables this replica routes with.")
@@ -89,6 +96,10 @@ class RolloutStatus(BaseModel):
         " percentiles, label shares, over the live window of every replica."
     )
     guardrails: dict[str, str] = Field(description="Per canary: the guardrails' verdict now.")
+    hosted: list[HostedVersion] = Field(
+        default_factory=list,
+        description="Every version the backends host for the model, table or not.",
+    )
 
 
 class AuditList(BaseModel):
@@ -127,6 +138,12 @@ async def _status(state: GatewayState, model: str, rollout: Rollout | None) -> R
         routing_revision=state.router.revision,
         live={version: f.public() for version, f in figures.items()},
         guardrails=verdicts,
+        hosted=[
+            HostedVersion(version=v.version, default=v.default, status=v.status)
+            for entry in hosted_models(state)
+            if entry.name == model
+            for v in entry.versions
+        ],
     )
 
 

@@ -25,9 +25,17 @@ def format_status(status: dict[str, Any]) -> str:
     """Canary and stable side by side: weights, requests, errors, latency, labels."""
     rollout = status["rollout"]
     lines = []
+    hosted = status.get("hosted", [])
     if rollout is None:
         lines.append("no routing table: every caller gets the default version")
-        versions = [{"version": v, "state": "-", "weight": None} for v in status["live"]]
+        versions = [
+            {
+                "version": h["version"],
+                "state": "default" if h["default"] else "hosted",
+                "weight": 100 if h["default"] else None,
+            }
+            for h in hosted
+        ]
     else:
         versions = rollout["versions"]
         canary_share = sum(v["weight"] for v in versions if v["state"] == "canary")
@@ -36,6 +44,12 @@ def format_status(status: dict[str, Any]) -> str:
                 v["weight"] = 100 - canary_share
         flags = " (automatic steps paused)" if rollout["paused"] else ""
         lines.append(f"{rollout['model']}: table revision {rollout['revision']}{flags}")
+    # Every version the backends host, or that has live figures, has a row.
+    named = {v["version"] for v in versions}
+    for extra in [h["version"] for h in hosted] + list(status["live"]):
+        if extra not in named:
+            named.add(extra)
+            versions.append({"version": extra, "state": "hosted", "weight": None})
     header = (
         f"{'version':<10}{'state':<12}{'weight':>8}{'requests':>10}{'errors':>8}"
         f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'ttft p50':>10}  labels"
