@@ -321,7 +321,8 @@ def test_invalid_changes_are_refused_and_change_nothing(tmp_path: Path) -> None:
 
 
 def guarded_canary(system: System, **guardrails: Any) -> None:
-    limits = {"min_samples": 20, "max_error_rate_delta": 0.1, "max_p95_ratio": 3.0}
+    # No warm-up: these tests send their traffic as soon as the canary starts.
+    limits = {"min_samples": 20, "max_error_rate_delta": 0.1, "max_p95_ratio": 3.0, "warmup_s": 0}
     start_canary(system, 50, guardrails={**limits, **guardrails})
     system.wait_revision(1, system.status()["routing_revision"])
 

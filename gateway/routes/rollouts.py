@@ -16,7 +16,7 @@ from gateway.routes.bodies import Body, documented, read_body
 from gateway.routes.deps import Actor, Operator, State
 from gateway.routes.operations import hosted_models
 from gateway.routes.responses import CALLER, JSON_BODY, refusals
-from gateway.routing.guardrails import judge
+from gateway.routing.guardrails import judge, judged_since
 from gateway.routing.rollout_ops import RolloutOps
 from gateway.routing.table import Guardrails, Rollout
 from gateway.state import GatewayState
@@ -126,7 +126,7 @@ async def _status(state: GatewayState, model: str, rollout: Rollout | None) -> R
     verdicts: dict[str, str] = {}
     if rollout is not None and rollout.guardrails is not None:
         judged = await state.live.figures(
-            model, versions, since=rollout.step_started_at, assigned_only=True
+            model, versions, since=judged_since(rollout), assigned_only=True
         )
         stable = judged.get(rollout.stable.version)
         for canary in rollout.canaries:

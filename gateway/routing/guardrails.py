@@ -19,6 +19,7 @@ from gateway.edge.metrics import GatewayMetrics
 from gateway.routing.interfaces import RoutingStorage
 from gateway.routing.live_figures import VersionFigures
 from gateway.routing.live_stats import LiveStats
+from gateway.routing.significance import error_rate_test, latency_test
 from gateway.routing.store import audit_entry
 from gateway.routing.table import Guardrails, Rollout, VersionRoute
 
@@ -38,28 +39,47 @@ class Verdict:
 
 
 def judge(guardrails: Guardrails, stable: VersionFigures, canary: VersionFigures) -> Verdict:
+    """A breach needs a difference past the guardrail's limit (material) that a one-sided
+    test finds significant at ``alpha``; the test, its statistic and p-value are in the
+    reason, which the audit entry keeps."""
     samples = f"{canary.requests} canary and {stable.requests} stable requests"
     if min(canary.requests, stable.requests) < guardrails.min_samples:
         return Verdict("", f"waiting for {guardrails.min_samples} requests each ({samples})", False)
+    alpha = guardrails.alpha
+    notes = []
     delta = canary.error_rate - stable.error_rate
     if delta > guardrails.max_error_rate_delta:
-        return Verdict(
-            "error_rate",
+        test = error_rate_test(canary.errors, canary.requests, stable.errors, stable.requests)
+        told = (
             f"error rate {canary.error_rate:.1%} against stable {stable.error_rate:.1%}"
-            f" (at most +{guardrails.max_error_rate_delta:.1%}) over {samples}",
-            True,
+            f" (at most +{guardrails.max_error_rate_delta:.1%}) over {samples}; {test.describe()}"
         )
+        if test.significant(alpha):
+            return Verdict("error_rate", told, True)
+        notes.append(f"{told}, not significant at {alpha:g}")
     canary_p95, stable_p95 = canary.latency_ms.get("p95"), stable.latency_ms.get("p95")
     if canary_p95 is not None and stable_p95:
         ratio = canary_p95 / stable_p95
         if ratio > guardrails.max_p95_ratio:
-            return Verdict(
-                "latency",
+            test = latency_test(canary.latency_bins, stable.latency_bins)
+            told = (
                 f"p95 latency {canary_p95:.1f} ms against stable {stable_p95:.1f} ms"
-                f" ({ratio:.2f}x, at most {guardrails.max_p95_ratio:.2f}x) over {samples}",
-                True,
+                f" ({ratio:.2f}x, at most {guardrails.max_p95_ratio:.2f}x) over {samples};"
+                f" {test.describe()}"
             )
-    return Verdict("", f"within limits over {samples}", True)
+            if test.significant(alpha):
+                return Verdict("latency", told, True)
+            notes.append(f"{told}, not significant at {alpha:g}")
+    return Verdict("", "; ".join(notes) or f"within limits over {samples}", True)
+
+
+def judged_since(rollout: Rollout) -> float | None:
+    """Where the judged figures start: the canary's last weight change plus the warm-up
+    (figures from before, of a rolled-back build or another share, must not judge it)."""
+    if rollout.step_started_at is None:
+        return None
+    warmup = rollout.guardrails.warmup_s if rollout.guardrails is not None else 0.0
+    return rollout.step_started_at + warmup
 
 
 def next_step(guardrails: Guardrails, weight: float) -> float | None:
@@ -91,11 +111,10 @@ class GuardrailKeeper:
             return ""
         stable = rollout.stable
         versions = [stable.version, *(c.version for c in live)]
-        # Only what was counted since the canary's weight was last set: figures from before
-        # (a rolled-back bad build, a smaller share) must not judge it now.
+        # Only what was counted since the canary's weight was last set (and warmed up).
         # Only randomly assigned requests: a caller who pins the canary must not decide it.
         figures = await self.live.figures(
-            rollout.model, versions, since=rollout.step_started_at, assigned_only=True
+            rollout.model, versions, since=judged_since(rollout), assigned_only=True
         )
         now = time.time() if now is None else now
         for canary in live:

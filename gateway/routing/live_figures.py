@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
 
@@ -119,9 +119,13 @@ class VersionFigures:
     ttft_ms: dict[str, float | None]  # time to first token (streams), same keys
     labels: dict[str, float]  # label -> share of labelled answers (sums to 1), {} when none
     pinned: int = 0  # of ``requests``, those pinned or allowlisted (not assigned at random)
+    latency_bins: dict[int, int] = field(default_factory=dict)
+    """The latency histogram itself (bin -> count), which the guardrails' test reads."""
 
     def public(self) -> dict[str, object]:
-        return asdict(self)
+        shown = asdict(self)
+        del shown["latency_bins"]
+        return shown
 
 
 def _quantiles_ms(bins: Mapping[int, int]) -> dict[str, float | None]:
@@ -139,12 +143,12 @@ def figures_of(
     ttft: dict[int, int] = defaultdict(int)
     labels: dict[str, int] = defaultdict(int)
     requests = errors = 0
-    for field, count in counts.items():
-        if field.startswith(PINNED):
+    for counter, count in counts.items():
+        if counter.startswith(PINNED):
             if assigned_only:
                 continue
-            field = field[len(PINNED) :]
-        kind, _, name = field.partition(":")
+            counter = counter[len(PINNED) :]
+        kind, _, name = counter.partition(":")
         if kind == "n":
             requests += count
         elif kind == "e":
@@ -169,4 +173,5 @@ def figures_of(
         ttft_ms=_quantiles_ms(ttft),
         labels={k: c / labelled for k, c in sorted(labels.items())} if labelled else {},
         pinned=0 if assigned_only else counts.get(PINNED + "n", 0),
+        latency_bins=dict(latency),
     )

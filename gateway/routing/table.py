@@ -62,6 +62,20 @@ class Guardrails(BaseModel):
     min_samples: int = Field(
         50, ge=1, description="Requests each version needs in the window before judging."
     )
+    alpha: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="Significance level: a canary past a limit is rolled back only when a"
+        " one-sided test (two-proportion z for errors, Mann-Whitney U for latency) finds it"
+        " worse than stable with a p-value below this.",
+    )
+    warmup_s: float = Field(
+        10.0,
+        ge=0,
+        description="Seconds after each weight change whose requests are not judged: cold"
+        " replicas and caches answer the first ones slowly.",
+    )
     steps: list[float] = Field(
         default_factory=list,
         description="Weights the canary is raised through while it stays within limits.",

@@ -108,6 +108,8 @@ def start(args: argparse.Namespace) -> int:
             ("max_error_rate_delta", args.max_error_rate_delta),
             ("max_p95_ratio", args.max_p95_ratio),
             ("min_samples", args.min_samples),
+            ("alpha", args.alpha),
+            ("warmup_s", args.warmup),
             ("step_interval_s", args.step_interval),
         )
         if value is not None
@@ -189,6 +191,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     started.add_argument("--max-error-rate-delta", type=float)
     started.add_argument("--max-p95-ratio", type=float)
     started.add_argument("--min-samples", type=int)
+    started.add_argument("--alpha", type=float, help="significance level of a breach (0.05)")
+    started.add_argument("--warmup", type=float, help="seconds not judged after a change (10)")
     started.add_argument("--steps", help="automatic steps, e.g. 5,25,50,100")
     started.add_argument("--step-interval", type=float, help="seconds at each step")
     add_common_options(started)
