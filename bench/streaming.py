@@ -1,6 +1,7 @@
-"""Streaming: the time to first token (TTFT) and the gaps between tokens of one greedy
-generation (64 new tokens) through the gateway's two streaming routes and directly over
-gRPC, and how soon a stream cut short resumes with ``Last-Event-ID``.
+"""Streaming: the time to first token (TTFT) and the gaps between streamed pieces (whole
+words, as the service sends them) of one greedy generation (64 new tokens) through the
+gateway's two streaming routes and directly over gRPC, and how soon a stream cut short
+resumes with ``Last-Event-ID``.
 
 The summarizer runs its default version, the gateway and Redis as ``switchyard up``
 starts them (a second gateway replica on the same Redis for the resume). Each route is
@@ -124,7 +125,8 @@ def ms(seconds: float) -> float:
 
 
 def path_figures(runs: list[Stream]) -> dict[str, float]:
-    """Medians over rounds of each generation's TTFT, median gap and p90 gap."""
+    """Medians over rounds of each generation's TTFT, median gap and p90 gap between
+    pieces, and its number of pieces."""
     return {
         "ttft_ms": ms(statistics.median(s.ttft_s for s in runs)),
         "gap_p50_ms": ms(statistics.median(statistics.median(s.gaps_s) for s in runs)),
@@ -164,7 +166,7 @@ def resume_figures(runs: list[Resumed]) -> dict[str, float]:
 
 def run(quick: bool, torch_threads: int) -> dict[str, object]:
     """Every path and both resumes in rotation, the summarizer as shipped."""
-    rounds = 2 if quick else 10
+    rounds = 2 if quick else 12
     with tempfile.TemporaryDirectory() as scratch, ExitStack() as stack:
         redis_server = stack.enter_context(local_redis(Path(scratch) / "redis"))
         key = asyncio.run(create_key(redis_server.url))
