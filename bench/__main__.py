@@ -19,7 +19,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="shorter runs (noisier)")
     parser.add_argument(
-        "--only", choices=("classifier", "summarizer", "gateway", "jobs", "bulk", "memory")
+        "--only",
+        choices=("classifier", "summarizer", "gateway", "streaming", "jobs", "bulk", "memory"),
     )
     parser.add_argument(
         "--json",
@@ -52,6 +53,10 @@ def main() -> int:
         from bench import gateway
 
         results["gateway"] = gateway.run(models_dir, args.quick, threads)
+    if args.only in (None, "streaming"):
+        from bench import streaming
+
+        results["streaming"] = streaming.run(args.quick, threads)
     if args.only in (None, "jobs"):
         from bench import jobs
 
