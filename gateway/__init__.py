@@ -25,6 +25,9 @@ from its own folder and from those listed before it, never from one listed after
 ``routing/``
     Which version answers: routing tables, their store and audit trail, the router,
     rollout operations, guardrails, live figures.
+``experiments/``
+    Outcomes callers report for their requests, attributed to the version that answered
+    each, and the statistics that compare the versions.
 ``jobs/``
     Batch jobs: uploaded files and their store, durable jobs with leases and
     checkpoints, the runner that sends their lines through the routes, and callbacks.

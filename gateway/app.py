@@ -22,6 +22,8 @@ from gateway.edge.drain import Drain
 from gateway.edge.metrics import GatewayMetrics
 from gateway.edge.middleware import RequestContextMiddleware
 from gateway.errors.handlers import install_error_handlers
+from gateway.experiments.answers import AnswerLog
+from gateway.experiments.outcomes import OutcomeStore
 from gateway.jobs.callbacks import BatchCallbacks
 from gateway.jobs.dispatch import InProcessSender
 from gateway.jobs.run_batch import JobContext
@@ -33,6 +35,7 @@ from gateway.routes import (
     backends_admin,
     batches,
     bulk,
+    experiments,
     files,
     openai_chat,
     operations,
@@ -146,6 +149,8 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
             runner,
             callbacks,
             generation_hub(settings, client),
+            AnswerLog(client),
+            OutcomeStore(client),
         )
         try:
             moved = await stores.keys.move_older_records()
@@ -159,6 +164,7 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
         keeper = GuardrailKeeper(stores.routing, live, metrics)
         tasks = [
             asyncio.create_task(live.run(LIVE_FLUSH_S)),
+            asyncio.create_task(app.state.gateway.answers.run(LIVE_FLUSH_S)),
             asyncio.create_task(keeper.run(settings.guardrail_interval_s, router.tables)),
         ]
         if runner is not None:
@@ -203,6 +209,7 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
     app.include_router(operations.router)
     app.include_router(admin.router)
     app.include_router(rollouts.router)
+    app.include_router(experiments.router)
     app.include_router(rollouts.unversioned_router, include_in_schema=False)
     app.include_router(backends_admin.router)
     app.include_router(page.router)

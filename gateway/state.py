@@ -10,6 +10,8 @@ from gateway.backends.endpoints import Backends
 from gateway.cache.interfaces import CacheStorage
 from gateway.edge.drain import Drain
 from gateway.edge.metrics import GatewayMetrics
+from gateway.experiments.answers import AnswerLog
+from gateway.experiments.outcomes import OutcomeStore
 from gateway.jobs.callbacks import BatchCallbacks
 from gateway.jobs.files import FileStorage
 from gateway.jobs.interfaces import JobStorage
@@ -44,4 +46,8 @@ class GatewayState:
     """This replica's batch runner; None when it runs none (``jobs_run``)."""
     callbacks: BatchCallbacks
     replay: GenerationHub
+    answers: AnswerLog
+    """Which version answered each caller's request, for outcomes reported later."""
+    outcomes: OutcomeStore
+    """Outcomes callers reported, per version."""
     """Streamed generations, kept for replay to reconnecting clients."""

@@ -21,6 +21,7 @@ LAYERS: list[set[str]] = [
     {"cache"},
     {"replay"},
     {"routing"},
+    {"experiments"},
     {"jobs"},
     {"settings", "stores", "state", "pipeline"},
     {"routes"},

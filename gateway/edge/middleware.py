@@ -159,6 +159,8 @@ class RequestContextMiddleware:
         state = getattr(scope["app"].state, "gateway", None)
         if state is None:
             return
+        if 200 <= status < 300:  # an answer the caller may report an outcome of
+            state.answers.note(record.caller, record.trace.request_id, model, version)
         state.live.record(
             model,
             version,

@@ -1,6 +1,6 @@
 """The ``switchyard`` command: ``serve`` and ``gateway`` run one part in this process,
-``up`` the local system, ``keys``, ``rollout`` and ``backends`` are an operator's, ``jobs``
-runs batch jobs, and ``models`` prepares the starter models.
+``up`` the local system, ``keys``, ``rollout``, ``experiment`` and ``backends`` are an
+operator's, ``jobs`` runs batch jobs, and ``models`` prepares the starter models.
 
 Each command lives in a module of this package and adds its own parser. The commands are
 the only part of ``switchyard`` that imports ``gateway`` or ``services``: the rest (the
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from switchyard.cli import backends, jobs, keys, models, rollout, serve, up
+from switchyard.cli import backends, experiments, jobs, keys, models, rollout, serve, up
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_parser(commands)
     keys.add_parser(commands)
     rollout.add_parser(commands)
+    experiments.add_parser(commands)
     backends.add_parser(commands)
     jobs.add_parser(commands)
     models.add_parser(commands)

@@ -37,6 +37,11 @@ class AdminApi:
         return cls(url, key)
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        reply = self.send(method, path, body)
+        return reply.json() if reply.content else None
+
+    def send(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        """The gateway's answer, whatever its type; a refusal ends the command."""
         try:
             reply = httpx.request(
                 method, self.url + path, json=body, headers=self.headers, timeout=TIMEOUT_S
@@ -49,7 +54,7 @@ class AdminApi:
             except (ValueError, KeyError, TypeError):
                 message = reply.text
             raise SystemExit(f"refused ({reply.status_code}): {message}")
-        return reply.json() if reply.content else None
+        return reply
 
 
 def add_common_options(parser: argparse.ArgumentParser, reason: bool = True) -> None:
