@@ -21,7 +21,6 @@ MODEL_ONLY = frozenset(
         "transformers",
         "tokenizers",
         "safetensors",
-        "numpy",
         "gguf",
         "accelerate",
         "onnxruntime",
@@ -30,7 +29,8 @@ MODEL_ONLY = frozenset(
         "ctranslate2",
     }
 )
-"""Distribution names (as pyproject.toml lists them) the gateway image leaves out."""
+"""Distribution names (as pyproject.toml lists them) the gateway image leaves out. (numpy
+stays: the guardrails' and experiments' statistics run on scipy, which needs it.)"""
 
 
 def distribution_name(requirement: str) -> str:
