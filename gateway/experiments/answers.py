@@ -2,8 +2,9 @@
 reports later (``POST /v1/feedback``) is attributed to it.
 
 Never written on a request's path: answers are noted in memory and written to Redis in
-one pipeline a second (``run``), where they live ``ttl_s``. Without Redis, the most
-recent ``max_local`` answers are kept in this process.
+one pipeline a second (``run``), where they live ``ttl_s``. The most recent answers are
+also kept in this process, so that a report right after its answer needs no round trip:
+``RECENT`` of them beside Redis, ``max_local`` without it (where they are all there is).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ log = logging.getLogger(__name__)
 Answer = tuple[str, str]
 """(model, version)."""
 
+RECENT = 10_000
+"""Answers kept in memory beside Redis (about 3 MB)."""
+
 
 class AnswerLog:
     def __init__(
@@ -33,7 +37,7 @@ class AnswerLog:
         self._client = client
         self._ttl_s = ttl_s
         self._prefix = prefix
-        self._max_local = max_local
+        self._max_local = max_local if client is None else min(max_local, RECENT)
         self._pending: dict[tuple[str, str], Answer] = {}
         self._local: OrderedDict[tuple[str, str], Answer] = OrderedDict()
         """Recent answers (all of them without Redis): a lookup needs no round trip."""
