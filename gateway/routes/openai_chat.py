@@ -12,7 +12,7 @@ reconnect with ``Last-Event-ID`` resumes it (``replay_stream``).
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncGenerator
@@ -48,7 +48,12 @@ from gateway.routes.openai_stream import (
     payload_events,
     usage_of,
 )
-from gateway.routes.replay_stream import first_message, next_message, resume, start_generation
+from gateway.routes.replay_stream import (
+    first_message,
+    generation_messages,
+    resume,
+    start_generation,
+)
 from gateway.routes.responses import CALLER, JSON_BODY, MODEL_CALL, Responses, json_answer, refusals
 from gateway.routes.summary_stream import max_new_tokens
 from gateway.state import GatewayState
@@ -222,39 +227,17 @@ async def _payloads(
     lease: str | None,
 ) -> AsyncGenerator[Payload, None]:
     """The payloads of one stream (see ``openai_stream``); ends early, with an error
-    envelope, when the backend fails or the gateway drains. Closing it cancels the call;
-    the caller's stream slot and tokens are settled before the last payload."""
-    state = plan.state
-    metrics = state.metrics
-    settlement = generation.StreamSettlement(state.limits, plan.caller, lease)
+    envelope, when the backend fails or the gateway drains. Closing it cancels the call."""
     request_id = request_context.current().trace.request_id
-    metrics.open_streams.inc()
-    streamed = metrics.streamed_tokens.labels(first.model, first.version)
-    drained = asyncio.ensure_future(state.drain.started.wait())
-    try:
-        message = first
-        while True:
-            settlement.generated_tokens = message.generated_tokens
-            if message.text:
-                streamed.inc()
+    async with contextlib.aclosing(generation_messages(plan, call, first, lease)) as messages:
+        async for message in messages:
+            if isinstance(message, ApiError):
+                yield _error(message, request_id)
+                return
             for chunk in chunks.of(message):
                 yield chunk
             if message.HasField("usage"):
-                settlement.generated_tokens = message.usage.generated_tokens
-                await settlement.now()  # before the end reaches the caller
                 yield DONE
-                return
-            found = await next_message(call, drained, summarizer_pb2.GenerateResponse)
-            if isinstance(found, ApiError):
-                await settlement.now()
-                yield _error(found, request_id)
-                return
-            message = found
-    finally:
-        drained.cancel()
-        call.cancel()  # the stream ended, failed or was given up: stop generating
-        metrics.open_streams.dec()
-        settlement.later()
 
 
 def _error(error: ApiError, request_id: str) -> Payload:

@@ -28,6 +28,7 @@ from gateway.errors.refusals import (
     PermissionDenied,
     Unavailable,
 )
+from gateway.limits import generation
 from gateway.pipeline import PlannedCall
 from gateway.replay.events import (
     LostEvent,
@@ -39,6 +40,7 @@ from gateway.replay.events import (
     parse_event_id,
 )
 from gateway.state import GatewayState
+from switchyard.summarizer.v1 import summarizer_pb2
 
 M = TypeVar("M")
 
@@ -59,7 +61,54 @@ async def first_message(
     return first
 
 
-async def next_message(
+Message = TypeVar(
+    "Message", summarizer_pb2.SummarizeStreamResponse, summarizer_pb2.GenerateResponse
+)
+
+
+async def generation_messages(
+    plan: PlannedCall,
+    call: aio.UnaryStreamCall[Any, Message],
+    first: Message,
+    lease: str | None,
+) -> AsyncGenerator[Message | ApiError, None]:
+    """A generation's messages from ``first`` to the one with the usage, or up to the
+    refusal that ends it early (the backend failing, the gateway draining), which comes
+    last. The caller's stream slot and tokens (as the service counts them) are settled
+    before that last item, so the caller's next call sees them. Closing this (the
+    generation given up) cancels the call."""
+    state = plan.state
+    metrics = state.metrics
+    settlement = generation.StreamSettlement(state.limits, plan.caller, lease)
+    metrics.open_streams.inc()
+    pieces = metrics.streamed_tokens.labels(first.model, first.version)
+    drained = asyncio.ensure_future(state.drain.started.wait())
+    try:
+        message = first
+        while True:
+            settlement.generated_tokens = max(settlement.generated_tokens, message.generated_tokens)
+            if message.text:
+                pieces.inc()
+            if message.HasField("usage"):
+                settlement.generated_tokens = message.usage.generated_tokens
+                await settlement.now()
+                yield message
+                return
+            yield message
+            found = await _next_message(call, drained, type(first))
+            if isinstance(found, ApiError):
+                await settlement.now()
+                yield found
+                return
+            message = found
+    finally:
+        drained.cancel()
+        call.cancel()  # the generation ended, failed or was given up: stop generating
+        metrics.open_streams.dec()
+        settlement.later()
+
+
+async def _next_message(
     call: aio.UnaryStreamCall[Any, M],
     drained: asyncio.Future[Any],
     message_type: type[M],

@@ -4,7 +4,7 @@ the slot and the token budget settled when the generation ends."""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncGenerator
@@ -18,7 +18,7 @@ from gateway.errors.refusals import ApiError, Unavailable, envelope
 from gateway.limits import generation
 from gateway.pipeline import PlannedCall
 from gateway.replay.events import ReplayEvent
-from gateway.routes.replay_stream import first_message, next_message, start_generation
+from gateway.routes.replay_stream import first_message, generation_messages, start_generation
 from gateway.routes.schemas import DoneEvent, SummarizeBody, TokenEvent, Usage
 from switchyard.summarizer.v1 import summarizer_pb2
 
@@ -100,43 +100,23 @@ async def _events(
 ) -> AsyncGenerator[ReplayEvent, None]:
     """The events of one summary: ``token``s, then ``done`` with the usage, or an
     ``error`` when the backend fails or the gateway drains. Closing it cancels the call."""
-    state = plan.state
-    metrics = state.metrics
-    settlement = generation.StreamSettlement(state.limits, plan.caller, lease)
     request_id = request_context.current().trace.request_id
-    metrics.open_streams.inc()
-    drained = asyncio.ensure_future(state.drain.started.wait())
-    tokens = metrics.streamed_tokens.labels(first.model, first.version)
-    try:
-        message = first
-        while True:
-            settlement.generated_tokens = max(settlement.generated_tokens, message.generated_tokens)
+    async with contextlib.aclosing(generation_messages(plan, call, first, lease)) as messages:
+        async for message in messages:
+            if isinstance(message, ApiError):
+                yield _error_event(message, request_id)
+                return
             if message.text:
-                tokens.inc()
                 event = TokenEvent(text=message.text, index=message.index)
                 yield ReplayEvent(event.model_dump_json(), "token")
             if message.HasField("usage"):
-                settlement.generated_tokens = message.usage.generated_tokens
                 done = DoneEvent(
                     model=message.model,
                     version=message.version,
                     request_id=request_id,
                     usage=usage_from(message.usage),
                 )
-                await settlement.now()  # before the end reaches the caller
                 yield ReplayEvent(done.model_dump_json(), "done", last=True)
-                return
-            found = await next_message(call, drained, summarizer_pb2.SummarizeStreamResponse)
-            if isinstance(found, ApiError):
-                await settlement.now()
-                yield _error_event(found, request_id)
-                return
-            message = found
-    finally:
-        drained.cancel()
-        call.cancel()  # the generation ends, fails or was given up: stop generating
-        metrics.open_streams.dec()
-        settlement.later()
 
 
 def _error_event(error: ApiError, request_id: str | None = None) -> ReplayEvent:
