@@ -46,8 +46,10 @@ class AnswerLog:
         if not (caller and request_id and model and version):
             return
         key = (caller, request_id)
-        self._local[key] = self._pending[key] = (model, version)
+        self._local[key] = (model, version)
         self._local.move_to_end(key)
+        if self._client is not None:
+            self._pending[key] = (model, version)
         while len(self._local) > self._max_local:
             self._local.popitem(last=False)
 
@@ -64,7 +66,6 @@ class AnswerLog:
 
     async def flush(self) -> None:
         if self._client is None:
-            self._pending.clear()
             return
         batch, self._pending = self._pending, {}
         if not batch:

@@ -14,6 +14,7 @@ import numpy as np
 from scipy import stats
 
 from gateway.experiments.outcomes import Outcome
+from gateway.routing.significance import pooled_z
 
 CONFIDENCE = 0.95
 MIN_RATE_COUNT = 5
@@ -120,9 +121,8 @@ def _compare_rates(hits: int, n: int, base: list[Outcome]) -> tuple[Comparison |
     base_hits, base_n = sum(1 for v in base if v is True), len(base)
     if min(hits, n - hits, base_hits, base_n - base_hits) < MIN_RATE_COUNT:
         return None, f"too few to tell: need {MIN_RATE_COUNT} of each outcome in each version"
-    pooled = (hits + base_hits) / (n + base_n)
-    spread = math.sqrt(pooled * (1 - pooled) * (1 / n + 1 / base_n))
-    z = (hits / n - base_hits / base_n) / spread
+    z = pooled_z(hits, n, base_hits, base_n)
+    assert z is not None  # both outcomes seen in both versions
     p = float(2 * stats.norm.sf(abs(z)))
     return Comparison("two-proportion z", z, p), _verdict(p)
 

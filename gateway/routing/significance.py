@@ -32,19 +32,25 @@ class TestResult:
         return f"{self.test} {self.statistic:.3g}, p={self.p_value:.3g}"
 
 
+def pooled_z(hits: int, n: int, base_hits: int, base_n: int) -> float | None:
+    """The pooled two-proportion z statistic of ``hits/n`` against ``base_hits/base_n``;
+    None when there is no difference to test (no samples, or one outcome only)."""
+    if min(n, base_n) <= 0:
+        return None
+    pooled = (hits + base_hits) / (n + base_n)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / n + 1 / base_n))
+    if spread == 0:  # no errors at all, or nothing but errors
+        return None
+    return (hits / n - base_hits / base_n) / spread
+
+
 def error_rate_test(
     canary_errors: int, canary_requests: int, stable_errors: int, stable_requests: int
 ) -> TestResult:
     """The pooled two-proportion z-test of a higher canary error rate."""
-    if min(canary_requests, stable_requests) <= 0:
+    z = pooled_z(canary_errors, canary_requests, stable_errors, stable_requests)
+    if z is None:
         return TestResult("two-proportion z", 0.0, 1.0)
-    p_canary = canary_errors / canary_requests
-    p_stable = stable_errors / stable_requests
-    pooled = (canary_errors + stable_errors) / (canary_requests + stable_requests)
-    spread = math.sqrt(pooled * (1 - pooled) * (1 / canary_requests + 1 / stable_requests))
-    if spread == 0:  # no errors at all, or nothing but errors: no difference to test
-        return TestResult("two-proportion z", 0.0, 1.0)
-    z = (p_canary - p_stable) / spread
     return TestResult("two-proportion z", z, float(stats.norm.sf(z)))
 
 
