@@ -25,6 +25,9 @@ from its own folder and from those listed before it, never from one listed after
 ``routing/``
     Which version answers: routing tables, their store and audit trail, the router,
     rollout operations, guardrails, live figures.
+``shadow/``
+    Shadow traffic: copies of stable's requests sent to a candidate version that answers
+    no one, and how far the two agree (shared by every replica).
 ``experiments/``
     Outcomes callers report for their requests, attributed to the version that answered
     each, and the statistics that compare the versions.

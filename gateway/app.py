@@ -42,6 +42,7 @@ from gateway.routes import (
     page,
     predict,
     rollouts,
+    shadow,
     summarize,
 )
 from gateway.routes.openapi import install_openapi
@@ -50,6 +51,8 @@ from gateway.routing.guardrails import GuardrailKeeper
 from gateway.routing.live_stats import LiveStats
 from gateway.routing.router import Router, load_rollouts_file
 from gateway.settings import GatewaySettings
+from gateway.shadow.agreement import ShadowAgreement
+from gateway.shadow.mirror import ShadowMirror
 from gateway.state import GatewayState
 from gateway.stores import generation_hub, shared_stores
 
@@ -130,6 +133,15 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
         )
         live = LiveStats(client, window_s=settings.live_window_s, bucket_s=settings.live_bucket_s)
         router = Router(stores.routing, backends, settings.routing_follow_s, metrics)
+        agreement = ShadowAgreement(client)
+        mirror = ShadowMirror(
+            backends,
+            router,
+            agreement,
+            metrics,
+            timeout_s=settings.shadow_timeout_s,
+            concurrency=settings.shadow_concurrency,
+        )
         app.state.gateway = GatewayState(
             settings,
             backends,
@@ -151,6 +163,7 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
             generation_hub(settings, client),
             AnswerLog(client),
             OutcomeStore(client),
+            mirror,
         )
         try:
             moved = await stores.keys.move_older_records()
@@ -166,6 +179,7 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
             asyncio.create_task(live.run(LIVE_FLUSH_S)),
             asyncio.create_task(app.state.gateway.answers.run(LIVE_FLUSH_S)),
             asyncio.create_task(keeper.run(settings.guardrail_interval_s, router.tables)),
+            asyncio.create_task(agreement.run(LIVE_FLUSH_S)),
         ]
         if runner is not None:
             tasks.append(asyncio.create_task(runner.run()))
@@ -176,6 +190,7 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
                 task.cancel()
 
             async def close_all() -> None:
+                await mirror.close()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 await app.state.gateway.replay.close()
                 await router.close()
@@ -209,6 +224,7 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
     app.include_router(operations.router)
     app.include_router(admin.router)
     app.include_router(rollouts.router)
+    app.include_router(shadow.router)
     app.include_router(experiments.router)
     app.include_router(rollouts.unversioned_router, include_in_schema=False)
     app.include_router(backends_admin.router)

@@ -19,7 +19,9 @@ order they are taken:
 
 8. the cached answers, those read in step 6 or looked up now (``cached_results``);
 9. the backend call for the rest, the time left its gRPC deadline (``call_backend``);
-10. the answer as JSON (or events), or the error in its envelope (``gateway.errors``).
+10. the answer as JSON (or events), or the error in its envelope (``gateway.errors``);
+11. a copy of a request stable answered for the shadow version, if the table has one
+    (``stable_call`` describes it, ``gateway.shadow.mirror`` decides and sends it).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from gateway.edge import request_context
 from gateway.errors.grpc_status import from_grpc
 from gateway.errors.refusals import ApiError, DeadlineExceeded, InvalidArgument, Unavailable
 from gateway.routing.router import Target
+from gateway.shadow.mirror import StableCall
 from gateway.state import GatewayState
 
 T = TypeVar("T")
@@ -224,3 +227,18 @@ async def call_backend(service: str, call: Awaitable[T]) -> T:
         raise from_grpc(error, service) from None
     finally:
         request_context.current().backend_s = time.perf_counter() - started
+
+
+def stable_call(plan: PlannedCall, service: str, answered: str) -> StableCall:
+    """What a shadow mirror repeats of a backend call ``answered`` (a version) has just
+    answered: its route, its trace, and the backend time ``call_backend`` noted."""
+    trace = tuple(item for item in plan.metadata if item[0] != PRIORITY_METADATA)
+    return StableCall(
+        service,
+        plan.target.model,
+        answered,
+        plan.target.reason,
+        plan.request_id,
+        trace,
+        request_context.current().backend_s or 0.0,
+    )

@@ -138,6 +138,15 @@ class GatewaySettings(BaseSettings):
     guardrail_interval_s: float = Field(
         5.0, gt=0, description="How often canaries are judged against their guardrails."
     )
+    shadow_timeout_s: float = Field(
+        5.0, gt=0, description="Deadline of each call copied to a shadow version."
+    )
+    shadow_concurrency: int = Field(
+        4,
+        ge=1,
+        description="Most shadow calls this replica runs at once; past that a copy is"
+        " dropped (and counted), never queued.",
+    )
     judged_min_budget_s: float = Field(
         1.0,
         ge=0,

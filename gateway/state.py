@@ -23,6 +23,7 @@ from gateway.routing.interfaces import RoutingStorage
 from gateway.routing.live_stats import LiveStats
 from gateway.routing.router import Router
 from gateway.settings import GatewaySettings
+from gateway.shadow.mirror import ShadowMirror
 
 
 @dataclass
@@ -50,4 +51,6 @@ class GatewayState:
     """Which version answered each caller's request, for outcomes reported later."""
     outcomes: OutcomeStore
     """Outcomes callers reported, per version."""
+    shadow: ShadowMirror
+    """Copies of stable's requests for shadow versions, and their agreement."""
     """Streamed generations, kept for replay to reconnecting clients."""

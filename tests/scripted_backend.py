@@ -46,6 +46,10 @@ class Script:
     """The versions this backend hosts (the first is its default)."""
     classify_delay_s: float = 0.0
     label: str = "scripted"
+    labels_by_text: dict[str, str] = field(default_factory=dict)
+    """Labels for particular texts (the others get ``label``)."""
+    hold_classify: bool = False
+    """Keep each Classify call waiting until ``release`` is set."""
 
 
 def _models(script: Script) -> list[models_pb2.ModelInfo]:
@@ -70,15 +74,25 @@ class ScriptedClassifier(classifier_pb2_grpc.ClassifierServiceServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no {request.model} {version}")
         if script.classify_delay_s:
             await asyncio.sleep(script.classify_delay_s)
+        if script.hold_classify:
+            await asyncio.get_running_loop().run_in_executor(None, script.release.wait, 60)
         if script.classify_code is not grpc.StatusCode.OK:
             context.set_trailing_metadata(script.trailing_metadata)
             await context.abort(script.classify_code, script.classify_message)
-        label = classifier_pb2.LabelScore(label=script.label, score=1.0)
         return classifier_pb2.ClassifyResponse(
             model=script.model,
             version=version,
             request_id=request.request_id,
-            results=[classifier_pb2.Classification(labels=[label]) for _ in request.texts],
+            results=[
+                classifier_pb2.Classification(
+                    labels=[
+                        classifier_pb2.LabelScore(
+                            label=script.labels_by_text.get(text, script.label), score=1.0
+                        )
+                    ]
+                )
+                for text in request.texts
+            ],
         )
 
     async def ClassifyStream(

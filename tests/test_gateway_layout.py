@@ -21,6 +21,7 @@ LAYERS: list[set[str]] = [
     {"cache"},
     {"replay"},
     {"routing"},
+    {"shadow"},
     {"experiments"},
     {"jobs"},
     {"settings", "stores", "state", "pipeline"},

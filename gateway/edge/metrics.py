@@ -64,6 +64,13 @@ class GatewayMetrics:
             ["model", "version"],
             registry=self.registry,
         )
+        self.shadow_requests = Counter(
+            "switchyard_gateway_shadow_requests",
+            "Copies of stable's requests for a shadow version, by outcome: compared, failed"
+            " (an error or its deadline), dropped (this replica's shadow calls all busy).",
+            ["model", "version", "outcome"],
+            registry=self.registry,
+        )
         self.routing_revision = Gauge(
             "switchyard_gateway_routing_revision",
             "Revision of the routing tables this replica routes with.",

@@ -5,7 +5,6 @@ With too few outcomes to tell, the result says so instead of guessing."""
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from scipy import stats
 
 from gateway.experiments.outcomes import Outcome
 from gateway.routing.significance import pooled_z
+from gateway.routing.significance import wilson as wilson  # the experiments' rates use it
 
 CONFIDENCE = 0.95
 MIN_RATE_COUNT = 5
@@ -78,7 +78,7 @@ def _row(
 ) -> VariantResult:
     if kind == "rate":
         hits, n = sum(1 for v in values if v is True), len(values)
-        low, high = wilson(hits, n)
+        low, high = wilson(hits, n, CONFIDENCE)
         compared, note = BASELINE if is_base else _compare_rates(hits, n, base)
         return VariantResult(version, kind, n, hits / n, low, high, {}, is_base, compared, note)
     if kind == "mean":
@@ -95,15 +95,6 @@ def _row(
     return VariantResult(
         version, kind, len(values), None, None, None, shares, is_base, compared, note
     )
-
-
-def wilson(hits: int, n: int) -> tuple[float, float]:
-    """The Wilson score interval of a rate (good at small n and at rates near 0 or 1)."""
-    z = float(stats.norm.ppf(0.5 + CONFIDENCE / 2))
-    rate = hits / n
-    middle = (rate + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, middle - half), min(1.0, middle + half)
 
 
 def t_interval(numbers: np.ndarray[tuple[int], np.dtype[np.float64]]) -> tuple[float, float]:

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 
 from gateway.cache.prediction import cached_results
 from gateway.edge import request_context
-from gateway.pipeline import ModelCall, PlannedCall, call_backend, plan_call
+from gateway.pipeline import ModelCall, PlannedCall, call_backend, plan_call, stable_call
 from gateway.routes.bodies import (
     PINNED_PREFIX,
     documented,
@@ -80,6 +80,8 @@ async def classify(request: Request, state: State) -> object:
             ),
         )
         request_context.current().answered_by(reply.model, reply.version)
+        shadow = stable_call(plan, "classifier", reply.version)
+        plan.state.shadow.classify(shadow, wanted, reply.results)
         results = [
             Classification(labels=[LabelScore(label=s.label, score=s.score) for s in r.labels])
             for r in reply.results
@@ -141,6 +143,7 @@ async def ner(request: Request, state: State) -> object:
             for r in reply.results
         ]
         request_context.current().answered_by(reply.model, reply.version)
+        plan.state.shadow.ner(stable_call(plan, "ner", reply.version), wanted, reply.results)
         return results, reply.version
 
     results, hits, _ = await cached_results(

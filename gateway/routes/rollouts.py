@@ -100,6 +100,11 @@ class RolloutStatus(BaseModel):
         default_factory=list,
         description="Every version the backends host for the model, table or not.",
     )
+    shadow: dict[str, Any] | None = Field(
+        None,
+        description="The shadow version, its share, and its agreement with stable so far"
+        " ({kind, n, value, low, high, ...}); None without a shadow.",
+    )
 
 
 class AuditList(BaseModel):
@@ -112,7 +117,7 @@ async def _optional_body(request: Request, kind: type[Body]) -> Body:
 
 
 def _ops(state: GatewayState) -> RolloutOps:
-    return RolloutOps(state.routing, state.backends)
+    return RolloutOps(state.routing, state.backends, state.shadow.evidence)
 
 
 async def _applied(state: GatewayState, rollout: Rollout) -> RolloutStatus:
@@ -144,6 +149,7 @@ async def _status(state: GatewayState, model: str, rollout: Rollout | None) -> R
             if entry.name == model
             for v in entry.versions
         ],
+        shadow=await state.shadow.status(rollout),
     )
 
 

@@ -13,7 +13,7 @@ from gateway.edge import request_context
 from gateway.edge.disconnect import unless_client_leaves
 from gateway.errors.refusals import InvalidArgument, Unauthenticated
 from gateway.limits import generation
-from gateway.pipeline import ModelCall, call_backend, plan_call
+from gateway.pipeline import ModelCall, call_backend, plan_call, stable_call
 from gateway.routes.bodies import (
     PINNED_PREFIX,
     VERSION_PIN_DOC,
@@ -80,6 +80,8 @@ async def summarize(request: Request, state: State) -> object:
     model = model_of(request, body.model)
     plan = await plan_call(request, state, ModelCall("summarizer", model, version_pin(request)))
     tokens = await max_new_tokens(plan, body.max_new_tokens)
+    options = body.generation()
+    options["max_new_tokens"] = tokens
     # An abandoned summary stops generating, rather than holding the model to its end.
     reply = await unless_client_leaves(
         request,
@@ -87,7 +89,7 @@ async def summarize(request: Request, state: State) -> object:
             "summarizer",
             plan.endpoint.summarizer.summarize(
                 body.text,
-                **(body.generation() | {"max_new_tokens": tokens}),
+                **options,
                 model=plan.target.model,
                 version=plan.target.version,
                 request_id=plan.request_id,
@@ -97,6 +99,9 @@ async def summarize(request: Request, state: State) -> object:
         ),
     )
     request_context.current().answered_by(reply.model, reply.version)
+    shadow = stable_call(plan, "summarizer", reply.version)
+    plan.state.shadow.summarize(shadow, body.text, dict(options), reply.summary)
+    # The shadow's tokens are not the caller's: only stable's are spent.
     await generation.spend(plan.state.limits, plan.caller, reply.usage.generated_tokens)
     return json_answer(
         SummarizeAnswer(

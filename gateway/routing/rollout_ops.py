@@ -18,6 +18,7 @@ from gateway.backends.endpoints import SERVICES, Backends
 from gateway.errors.refusals import FailedPrecondition, InvalidArgument, NotFound
 from gateway.errors.validation import validation_message
 from gateway.routing.interfaces import RoutingStorage
+from gateway.routing.shadow_ops import AgreementSource, require_agreement
 from gateway.routing.store import audit_entry
 from gateway.routing.table import Guardrails, Rollout, VersionRoute
 from switchyard.common.v1 import models_pb2
@@ -29,9 +30,13 @@ Change = Callable[[Rollout | None], Rollout]
 
 
 class RolloutOps:
-    def __init__(self, store: RoutingStorage, backends: Backends) -> None:
+    def __init__(
+        self, store: RoutingStorage, backends: Backends, agreement: AgreementSource | None = None
+    ) -> None:
         self.store = store
         self.backends = backends
+        self.agreement = agreement
+        """Shadow agreement, for guardrails that want it before a canary starts."""
 
     def service_of(self, model: str) -> str:
         for service in SERVICES:
@@ -93,6 +98,10 @@ class RolloutOps:
         if stable is not None:
             self.check_version(model, stable, True)
         default_stable = stable or self.default_version(model)
+        if guardrails is not None and guardrails.min_shadow_agreement is not None:
+            current = await self.store.get(model)
+            base = current.stable.version if current is not None else default_stable
+            await require_agreement(self.agreement, model, base, canary, guardrails)
         now = time.time()
 
         def start(before: Rollout | None) -> Rollout:
@@ -122,6 +131,7 @@ class RolloutOps:
                 paused=False,
                 revision=before.revision if before is not None else 0,
                 step_started_at=now,
+                shadow=before.shadow if before is not None else None,
             )
 
         return await self.change(model, actor, "start", reason, start)
@@ -175,8 +185,15 @@ class RolloutOps:
                     versions.append(VersionRoute(version=old, state="deprecated", sunset=sunset))
                 else:
                     versions.append(v)
+            # A shadow of the promoted version would now shadow itself: it ends.
+            shadow = table.shadow if table.shadow and table.shadow.version != canary else None
             return table.model_copy(
-                update={"versions": versions, "paused": False, "step_started_at": None}
+                update={
+                    "versions": versions,
+                    "paused": False,
+                    "step_started_at": None,
+                    "shadow": shadow,
+                }
             )
 
         return await self.change(model, actor, "promote", reason, promote)

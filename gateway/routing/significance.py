@@ -1,6 +1,7 @@
 """Whether a canary is worse than stable, or only looks worse by chance: a one-sided
 two-proportion z-test for error rates, and a one-sided Mann-Whitney U test for latency
-read from the shared latency histograms (scipy's implementations).
+read from the shared latency histograms (scipy's implementations); and the Wilson
+interval of a rate, which experiments and shadow agreement share.
 
 A guardrail rolls a canary back only on a difference that is both significant (the test's
 p-value under ``alpha``) and material (past the guardrail's limit): with few samples a
@@ -42,6 +43,15 @@ def pooled_z(hits: int, n: int, base_hits: int, base_n: int) -> float | None:
     if spread == 0:  # no errors at all, or nothing but errors
         return None
     return (hits / n - base_hits / base_n) / spread
+
+
+def wilson(hits: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of a rate (good at small n and at rates near 0 or 1)."""
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    rate = hits / n
+    middle = (rate + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, middle - half), min(1.0, middle + half)
 
 
 def error_rate_test(

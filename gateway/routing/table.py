@@ -81,6 +81,13 @@ class Guardrails(BaseModel):
         description="Weights the canary is raised through while it stays within limits.",
     )
     step_interval_s: float = Field(300.0, gt=0, description="Time spent at each step.")
+    min_shadow_agreement: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="A canary may start only after shadowing the stable version with at"
+        " least min_samples comparisons whose agreement's lower 95% bound reaches this.",
+    )
 
     @model_validator(mode="after")
     def _steps_rise_within_0_to_100(self) -> Guardrails:
@@ -89,6 +96,15 @@ class Guardrails(BaseModel):
         if any(b <= a for a, b in zip(self.steps, self.steps[1:], strict=False)):
             raise ValueError("steps must rise")
         return self
+
+
+class Shadow(BaseModel):
+    """A version that gets a copy of a share of stable's requests and answers no one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str = Field(min_length=1, max_length=64)
+    share: float = Field(ge=0, le=100, description="Percent of stable's requests mirrored.")
 
 
 class Rollout(BaseModel):
@@ -108,6 +124,9 @@ class Rollout(BaseModel):
     step_started_at: float | None = Field(
         None, description="When the canary reached its current weight (epoch seconds)."
     )
+    shadow: Shadow | None = Field(
+        None, description="A version that answers copies of stable's requests, to no one."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Rollout:
@@ -126,6 +145,8 @@ class Rollout(BaseModel):
             route = self.route_of(version)
             if route is None or route.state == "retired":
                 raise ValueError(f"the allowlist sends {caller} to {version}, not a live version")
+        if self.shadow is not None and self.shadow.version == self.stable.version:
+            raise ValueError(f"{self.shadow.version} is the stable version: it cannot shadow")
         return self
 
     @property

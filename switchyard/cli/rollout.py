@@ -1,5 +1,5 @@
 """``switchyard rollout status|start|set-weight|pause|resume|promote|rollback|deprecate|
-retire|allow|disallow|audit``: canary rollouts and routing tables, through a gateway's
+retire|allow|disallow|shadow|audit``: canary rollouts and routing tables, through a gateway's
 admin API (``switchyard.cli.admin_api`` says which gateway, with which key)."""
 
 from __future__ import annotations
@@ -19,6 +19,36 @@ def _percent(value: float | None) -> str:
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
+
+
+AGREEMENT_NAMES = {"labels": "agreement", "entities": "entity F1", "text": "ROUGE-L"}
+
+
+def format_shadow(shadow: dict[str, Any]) -> str:
+    """One line (two with latency) on the shadow version and how far it agrees."""
+    found = shadow["agreement"]
+    name = AGREEMENT_NAMES.get(found["kind"], "agreement")
+    if found["value"] is None:
+        figure = f"{name} -"
+    elif found["low"] is None:
+        figure = f"{name} {found['value']:.1%}"
+    else:
+        figure = f"{name} {found['value']:.1%} (95% CI {found['low']:.1%}\u2013{found['high']:.1%})"
+    extra = ""
+    if found.get("mean_score_diff") is not None:
+        extra = f"; mean score difference {found['mean_score_diff']:.3f}"
+    if found.get("length_ratio") is not None:
+        extra = f"; length ratio {found['length_ratio']:.2f}"
+    latency = (
+        f"latency stable {_ms(found['stable_latency_ms'])} ms,"
+        f" shadow {_ms(found['shadow_latency_ms'])} ms (p95"
+        f" {_ms(found['stable_latency_p95_ms'])} / {_ms(found['shadow_latency_p95_ms'])} ms);"
+        f" {found['failed']} failed, {found['dropped']} dropped"
+    )
+    return (
+        f"shadow {shadow['version']} ({shadow['share']:g}% of stable's requests): {figure},"
+        f" n={found['n']}{extra}\n  {latency}"
+    )
 
 
 def format_status(status: dict[str, Any]) -> str:
@@ -70,6 +100,8 @@ def format_status(status: dict[str, Any]) -> str:
             lines.append(f"{'':<10}sunset {v['sunset']}")
     for version, verdict in status["guardrails"].items():
         lines.append(f"guardrails, {version}: {verdict}")
+    if status.get("shadow"):
+        lines.append(format_shadow(status["shadow"]))
     if rollout is not None:
         for caller, version in rollout["allowlist"].items():
             lines.append(f"allowlist: {caller} -> {version}")
@@ -111,6 +143,7 @@ def start(args: argparse.Namespace) -> int:
             ("alpha", args.alpha),
             ("warmup_s", args.warmup),
             ("step_interval_s", args.step_interval),
+            ("min_shadow_agreement", args.min_shadow_agreement),
         )
         if value is not None
     }
@@ -161,6 +194,18 @@ def disallow(args: argparse.Namespace) -> int:
     return _show(args, AdminApi.from_args(args).call("DELETE", path))
 
 
+def shadow(args: argparse.Namespace) -> int:
+    api = AdminApi.from_args(args)
+    if args.stop:
+        if args.version or args.share is not None:
+            raise SystemExit("--stop takes no version and no --share")
+        return _show(args, api.call("DELETE", _path(args.model, "shadow"), {"reason": args.reason}))
+    if not args.version or args.share is None:
+        raise SystemExit("give the shadow version and --share (or --stop)")
+    body = {"version": args.version, "share": args.share, "reason": args.reason}
+    return _show(args, api.call("POST", _path(args.model, "shadow"), body))
+
+
 def audit(args: argparse.Namespace) -> int:
     path = _path(args.model, "audit") + f"?limit={args.limit}"
     entries = AdminApi.from_args(args).call("GET", path)["entries"]
@@ -195,6 +240,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     started.add_argument("--warmup", type=float, help="seconds not judged after a change (10)")
     started.add_argument("--steps", help="automatic steps, e.g. 5,25,50,100")
     started.add_argument("--step-interval", type=float, help="seconds at each step")
+    started.add_argument(
+        "--min-shadow-agreement",
+        type=float,
+        help="refuse the start unless the version's shadow agreement (lower 95%% bound,"
+        " over --min-samples comparisons) reaches this (0-1)",
+    )
     add_common_options(started)
     started.set_defaults(run=start)
 
@@ -244,6 +295,16 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     unlisted.add_argument("caller")
     add_common_options(unlisted, reason=False)
     unlisted.set_defaults(run=disallow)
+
+    shadowed = actions.add_parser(
+        "shadow", help="copy a share of stable's requests to a version that answers no one"
+    )
+    shadowed.add_argument("model")
+    shadowed.add_argument("version", nargs="?", help="the shadow version")
+    shadowed.add_argument("--share", type=float, help="percent of stable's requests copied")
+    shadowed.add_argument("--stop", action="store_true", help="stop copying (counts are kept)")
+    add_common_options(shadowed)
+    shadowed.set_defaults(run=shadow)
 
     audited = actions.add_parser("audit", help="who changed what, when and why")
     audited.add_argument("model")
