@@ -4,6 +4,7 @@ they do against the local system."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -127,3 +128,76 @@ def test_refused_changes_exit_with_the_gateways_message(
         main(["rollout", "set-weight", "sentiment", "20", "--key", system[1]])
     rolled = run(capsys, "rollout", "rollback", "sentiment", "--reason", "manual")
     assert "0%" in next(line for line in rolled.splitlines() if line.startswith("v2"))
+
+
+def wait_for_comparisons(capsys: pytest.CaptureFixture[str], model: str, n: int) -> str:
+    """``rollout status`` once the shadow of ``model`` has ``n`` comparisons (bounded)."""
+    deadline = time.monotonic() + 120
+    while f"n={n}" not in (shown := run(capsys, "rollout", "status", model)):
+        assert time.monotonic() < deadline, shown
+    return shown
+
+
+def test_an_operator_shadows_a_version_of_each_model_from_the_command_line(
+    system: tuple[GatewayProcess, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    gateway, client_key = system
+    headers = {"X-API-Key": client_key}
+    started = run(capsys, "rollout", "shadow", "sentiment", "v2", "--share", "100",
+                  "--reason", "dark launch")  # fmt: skip
+    assert "shadow v2 (100% of stable's requests): agreement -, n=0" in started
+    texts = ["I love it", "I hate it", "It is fine", "What a great day"]
+    reply = httpx.post(
+        f"{gateway.url}/v1/classify", json={"texts": texts}, headers=headers, timeout=30
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["x-model-version"] == "v1"
+    shown = wait_for_comparisons(capsys, "sentiment", 4)
+    line = next(x for x in shown.splitlines() if x.startswith("shadow v2"))
+    assert re.fullmatch(
+        r"shadow v2 \(100% of stable's requests\): agreement \d+\.\d% \(95% CI \d+\.\d%"
+        r"\u2013\d+\.\d%\), n=4; mean score difference \d\.\d{3}",
+        line,
+    ), line
+    assert re.search(r"latency stable \d+\.\d ms, shadow \d+\.\d ms .*0 failed, 0 dropped", shown)
+
+    # NER (the int8 build against its reference) and the summarizer (the reference
+    # against its CTranslate2 conversion, the default).
+    run(capsys, "rollout", "shadow", "ner", "v1-int8", "--share", "100")
+    entities = httpx.post(
+        f"{gateway.url}/v1/ner",
+        json={"texts": ["Ada Lovelace lived in London.", "Paris is in France."]},
+        headers=headers,
+        timeout=30,
+    )
+    assert entities.status_code == 200, entities.text
+    assert re.search(
+        r"shadow v1-int8 .*: entity F1 \d+\.\d%", wait_for_comparisons(capsys, "ner", 2)
+    )
+    run(capsys, "rollout", "shadow", "summarizer", "v1", "--share", "100")
+    summary = httpx.post(
+        f"{gateway.url}/v1/summarize",
+        json={"text": "The council met on Monday and agreed to open the new library in May.",
+              "max_new_tokens": 8},
+        headers=headers,
+        timeout=60,
+    )  # fmt: skip
+    assert summary.status_code == 200, summary.text
+    assert summary.json()["version"] == "v1-ct2"
+    shown = wait_for_comparisons(capsys, "summarizer", 1)
+    assert re.search(r"shadow v1 .*: ROUGE-L \d+\.\d%, n=1; length ratio \d\.\d\d", shown), shown
+
+    # A canary whose guardrails want 50 comparisons of shadow agreement first.
+    with pytest.raises(SystemExit, match=r"refused \(409\): v2 has 4 shadow comparisons"):
+        main(["rollout", "start", "sentiment", "--canary", "v2", "--weight", "5",
+              "--min-samples", "50", "--min-shadow-agreement", "0.5"])  # fmt: skip
+    stopped = run(capsys, "rollout", "shadow", "sentiment", "--stop", "--reason", "enough")
+    assert "shadow v2" not in stopped
+    audit = run(capsys, "rollout", "audit", "sentiment")
+    assert [line.split()[2] for line in audit.splitlines()] == ["shadow-stop", "shadow"]
+    with pytest.raises(SystemExit, match=r"refused \(409\): sentiment has no shadow version"):
+        main(["rollout", "shadow", "sentiment", "--stop"])
+    with pytest.raises(SystemExit, match=r"refused \(400\): v1 is the stable version"):
+        main(["rollout", "shadow", "sentiment", "v1", "--share", "5"])
+    with pytest.raises(SystemExit, match="give the shadow version and --share"):
+        main(["rollout", "shadow", "sentiment", "v2"])

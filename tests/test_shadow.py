@@ -362,3 +362,8 @@ def test_bad_shadow_changes_are_refused_in_the_envelope(tmp_path: Path) -> None:
         again = system.op("DELETE", "/shadow")
         assert again.status_code == 409
         assert "no shadow" in again.json()["error"]["message"]
+        # A retired version shadows no more.
+        start_shadow(system, 10)
+        retired = system.op("POST", "/versions/v2", json={"state": "retired"})
+        assert retired.status_code == 200, retired.text
+        assert retired.json()["shadow"] is None

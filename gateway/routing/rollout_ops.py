@@ -234,7 +234,10 @@ class RolloutOps:
             current = self._present(model, before)
             others = [v for v in current.versions if v.version != version]
             marked = VersionRoute(version=version, state=state, sunset=sunset)
-            return current.model_copy(update={"versions": [*others, marked]})
+            shadow = current.shadow
+            if state == "retired" and shadow is not None and shadow.version == version:
+                shadow = None  # a retired version answers nothing, copies included
+            return current.model_copy(update={"versions": [*others, marked], "shadow": shadow})
 
         return await self.change(model, actor, state, reason, mark)
 
