@@ -303,6 +303,11 @@ def test_agreement_is_exact_shared_by_replicas_and_gates_a_canary(tmp_path: Path
         assert found["stable_latency_p95_ms"] > 0
         assert system.counted(1, "compared") == 1
         assert system.counted(0, "compared") == 0
+        # The copy carried the request's id, at batch priority; stable's call did not.
+        copied = system.shadow.script.seen_metadata[-1]
+        assert copied["x-switchyard-priority"] == "low"
+        assert copied["x-request-id"] == reply.headers["x-request-id"]
+        assert "x-switchyard-priority" not in system.stable.script.seen_metadata[-1]
 
         # A canary whose guardrails want shadow agreement first: refused below the floor
         # (the lower bound of 3 in 4 is 30%), or with fewer comparisons than min_samples.

@@ -46,6 +46,7 @@ from gateway.shadow.compare import entity_f1, label_comparison, length_ratio, ro
 from gateway.shadow.figures import KIND_OF_SERVICE, agreement_figures, latency_fields
 from gateway.shadow.interfaces import Pair
 from switchyard.classifier.v1 import classifier_pb2
+from switchyard.client.config import LOW_PRIORITY, PRIORITY_KEY
 from switchyard.ner.v1 import ner_pb2
 from switchyard.summarizer.v1 import summarizer_pb2
 
@@ -53,8 +54,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-LOW_PRIORITY = ("x-switchyard-priority", "low")
-"""The metadata a batch job's call carries too: the service batches it only when no
+SHADOW_PRIORITY = (PRIORITY_KEY, LOW_PRIORITY)
+"""The metadata a batch job's call carries too: the service batches a copy only when no
 interactive item waits."""
 
 
@@ -176,7 +177,7 @@ class ShadowMirror:
             "version": version,
             "request_id": call.request_id,
             "timeout_s": self.timeout_s,
-            "metadata": (*call.metadata, LOW_PRIORITY),
+            "metadata": (*call.metadata, SHADOW_PRIORITY),
         }
 
     def _mirror(
