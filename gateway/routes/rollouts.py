@@ -14,9 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.errors.refusals import FailedPrecondition, InvalidArgument, NotFound
 from gateway.routes.bodies import Body, documented, read_body
 from gateway.routes.deps import Actor, Operator, State
-from gateway.routes.operations import hosted_models
 from gateway.routes.responses import CALLER, JSON_BODY, refusals
-from gateway.routing.guardrails import judge, judged_since
+from gateway.routes.rollout_status import RolloutStatus, status_of
 from gateway.routing.rollout_ops import RolloutOps
 from gateway.routing.table import Guardrails, Rollout
 from gateway.state import GatewayState
@@ -82,26 +81,6 @@ class AllowCaller(Reason):
     version: str = Field(min_length=1)
 
 
-class HostedVersion(BaseModel):
-    version: str
-    default: bool = Field(description="The version a caller gets when no table routes it.")
-    status: str = Field(description="As the backends last listed it: ready, loading, ...")
-
-
-class RolloutStatus(BaseModel):
-    rollout: dict[str, Any] | None
-    routing_revision: int = Field(description="Revision of the tables this replica routes with.")
-    live: dict[str, dict[str, Any]] = Field(
-        description="Per version: requests, errors by code, latency and time-to-first-token"
-        " percentiles, label shares, over the live window of every replica."
-    )
-    guardrails: dict[str, str] = Field(description="Per canary: the guardrails' verdict now.")
-    hosted: list[HostedVersion] = Field(
-        default_factory=list,
-        description="Every version the backends host for the model, table or not.",
-    )
-
-
 class AuditList(BaseModel):
     entries: list[dict[str, Any]]
 
@@ -117,34 +96,7 @@ def _ops(state: GatewayState) -> RolloutOps:
 
 async def _applied(state: GatewayState, rollout: Rollout) -> RolloutStatus:
     await state.router.refresh()
-    return await _status(state, rollout.model, rollout)
-
-
-async def _status(state: GatewayState, model: str, rollout: Rollout | None) -> RolloutStatus:
-    versions = [v.version for v in rollout.versions] if rollout is not None else None
-    figures = await state.live.figures(model, versions)
-    verdicts: dict[str, str] = {}
-    if rollout is not None and rollout.guardrails is not None:
-        judged = await state.live.figures(
-            model, versions, since=judged_since(rollout), assigned_only=True
-        )
-        stable = judged.get(rollout.stable.version)
-        for canary in rollout.canaries:
-            found = judged.get(canary.version)
-            if stable is not None and found is not None:
-                verdicts[canary.version] = judge(rollout.guardrails, stable, found).reason
-    return RolloutStatus(
-        rollout=rollout.model_dump(mode="json") if rollout is not None else None,
-        routing_revision=state.router.revision,
-        live={version: f.public() for version, f in figures.items()},
-        guardrails=verdicts,
-        hosted=[
-            HostedVersion(version=v.version, default=v.default, status=v.status)
-            for entry in hosted_models(state)
-            if entry.name == model
-            for v in entry.versions
-        ],
-    )
+    return await status_of(state, rollout.model, rollout)
 
 
 @router.get("", summary="Every routing table this replica routes with", responses=READ)
@@ -164,7 +116,7 @@ async def list_rollouts(state: State, caller: Operator) -> dict[str, Any]:
 @unversioned_router.get("/{model}", response_model=RolloutStatus)
 async def rollout_status(model: str, state: State, caller: Operator) -> RolloutStatus:
     stored = await state.routing.get(model)
-    return await _status(state, model, stored)
+    return await status_of(state, model, stored)
 
 
 @router.post(
