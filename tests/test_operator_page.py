@@ -30,6 +30,7 @@ from switchyard.redis_server import local_redis
 from tests.conftest import make_key
 from tests.scripted_backend import Script, ScriptedBackend, scripted_backend
 from tests.support import GatewayProcess, free_port, gateway_process
+from tests.tcp_proxy import tcp_proxy
 from tests.test_browser import CHROMIUM_ARGS, chromium_path
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256!"
@@ -278,11 +279,11 @@ def browser() -> Iterator[Browser]:
             browser.close()
 
 
-@pytest.fixture
-def dashboard(browser: Browser, rig: Rig) -> Iterator[Page]:
-    """The dashboard, loaded, no key typed in; afterwards, no policy broken, nothing
-    thrown."""
-    context = browser.new_context(base_url=rig.gateway.url, viewport={"width": 1400, "height": 900})
+@contextmanager
+def opened_dashboard(browser: Browser, base_url: str) -> Iterator[Page]:
+    """The dashboard at ``base_url``, loaded, no key typed in; afterwards, no policy
+    broken, nothing thrown."""
+    context = browser.new_context(base_url=base_url, viewport={"width": 1400, "height": 900})
     page = context.new_page()
     page.set_default_timeout(PAGE_TIMEOUT_MS)
     problems: list[str] = []
@@ -299,6 +300,12 @@ def dashboard(browser: Browser, rig: Rig) -> Iterator[Page]:
         assert problems == []
     finally:
         context.close()
+
+
+@pytest.fixture
+def dashboard(browser: Browser, rig: Rig) -> Iterator[Page]:
+    with opened_dashboard(browser, rig.gateway.url) as page:
+        yield page
 
 
 def version_row(page: Page, version: str) -> Any:
@@ -385,3 +392,133 @@ def test_the_dashboard_follows_a_guardrail_rollback_and_an_operators_pause(
     errors = section.locator('table.figures tr[data-metric="errors"] td[data-version="v2"]')
     expect(errors).to_contain_text("500")
     assert page.evaluate("() => window.sameDocument") is True
+
+
+# Installed in the page: every text the connection status shows, in order.
+RECORD_CONNECTION = """() => {
+  const shown = [];
+  window.connectionShown = shown;
+  const status = document.getElementById('connection');
+  new MutationObserver(() => shown.push(status.textContent)).observe(
+    status, { childList: true, characterData: true, subtree: true });
+}"""
+
+
+def test_the_dashboard_reconnects_by_itself_after_the_stream_drops(
+    browser: Browser, rig: Rig
+) -> None:
+    with (
+        tcp_proxy(("127.0.0.1", rig.gateway.port)) as proxy,
+        opened_dashboard(browser, proxy.url) as page,
+    ):
+        page.fill("#api-key", rig.operator_key)
+        page.click("#connect")
+        expect(page.locator("#connection")).to_have_text("Live")
+        expect(version_row(page, "v2")).to_be_visible()
+        page.evaluate(RECORD_CONNECTION)
+
+        assert proxy.drop_all() >= 1
+        start_guarded_canary(rig, 20)  # shown only through a new stream
+        expect(version_row(page, "v2").locator(".weight")).to_have_text("20%")
+        expect(page.locator("#connection")).to_have_text("Live")
+        shown = page.evaluate("() => window.connectionShown")
+        assert any("reconnecting in" in text for text in shown), shown
+
+
+SHADOWED = {
+    "at": 1767350000.0,
+    "routing_revision": 4,
+    "push_s": 1.0,
+    "models": [
+        {
+            "model": "sentiment",
+            "service": "classifier",
+            "rollout": {
+                "model": "sentiment",
+                "revision": 4,
+                "paused": False,
+                "versions": [
+                    {"version": "v1", "state": "stable", "weight": 0},
+                    {"version": "v2", "state": "canary", "weight": 10},
+                ],
+            },
+            "routing_revision": 4,
+            "live": {},
+            "guardrails": {},
+            "hosted": [],
+            "shadow": {
+                "version": "v3",
+                "share": 0.25,
+                "agreement": {
+                    "kind": "top_label",
+                    "n": 400,
+                    "value": 0.97,
+                    "low": 0.95,
+                    "high": 0.98,
+                    "stable_latency_ms": 12.0,
+                    "shadow_latency_ms": 30.0,
+                    "failed": 3,
+                    "dropped": 1,
+                },
+            },
+            "experiments": {
+                "model": "sentiment",
+                "baseline": "v1",
+                "results": [
+                    {
+                        "version": "v1",
+                        "kind": "rate",
+                        "n": 200,
+                        "estimate": 0.5,
+                        "low": 0.43,
+                        "high": 0.57,
+                        "shares": {},
+                        "baseline": True,
+                        "comparison": None,
+                        "note": "",
+                    },
+                    {
+                        "version": "v2",
+                        "kind": "rate",
+                        "n": 180,
+                        "estimate": 0.61,
+                        "low": 0.54,
+                        "high": 0.68,
+                        "shares": {},
+                        "baseline": False,
+                        "comparison": {"test": "z", "statistic": 2.1, "p_value": 0.031},
+                        "note": "",
+                    },
+                ],
+            },
+            "audit": [],
+        }
+    ],
+}
+
+
+def test_shadow_agreement_and_experiment_results_are_shown_per_version(
+    dashboard: Page, rig: Rig
+) -> None:
+    """A snapshot's ``shadow`` and ``experiments`` as the page renders them (the stream
+    stands in for a gateway whose shadow is running)."""
+    page = dashboard
+    body = f"event: snapshot\r\nid: 0\r\ndata: {json.dumps(SHADOWED)}\r\n\r\n"
+    page.route(
+        "**/v1/admin/live",
+        lambda route: route.fulfill(status=200, content_type="text/event-stream", body=body),
+    )
+    page.fill("#api-key", rig.operator_key)
+    page.click("#connect")
+    section = page.locator('section[data-model="sentiment"]')
+    expect(section.locator(".badge.shadow")).to_have_text("shadow: v3 (25%)")
+    shadow = section.locator('tr[data-metric="shadow"] td[data-version="v3"]')
+    expect(shadow).to_contain_text("top_label 0.97 [0.95, 0.98] over 400")
+    expect(shadow).to_contain_text("3 failed")
+    expect(shadow).to_contain_text("latency 30 ms vs 12 ms")
+    outcomes = section.locator('tr[data-metric="experiment-rate"]')
+    expect(outcomes.locator('td[data-version="v2"]')).to_contain_text("0.61 [0.54, 0.68] (n 180)")
+    expect(outcomes.locator('td[data-version="v2"]')).to_contain_text("p 0.031")
+    expect(outcomes.locator('td[data-version="v1"]')).to_contain_text("baseline")
+    expect(version_row(page, "v2").locator(".weight")).to_have_text("10%")
+    expect(version_row(page, "v1").locator(".weight")).to_have_text("90% (the rest)")
