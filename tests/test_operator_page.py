@@ -26,7 +26,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from gateway.routes.page import PAGE_POLICY
-from switchyard.redis_server import local_redis
+from switchyard.redis_server import LocalRedis, local_redis
 from tests.conftest import make_key
 from tests.scripted_backend import Script, ScriptedBackend, scripted_backend
 from tests.support import GatewayProcess, free_port, gateway_process
@@ -41,6 +41,7 @@ TRAFFIC_ROUNDS = 100
 
 @dataclass
 class Rig:
+    redis: LocalRedis
     stable: ScriptedBackend
     canary: ScriptedBackend
     backends: dict[str, str]
@@ -107,6 +108,7 @@ def operator_rig(tmp_path: Path, **extra: str) -> Iterator[Rig]:
         }
         gateway = stack.enter_context(gateway_process(backends, **settings))
         yield Rig(
+            redis,
             stable,
             canary,
             backends,
@@ -264,6 +266,19 @@ def test_a_draining_gateway_ends_the_stream_with_an_error_event(rig: Rig) -> Non
         assert gateway.process.wait(timeout=120) == 0
 
 
+def test_the_stream_says_when_redis_does_not_answer_and_carries_on(rig: Rig) -> None:
+    headers = {"Authorization": f"Bearer {rig.operator_key}"}
+    url = f"{rig.gateway.url}/v1/admin/live"
+    with httpx.stream("GET", url, headers=headers, timeout=60) as reply:
+        events = sse_events(reply)
+        assert next(events)[0] == "snapshot"
+        rig.redis.stop()
+        data = next(d for n, d in events if n == "error")
+        assert data["error"]["code"] == "unavailable"
+        assert data["error"]["final"] is False
+        assert next(events)[0] in ("snapshot", "error")  # the stream goes on
+
+
 # ---- the page in Chromium -------------------------------------------------------------
 
 
@@ -353,7 +368,8 @@ def test_the_dashboard_follows_a_guardrail_rollback_and_an_operators_pause(
     section.locator('button[data-action="pause"]').click()
     expect(page.locator("#confirm-message")).to_contain_text("Pause")
     page.fill("#confirm-reason", "looking into it")
-    confirm(page)
+    page.press("#confirm-reason", "Enter")  # Enter confirms, as the button does
+    expect(page.locator("#confirm")).to_be_hidden()
     expect(section.locator(".badge.paused")).to_be_visible()
     paused = section.locator('.audit-entry[data-action="pause"]')
     expect(paused).to_contain_text("looking into it")
