@@ -245,6 +245,10 @@ def test_the_stream_pushes_each_models_versions_and_routing_changes(rig: Rig) ->
         shown = {v: live[v]["labels"] for v in ("v1", "v2") if live[v]["requests"]}
         assert shown and all(labels == {"calm" if v == "v1" else "bold": 1.0}
                              for v, labels in shown.items())  # fmt: skip
+        request_id = reply.headers["x-request-id"]
+    # The client left: the gateway ends the stream (and logs the request as done).
+    logged = rig.gateway.wait_log(lambda r: r.get("request_id") == request_id and "status" in r)
+    assert str(logged["message"]).startswith("GET /v1/admin/live ")
 
 
 def test_a_draining_gateway_ends_the_stream_with_an_error_event(rig: Rig) -> None:
