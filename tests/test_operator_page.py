@@ -294,6 +294,28 @@ def test_the_stream_says_when_redis_does_not_answer_and_carries_on(rig: Rig) -> 
         assert next(events)[0] in ("snapshot", "error")  # the stream goes on
 
 
+def test_a_revoked_key_stops_the_stream(rig: Rig) -> None:
+    admin = key_of(rig.settings["redis_url"], "admin")
+    headers = {"Authorization": f"Bearer {rig.operator_key}"}
+    with httpx.stream(
+        "GET", f"{rig.gateway.url}/v1/admin/live", headers=headers, timeout=60
+    ) as reply:
+        events = sse_events(reply)
+        assert next(events)[0] == "snapshot"
+        key_id = rig.operator_key.split("_")[1]
+        revoked = httpx.delete(
+            f"{rig.gateway.url}/v1/admin/keys/{key_id}",
+            headers={"Authorization": f"Bearer {admin}"},
+            timeout=30,
+        )
+        assert revoked.status_code == 204
+        rest = list(events)  # ends: the key no longer opens the figures
+    name, data = rest[-1]
+    assert name == "error"
+    assert data["error"]["code"] == "unauthenticated"
+    assert data["error"]["final"] is True
+
+
 # ---- the page in Chromium -------------------------------------------------------------
 
 

@@ -5,7 +5,8 @@ stream sends a ``snapshot`` event: per model the backends host (or that has a ro
 table), the same status as ``GET /v1/admin/rollouts/{model}``, the experiment results and
 the newest audit entries. The figures are the shared ones (Redis), so every replica
 pushes the same numbers. The stream ends with an ``error`` event when the gateway drains
-(the client connects again, to another replica); a client that leaves stops it.
+(the client connects again, to another replica), or the caller's key is revoked; a client
+that leaves stops it.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from gateway.access.auth import Caller
 from gateway.edge import request_context
-from gateway.errors.refusals import ApiError, Unavailable, envelope
+from gateway.errors.refusals import ApiError, Unauthenticated, Unavailable, envelope
 from gateway.routes.deps import Operator, State
 from gateway.routes.experiments import ExperimentResults, experiment_results
 from gateway.routes.operations import hosted_models
@@ -124,8 +126,9 @@ async def _first_of(*events: asyncio.Event, timeout_s: float) -> None:
             wait.cancel()
 
 
-async def pushed(state: GatewayState) -> AsyncIterator[ServerSentEvent]:
-    """Snapshots until the gateway drains (or the client leaves, which cancels this)."""
+async def pushed(state: GatewayState, caller: Caller) -> AsyncIterator[ServerSentEvent]:
+    """Snapshots until the gateway drains or the caller's key is revoked (or the client
+    leaves, which cancels this)."""
     snapshots = Snapshots(state)
     drained = state.drain.started
     for number in itertools.count():
@@ -134,6 +137,10 @@ async def pushed(state: GatewayState) -> AsyncIterator[ServerSentEvent]:
         # Taken before the snapshot: a change applied while it is built wakes the next.
         changed = state.router.next_change()
         try:
+            # Checked at every snapshot: a revoked key stops seeing the figures at once.
+            if not await state.auth.still_valid(caller):
+                yield _error_event(Unauthenticated("the API key was revoked"), last=True)
+                return
             snapshot = await snapshots.take()
         except (redis.ConnectionError, redis.TimeoutError):
             unreachable = Unavailable("the shared store (Redis) does not answer; retrying")
@@ -149,7 +156,7 @@ async def pushed(state: GatewayState) -> AsyncIterator[ServerSentEvent]:
 @router.get("/live", response_class=EventSourceResponse, include_in_schema=False)
 async def live(request: Request, state: State, caller: Operator) -> Response:
     return EventSourceResponse(
-        pushed(state),
+        pushed(state, caller),
         ping=state.settings.sse_heartbeat_s,
         ping_message_factory=KeepAlive,
         headers={"Cache-Control": "no-cache"},
