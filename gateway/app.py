@@ -39,6 +39,7 @@ from gateway.routes import (
     files,
     openai_chat,
     operations,
+    operator_live,
     page,
     predict,
     rollouts,
@@ -226,6 +227,7 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
     app.include_router(rollouts.router)
     app.include_router(shadow.router)
     app.include_router(experiments.router)
+    app.include_router(operator_live.router)
     app.include_router(rollouts.unversioned_router, include_in_schema=False)
     app.include_router(backends_admin.router)
     app.include_router(page.router)

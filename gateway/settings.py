@@ -154,6 +154,12 @@ class GatewaySettings(BaseSettings):
         " is the caller's choice, not the version's fault: it does not count as an error in"
         " the live figures that guardrails judge.",
     )
+    operator_push_s: float = Field(
+        1.0,
+        gt=0,
+        description="Seconds between the snapshots the operator dashboard's stream pushes"
+        " (GET /v1/admin/live); a routing change is pushed at once.",
+    )
     live_window_s: int = Field(
         300, ge=10, description="Seconds of live figures per version (rollout status)."
     )

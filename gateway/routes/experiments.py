@@ -86,12 +86,17 @@ async def feedback(request: Request, state: State, caller: Client) -> FeedbackAn
 async def experiment(
     model: str, state: State, caller: Operator, format: Literal["json", "csv"] = "json"
 ) -> object:
-    outcomes = await state.outcomes.outcomes(model)
-    base = baseline(state, model, sorted(outcomes))
-    found = ExperimentResults(model=model, baseline=base, results=results(outcomes, base))
+    found = await experiment_results(state, model)
     if format == "csv":
         return Response(as_csv(found), media_type="text/csv")
     return found
+
+
+async def experiment_results(state: GatewayState, model: str) -> ExperimentResults:
+    """Each version's reported outcomes of ``model`` against the baseline."""
+    outcomes = await state.outcomes.outcomes(model)
+    base = baseline(state, model, sorted(outcomes))
+    return ExperimentResults(model=model, baseline=base, results=results(outcomes, base))
 
 
 def baseline(state: GatewayState, model: str, versions: list[str]) -> str:

@@ -1,4 +1,5 @@
-"""The browser page at ``/``: plain HTML, CSS and JavaScript, no build step."""
+"""The browser pages, plain HTML, CSS and JavaScript with no build step: ``/`` to try the
+models, ``/operator`` for the operators' dashboard."""
 
 from __future__ import annotations
 
@@ -22,5 +23,14 @@ router = APIRouter(include_in_schema=False)
 async def page() -> FileResponse:
     return FileResponse(
         STATIC_DIR / "index.html",
+        headers={"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-cache"},
+    )
+
+
+@router.api_route("/operator", methods=["GET", "HEAD"])
+async def operator_page() -> FileResponse:
+    # Served to anyone: the page holds no data; every call it makes needs an operator key.
+    return FileResponse(
+        STATIC_DIR / "operator.html",
         headers={"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-cache"},
     )

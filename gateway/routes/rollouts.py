@@ -14,9 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.errors.refusals import FailedPrecondition, InvalidArgument, NotFound
 from gateway.routes.bodies import Body, documented, read_body
 from gateway.routes.deps import Actor, Operator, State
-from gateway.routes.operations import hosted_models
 from gateway.routes.responses import CALLER, JSON_BODY, refusals
-from gateway.routing.guardrails import judge, judged_since
+from gateway.routes.rollout_status import RolloutStatus, status_of
 from gateway.routing.rollout_ops import RolloutOps
 from gateway.routing.table import Guardrails, Rollout
 from gateway.state import GatewayState
@@ -82,75 +81,22 @@ class AllowCaller(Reason):
     version: str = Field(min_length=1)
 
 
-class HostedVersion(BaseModel):
-    version: str
-    default: bool = Field(description="The version a caller gets when no table routes it.")
-    status: str = Field(description="As the backends last listed it: ready, loading, ...")
-
-
-class RolloutStatus(BaseModel):
-    rollout: dict[str, Any] | None
-    routing_revision: int = Field(description="Revision of the tables this replica routes with.")
-    live: dict[str, dict[str, Any]] = Field(
-        description="Per version: requests, errors by code, latency and time-to-first-token"
-        " percentiles, label shares, over the live window of every replica."
-    )
-    guardrails: dict[str, str] = Field(description="Per canary: the guardrails' verdict now.")
-    hosted: list[HostedVersion] = Field(
-        default_factory=list,
-        description="Every version the backends host for the model, table or not.",
-    )
-    shadow: dict[str, Any] | None = Field(
-        None,
-        description="The shadow version, its share, and its agreement with stable so far"
-        " ({kind, n, value, low, high, ...}); None without a shadow.",
-    )
-
-
 class AuditList(BaseModel):
     entries: list[dict[str, Any]]
 
 
-async def _optional_body(request: Request, kind: type[Body]) -> Body:
+async def optional_body(request: Request, kind: type[Body]) -> Body:
     """The body as a ``kind``, or ``kind``'s defaults when there is none."""
     return await read_body(request, kind) if await request.body() else kind()
 
 
-def _ops(state: GatewayState) -> RolloutOps:
+def ops_of(state: GatewayState) -> RolloutOps:
     return RolloutOps(state.routing, state.backends, state.shadow.evidence)
 
 
-async def _applied(state: GatewayState, rollout: Rollout) -> RolloutStatus:
+async def applied(state: GatewayState, rollout: Rollout) -> RolloutStatus:
     await state.router.refresh()
-    return await _status(state, rollout.model, rollout)
-
-
-async def _status(state: GatewayState, model: str, rollout: Rollout | None) -> RolloutStatus:
-    versions = [v.version for v in rollout.versions] if rollout is not None else None
-    figures = await state.live.figures(model, versions)
-    verdicts: dict[str, str] = {}
-    if rollout is not None and rollout.guardrails is not None:
-        judged = await state.live.figures(
-            model, versions, since=judged_since(rollout), assigned_only=True
-        )
-        stable = judged.get(rollout.stable.version)
-        for canary in rollout.canaries:
-            found = judged.get(canary.version)
-            if stable is not None and found is not None:
-                verdicts[canary.version] = judge(rollout.guardrails, stable, found).reason
-    return RolloutStatus(
-        rollout=rollout.model_dump(mode="json") if rollout is not None else None,
-        routing_revision=state.router.revision,
-        live={version: f.public() for version, f in figures.items()},
-        guardrails=verdicts,
-        hosted=[
-            HostedVersion(version=v.version, default=v.default, status=v.status)
-            for entry in hosted_models(state)
-            if entry.name == model
-            for v in entry.versions
-        ],
-        shadow=await state.shadow.status(rollout),
-    )
+    return await status_of(state, rollout.model, rollout)
 
 
 @router.get("", summary="Every routing table this replica routes with", responses=READ)
@@ -170,7 +116,7 @@ async def list_rollouts(state: State, caller: Operator) -> dict[str, Any]:
 @unversioned_router.get("/{model}", response_model=RolloutStatus)
 async def rollout_status(model: str, state: State, caller: Operator) -> RolloutStatus:
     stored = await state.routing.get(model)
-    return await _status(state, model, stored)
+    return await status_of(state, model, stored)
 
 
 @router.post(
@@ -182,7 +128,7 @@ async def rollout_status(model: str, state: State, caller: Operator) -> RolloutS
 )
 async def start(model: str, request: Request, state: State, actor: Actor) -> RolloutStatus:
     body = await read_body(request, StartCanary)
-    rollout = await _ops(state).start(
+    rollout = await ops_of(state).start(
         model,
         body.canary,
         body.weight,
@@ -191,7 +137,7 @@ async def start(model: str, request: Request, state: State, actor: Actor) -> Rol
         stable=body.stable,
         guardrails=body.guardrails,
     )
-    return await _applied(state, rollout)
+    return await applied(state, rollout)
 
 
 @router.post(
@@ -203,8 +149,8 @@ async def start(model: str, request: Request, state: State, actor: Actor) -> Rol
 )
 async def set_weight(model: str, request: Request, state: State, actor: Actor) -> RolloutStatus:
     body = await read_body(request, SetWeight)
-    rollout = await _ops(state).set_weight(model, body.weight, actor, body.reason, body.version)
-    return await _applied(state, rollout)
+    rollout = await ops_of(state).set_weight(model, body.weight, actor, body.reason, body.version)
+    return await applied(state, rollout)
 
 
 @router.post(
@@ -214,16 +160,16 @@ async def set_weight(model: str, request: Request, state: State, actor: Actor) -
     responses=CHANGE,
 )
 async def pause(model: str, request: Request, state: State, actor: Actor) -> RolloutStatus:
-    body = await _optional_body(request, Reason)
-    return await _applied(state, await _ops(state).pause(model, True, actor, body.reason))
+    body = await optional_body(request, Reason)
+    return await applied(state, await ops_of(state).pause(model, True, actor, body.reason))
 
 
 @router.post(
     "/{model}/resume", response_model=RolloutStatus, summary="Go on stepping", responses=CHANGE
 )
 async def resume(model: str, request: Request, state: State, actor: Actor) -> RolloutStatus:
-    body = await _optional_body(request, Reason)
-    return await _applied(state, await _ops(state).pause(model, False, actor, body.reason))
+    body = await optional_body(request, Reason)
+    return await applied(state, await ops_of(state).pause(model, False, actor, body.reason))
 
 
 @router.post(
@@ -234,9 +180,9 @@ async def resume(model: str, request: Request, state: State, actor: Actor) -> Ro
     openapi_extra=documented(Promote, pin=False),
 )
 async def promote(model: str, request: Request, state: State, actor: Actor) -> RolloutStatus:
-    body = await _optional_body(request, Promote)
-    rollout = await _ops(state).promote(model, actor, body.reason, body.version, body.sunset)
-    return await _applied(state, rollout)
+    body = await optional_body(request, Promote)
+    rollout = await ops_of(state).promote(model, actor, body.reason, body.version, body.sunset)
+    return await applied(state, rollout)
 
 
 @router.post(
@@ -247,9 +193,9 @@ async def promote(model: str, request: Request, state: State, actor: Actor) -> R
     openapi_extra=documented(CanaryAction, pin=False),
 )
 async def rollback(model: str, request: Request, state: State, actor: Actor) -> RolloutStatus:
-    body = await _optional_body(request, CanaryAction)
-    rollout = await _ops(state).rollback(model, actor, body.reason, body.version)
-    return await _applied(state, rollout)
+    body = await optional_body(request, CanaryAction)
+    rollout = await ops_of(state).rollback(model, actor, body.reason, body.version)
+    return await applied(state, rollout)
 
 
 @router.post(
@@ -263,10 +209,10 @@ async def set_version_state(
     model: str, version: str, request: Request, state: State, actor: Actor
 ) -> RolloutStatus:
     body = await read_body(request, VersionState)
-    rollout = await _ops(state).set_state(
+    rollout = await ops_of(state).set_state(
         model, version, body.state, actor, body.reason, body.sunset
     )
-    return await _applied(state, rollout)
+    return await applied(state, rollout)
 
 
 @router.put(
@@ -280,8 +226,8 @@ async def allow(
     model: str, caller: str, request: Request, state: State, actor: Actor
 ) -> RolloutStatus:
     body = await read_body(request, AllowCaller)
-    rollout = await _ops(state).allow(model, caller, body.version, actor, body.reason)
-    return await _applied(state, rollout)
+    rollout = await ops_of(state).allow(model, caller, body.version, actor, body.reason)
+    return await applied(state, rollout)
 
 
 @router.delete(
@@ -291,7 +237,7 @@ async def allow(
     responses=refusals(*CALLER, InvalidArgument, NotFound, FailedPrecondition),
 )
 async def disallow(model: str, caller: str, state: State, actor: Actor) -> RolloutStatus:
-    return await _applied(state, await _ops(state).allow(model, caller, None, actor, ""))
+    return await applied(state, await ops_of(state).allow(model, caller, None, actor, ""))
 
 
 @router.get(

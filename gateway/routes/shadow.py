@@ -12,7 +12,8 @@ from gateway.errors.refusals import FailedPrecondition, NotFound
 from gateway.routes.bodies import documented, read_body
 from gateway.routes.deps import Actor, State
 from gateway.routes.responses import CALLER, JSON_BODY, refusals
-from gateway.routes.rollouts import Reason, RolloutStatus, _applied, _ops, _optional_body
+from gateway.routes.rollout_status import RolloutStatus
+from gateway.routes.rollouts import Reason, applied, ops_of, optional_body
 from gateway.routing.shadow_ops import start_shadow, stop_shadow
 
 router = APIRouter(prefix="/v1/admin/rollouts", tags=["rollouts"])
@@ -39,14 +40,14 @@ class StartShadow(Reason):
 async def shadow(model: str, request: Request, state: State, actor: Actor) -> RolloutStatus:
     body = await read_body(request, StartShadow)
     rollout, new_pair = await start_shadow(
-        _ops(state), model, body.version, body.share, actor, body.reason
+        ops_of(state), model, body.version, body.share, actor, body.reason
     )
     if new_pair:
         # Another version than before: its agreement starts from nothing. (Copies other
         # replicas made under the new table meanwhile are lost with the old counts: a few
         # at most, as they follow the table within routing_follow_s.)
         await state.shadow.agreement.reset((model, rollout.stable.version, body.version))
-    return await _applied(state, rollout)
+    return await applied(state, rollout)
 
 
 @router.delete(
@@ -56,5 +57,5 @@ async def shadow(model: str, request: Request, state: State, actor: Actor) -> Ro
     responses=refusals(*CALLER, NotFound, FailedPrecondition),
 )
 async def stop(model: str, request: Request, state: State, actor: Actor) -> RolloutStatus:
-    body = await _optional_body(request, Reason)
-    return await _applied(state, await stop_shadow(_ops(state), model, actor, body.reason))
+    body = await optional_body(request, Reason)
+    return await applied(state, await stop_shadow(ops_of(state), model, actor, body.reason))

@@ -56,6 +56,7 @@ class Router:
         self.state = RoutingState(-1, {}, [])
         self._follower: asyncio.Task[None] | None = None
         self._store_away = False
+        self._applied = asyncio.Event()
 
     @property
     def revision(self) -> int:
@@ -94,6 +95,9 @@ class Router:
         await self.backends.follow_added([(b.service, b.address) for b in state.backends])
         self.state = state
         self.metrics.routing_revision.set(state.revision)
+        # Wake whoever waits for this change, and give later waiters a fresh event.
+        self._applied.set()
+        self._applied = asyncio.Event()
 
     async def _restore(self, revision: int) -> None:
         """The store's revision went back: it lost its data (a Redis restarted without
@@ -123,6 +127,12 @@ class Router:
             self._follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._follower
+
+    def next_change(self) -> asyncio.Event:
+        """An event set when this replica next applies tables it read (its own change or
+        one followed from elsewhere). Take it before reading the tables, so that a change
+        applied meanwhile is not missed."""
+        return self._applied
 
     def tables(self) -> dict[str, Rollout]:
         return self.state.rollouts

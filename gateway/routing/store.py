@@ -155,7 +155,9 @@ class RoutingStore:
 
     async def audit(self, subject: str | None = None, limit: int = 100) -> list[AuditEntry]:
         """The newest entries first, of one subject or of all."""
-        raw = await self._client.lrange(self._audit, 0, AUDIT_KEPT - 1)
+        # Of all subjects, the newest ``limit`` are the list's head: read only those.
+        last = AUDIT_KEPT if subject is not None else max(1, min(limit, AUDIT_KEPT))
+        raw = await self._client.lrange(self._audit, 0, last - 1)
         entries = [AuditEntry(**json.loads(_text(r))) for r in raw]
         if subject is not None:
             entries = [e for e in entries if e.subject == subject]
