@@ -32,15 +32,14 @@ def start(scope: Scope, headers: Headers) -> Started | None:
     ``end`` detaches."""
     if not telemetry.ENABLED:
         return None
-    parent = propagate.extract(headers)
-    method: str = scope["method"]
-    span = _tracer.start_span(
-        method,
-        context=parent,
-        kind=SpanKind.SERVER,
-        attributes={"http.request.method": method, "url.path": scope["path"]},
-    )
+    # Most requests carry no trace context: the propagators' parsing is then skipped.
+    parent = propagate.extract(headers) if not PROPAGATED.isdisjoint(headers.keys()) else None
+    span = _tracer.start_span(scope["method"], context=parent, kind=SpanKind.SERVER)
     return span, context.attach(trace.set_span_in_context(span, parent))
+
+
+PROPAGATED = frozenset({"traceparent", "tracestate", "baggage"})
+"""The headers of the default propagators (W3C trace context and baggage)."""
 
 
 def traceparent(span: Span) -> str:
@@ -54,19 +53,24 @@ def end(started: Started, method: str, route: str, status: int, record: RequestR
     span, token = started
     context.detach(token)
     span.update_name(f"{method} {route}")
-    span.set_attribute("http.route", route)
-    span.set_attribute("http.response.status_code", status)
+    # One call, not one per attribute: each call takes the span's lock.
+    attributes: dict[str, str | int] = {
+        "http.request.method": method,
+        "http.route": route,
+        "http.response.status_code": status,
+    }
     model = record.model or record.routed_model
     version = record.version or record.routed_version
     if model:
-        span.set_attribute("switchyard.model", model)
+        attributes["switchyard.model"] = model
     if version:
-        span.set_attribute("switchyard.model.version", version)
+        attributes["switchyard.model.version"] = version
     if record.route_reason:
-        span.set_attribute("switchyard.route.reason", record.route_reason)
+        attributes["switchyard.route.reason"] = record.route_reason
     if record.caller:
         # Never the key, nor even the key's id: a hash tells callers apart.
-        span.set_attribute("switchyard.caller.hash", telemetry.hashed_identity(record.caller))
+        attributes["switchyard.caller.hash"] = telemetry.hashed_identity(record.caller)
+    span.set_attributes(attributes)
     if status >= 500:
         span.set_status(Status(StatusCode.ERROR))
     span.end()
