@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 from opentelemetry import trace
@@ -17,9 +18,10 @@ from switchyard import telemetry
 from switchyard.cli.up import gateway_spec, service_child
 from switchyard.redis_server import LocalRedis
 from switchyard.service_table import SERVICES
+from switchyard.summarizer.v1 import summarizer_pb2, summarizer_pb2_grpc
 from tests.conftest import STANDARD_BATCHING, make_key
 from tests.otlp_receiver import ReceivedSpan, SpanSink, grpc_receiver, http_receiver
-from tests.support import GatewayProcess, classifier_process, gateway_process
+from tests.support import GatewayProcess, classifier_process, gateway_process, service_process
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
@@ -220,3 +222,46 @@ def test_switchyard_up_hands_the_otel_environment_to_every_process(
     services = [service_child(launch, 1) for launch in SERVICES]
     for child in [s.spec for s in services] + [gateway_spec(services, None, None)]:
         assert telemetry.passed_environment(child.env).items() >= wanted.items(), child.name
+
+
+@pytest.mark.timeout(300)
+def test_a_generation_span_carries_the_genai_figures_and_holds_the_forward_pass(
+    prepared_models: Path,
+) -> None:
+    trace_id = "0ddba11c0ddba11c0ddba11c0ddba11c"
+    rpc_name = "switchyard.summarizer.v1.SummarizerService/SummarizeStream"
+    with grpc_receiver() as (endpoint, sink), pytest.MonkeyPatch.context() as monkeypatch:
+        otel_env(monkeypatch, endpoint, telemetry.GRPC)
+        with (
+            service_process("summarizer") as summarizer,
+            grpc.insecure_channel(summarizer.address) as channel,
+        ):
+            stub = summarizer_pb2_grpc.SummarizerServiceStub(channel)
+            request = summarizer_pb2.SummarizeStreamRequest(
+                text="The tower is 330 metres tall and was the tallest structure for 41 years.",
+                options=summarizer_pb2.GenerationOptions(max_new_tokens=4),
+            )
+            metadata = (("traceparent", f"00-{trace_id}-{CALLER_SPAN}-01"),)
+            replies = list(stub.SummarizeStream(request, timeout=120, metadata=metadata))
+            assert replies and replies[-1].generated_tokens > 0
+
+            def generation_done(spans: list[ReceivedSpan]) -> bool:
+                names = one_trace(spans, trace_id)
+                return rpc_name in names and any(n.startswith("text_completion ") for n in names)
+
+            spans = one_trace(sink.wait_for(generation_done), trace_id)
+    (rpc,) = spans[rpc_name]
+    assert rpc.service == "switchyard-summarizer" and rpc.parent_id == CALLER_SPAN
+    (generation,) = [s for name, named in spans.items() if name.startswith("text_") for s in named]
+    assert generation.parent_id == rpc.span_id
+    figures = generation.attributes
+    assert figures["gen_ai.operation.name"] == "text_completion"
+    assert figures["gen_ai.request.model"] == replies[0].model
+    assert figures["gen_ai.request.max_tokens"] == 4
+    assert figures["gen_ai.usage.output_tokens"] == replies[-1].generated_tokens
+    assert figures["gen_ai.usage.input_tokens"] > 0
+    assert figures["switchyard.time_to_first_token_s"] > 0
+    (wait,), (batch,), (forward,) = spans["queue wait"], spans["batch"], spans["forward"]
+    assert wait.parent_id == batch.parent_id == generation.span_id
+    assert forward.parent_id == batch.span_id
+    assert batch.attributes["switchyard.batch.size"] == 1
