@@ -2,10 +2,12 @@
 with traces off (as shipped) and on (every span exported over OTLP/gRPC to a local
 receiver in this process, which parses what it gets to count the spans).
 
-Two gateways run side by side in front of the same instant echo classifier (so that the
-figure is the gateway's, not a model's) and the same real redis-server; only one has the
-``OTEL_*`` environment. The two sides run in alternating windows (which goes first
-alternates too) and the ratio is the median over the pairs of windows of on / off.
+Gateways run side by side in front of the same instant echo classifier (so that the
+figure is the gateway's, not a model's) and the same real redis-server: one without the
+``OTEL_*`` environment, one exporting every span, and one keeping one trace in ten
+(``OTEL_TRACES_SAMPLER=parentbased_traceidratio``, what a busy deployment would run).
+Each round runs one window per gateway, in an order that rotates from round to round,
+and each ratio is the median over the rounds of that round's ratio to the untraced one.
 """
 
 from __future__ import annotations
@@ -71,12 +73,16 @@ def otlp_sink() -> Iterator[tuple[str, SpanCounter]]:
         server.stop(None)
 
 
-def traced_gateway(classifier: str, key: str, endpoint: str, redis_url: str) -> GatewayProcess:
-    """A gateway that inherits an OTEL_* environment exporting to ``endpoint``."""
+def traced_gateway(
+    classifier: str, key: str, endpoint: str, redis_url: str, **otel: str
+) -> GatewayProcess:
+    """A gateway that inherits an OTEL_* environment exporting to ``endpoint`` (and
+    ``otel``'s variables)."""
     otel = {
         "OTEL_TRACES_EXPORTER": "otlp",
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
         "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        **otel,
     }
     saved = {name: os.environ.get(name) for name in otel}
     os.environ.update(otel)
@@ -93,79 +99,93 @@ def traced_gateway(classifier: str, key: str, endpoint: str, redis_url: str) -> 
 
 
 async def compare(
-    off: GatewayProcess, on: GatewayProcess, key: str, total: int, rounds: int
+    gateways: dict[str, GatewayProcess], key: str, total: int, rounds: int
 ) -> dict[str, list[float]]:
-    pools = {
-        side: ConnectionPool("127.0.0.1", gateway.port)
-        for side, gateway in (("off", off), ("on", on))
-    }
+    """Gateway CPU milliseconds per request of each side, one window per side per round
+    (the order rotating from round to round)."""
+    pools = {side: ConnectionPool("127.0.0.1", g.port) for side, g in gateways.items()}
     bodies = {
-        side: [post_json(gateway.port, "/v1/classify", classify_body(t), key) for t in TEXTS]
-        for side, gateway in (("off", off), ("on", on))
+        side: [post_json(g.port, "/v1/classify", classify_body(t), key) for t in TEXTS]
+        for side, g in gateways.items()
     }
-    figures: dict[str, list[float]] = {"off": [], "on": []}
+    figures: dict[str, list[float]] = {side: [] for side in gateways}
 
-    async def warm(side: str) -> None:
+    async def window(side: str, measured: bool) -> None:
         pool, requests = pools[side], bodies[side]
         await pool.refill(CONCURRENCY)
 
         async def call(number: int) -> object:
             return await pool.request(requests[number % len(requests)])
 
-        await closed_loop(call, CONCURRENCY, 4 * CONCURRENCY)
+        pid = gateways[side].process.pid
+        before = process_cpu_seconds(pid)
+        result = await closed_loop(call, CONCURRENCY, total if measured else 4 * CONCURRENCY)
+        if measured:
+            figures[side].append(1000 * (process_cpu_seconds(pid) - before) / result.calls)
 
-    async def window(side: str, gateway: GatewayProcess) -> None:
-        pool, requests = pools[side], bodies[side]
-        await pool.refill(CONCURRENCY)
-
-        async def call(number: int) -> object:
-            return await pool.request(requests[number % len(requests)])
-
-        before = process_cpu_seconds(gateway.process.pid)
-        result = await closed_loop(call, CONCURRENCY, total)
-        spent = process_cpu_seconds(gateway.process.pid) - before
-        figures[side].append(1000 * spent / result.calls)
-
+    sides = list(gateways)
     try:
-        for side in ("off", "on"):  # warm both paths
-            await warm(side)
+        for side in sides:  # warm every path
+            await window(side, measured=False)
         for number in range(rounds):
-            order = (("off", off), ("on", on)) if number % 2 == 0 else (("on", on), ("off", off))
-            for side, gateway in order:
-                await window(side, gateway)
+            shift = number % len(sides)
+            for side in sides[shift:] + sides[:shift]:
+                await window(side, measured=True)
     finally:
         for pool in pools.values():
             await pool.close()
     return figures
 
 
+SAMPLED_RATIO = "0.1"
+"""The sampled side keeps one trace in ten (``parentbased_traceidratio``)."""
+
+
 def run(quick: bool) -> dict[str, object]:
-    total, rounds = (600, 4) if quick else (2000, 8)
+    total, rounds = (600, 3) if quick else (2000, 9)
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         redis = stack.enter_context(local_redis(workdir))
         key = asyncio.run(create_key(redis.url))
         classifier = stack.enter_context(echo_backend())
-        endpoint, counter = stack.enter_context(otlp_sink())
-        off = start_gateway(
-            classifier, f"127.0.0.1:{free_port()}", key, redis_url=redis.url, cache_ttl_s="0"
+        endpoint, every = stack.enter_context(otlp_sink())
+        sampled_endpoint, sampled_count = stack.enter_context(otlp_sink())
+        gateways = {
+            "off": start_gateway(
+                classifier, f"127.0.0.1:{free_port()}", key, redis_url=redis.url, cache_ttl_s="0"
+            )
+        }
+        stack.callback(gateways["off"].terminate)
+        gateways["on"] = traced_gateway(classifier, key, endpoint, redis.url)
+        stack.callback(gateways["on"].terminate)
+        gateways["sampled"] = traced_gateway(
+            classifier,
+            key,
+            sampled_endpoint,
+            redis.url,
+            OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+            OTEL_TRACES_SAMPLER_ARG=SAMPLED_RATIO,
         )
-        stack.callback(off.terminate)
-        on = traced_gateway(classifier, key, endpoint, redis.url)
-        stack.callback(on.terminate)
-        figures = asyncio.run(compare(off, on, key, total, rounds))
-        on.terminate()  # its last spans are exported as it stops
-        spans = counter.spans
-    ratios = [b / a for a, b in zip(figures["off"], figures["on"], strict=True)]
-    requests_on = rounds * total + 4 * CONCURRENCY + 1
+        stack.callback(gateways["sampled"].terminate)
+        figures = asyncio.run(compare(gateways, key, total, rounds))
+        for side in ("on", "sampled"):
+            gateways[side].terminate()  # its last spans are exported as it stops
+    requests = rounds * total + 4 * CONCURRENCY + 1
+    off = figures["off"]
+    on_ratios = [b / a for a, b in zip(off, figures["on"], strict=True)]
+    sampled_ratios = [b / a for a, b in zip(off, figures["sampled"], strict=True)]
     return {
         "concurrency": CONCURRENCY,
         "requests_per_window": total,
         "rounds": rounds,
-        "gateway_cpu_ms_per_request_off": statistics.median(figures["off"]),
+        "gateway_cpu_ms_per_request_off": statistics.median(off),
         "gateway_cpu_ms_per_request_on": statistics.median(figures["on"]),
-        "ratio_on_off": statistics.median(ratios),
-        "ratio_on_off_by_round": ratios,
-        "spans_exported_per_request": spans / requests_on,
+        "gateway_cpu_ms_per_request_sampled": statistics.median(figures["sampled"]),
+        "ratio_on_off": statistics.median(on_ratios),
+        "ratio_on_off_by_round": on_ratios,
+        "ratio_sampled_off": statistics.median(sampled_ratios),
+        "sampled_ratio": float(SAMPLED_RATIO),
+        "spans_exported_per_request": every.spans / requests,
+        "spans_exported_per_request_sampled": sampled_count.spans / requests,
         "target": TARGET,
     }
