@@ -5,6 +5,7 @@ and HTTP/protobuf) to a real receiver, from real processes."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -15,6 +16,7 @@ from opentelemetry import trace
 from gateway.access.keys import key_id_of
 from gateway.edge.tracing import trace_context
 from switchyard import telemetry
+from switchyard.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from switchyard.cli.up import gateway_spec, service_child
 from switchyard.redis_server import LocalRedis
 from switchyard.service_table import SERVICES
@@ -39,10 +41,20 @@ def otel_env(monkeypatch: pytest.MonkeyPatch, endpoint: str, protocol: str) -> N
         monkeypatch.delenv(name, raising=False)
 
 
+@dataclass(frozen=True)
+class Traced:
+    gateway: GatewayProcess
+    sink: SpanSink
+    key: str
+    """A client key the gateway knows."""
+    classifier: str
+    """The traced classifier's address."""
+
+
 @pytest.fixture(scope="module")
 def traced(
     prepared_models: Path, redis_server: LocalRedis, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[GatewayProcess, SpanSink, str]]:
+) -> Iterator[Traced]:
     """A gateway and a classifier exporting to one OTLP/gRPC receiver, and a client key."""
     key = make_key(redis_server.url, "client", "enterprise")
     with grpc_receiver() as (endpoint, sink), pytest.MonkeyPatch.context() as monkeypatch:
@@ -56,7 +68,7 @@ def traced(
                 cache_ttl_s="0",
             ) as gateway,
         ):
-            yield gateway, sink, key
+            yield Traced(gateway, sink, key, classifier.address)
 
 
 def one_trace(spans: list[ReceivedSpan], trace_id: str) -> dict[str, list[ReceivedSpan]]:
@@ -76,9 +88,9 @@ def complete(spans: list[ReceivedSpan]) -> bool:
 
 @pytest.mark.timeout(240)
 def test_one_trace_runs_from_the_gateway_to_the_forward_pass(
-    traced: tuple[GatewayProcess, SpanSink, str],
+    traced: Traced,
 ) -> None:
-    gateway, sink, key = traced
+    gateway, sink, key = traced.gateway, traced.sink, traced.key
     reply = httpx.post(
         f"{gateway.url}/v1/classify",
         json={"texts": ["a fine day", "a dreadful day"]},
@@ -125,9 +137,9 @@ def test_one_trace_runs_from_the_gateway_to_the_forward_pass(
 
 @pytest.mark.timeout(240)
 def test_the_caller_is_named_by_a_hash_never_by_its_key(
-    traced: tuple[GatewayProcess, SpanSink, str],
+    traced: Traced,
 ) -> None:
-    gateway, sink, key = traced
+    gateway, sink, key = traced.gateway, traced.sink, traced.key
     trace_id = "5c0ffee5c0ffee5c0ffee5c0ffee5c0f"
     reply = httpx.post(
         f"{gateway.url}/v1/classify",
@@ -265,3 +277,31 @@ def test_a_generation_span_carries_the_genai_figures_and_holds_the_forward_pass(
     assert wait.parent_id == batch.parent_id == generation.span_id
     assert forward.parent_id == batch.span_id
     assert batch.attributes["switchyard.batch.size"] == 1
+
+
+@pytest.mark.timeout(240)
+def test_a_streaming_rpc_continues_the_trace_item_by_item(
+    traced: Traced,
+) -> None:
+    sink = traced.sink
+    trace_id = "5eed5eed5eed5eed5eed5eed5eed5eed"
+    rpc_name = "switchyard.classifier.v1.ClassifierService/ClassifyStream"
+    texts = ["one fine text", "one dreadful text", "one plain text"]
+    with grpc.insecure_channel(traced.classifier) as channel:
+        stub = classifier_pb2_grpc.ClassifierServiceStub(channel)
+        requests = iter(
+            classifier_pb2.ClassifyStreamRequest(id=str(n), text=t) for n, t in enumerate(texts)
+        )
+        metadata = (("traceparent", f"00-{trace_id}-{CALLER_SPAN}-01"),)
+        answers = list(stub.ClassifyStream(requests, timeout=60, metadata=metadata))
+    assert sorted(a.id for a in answers) == ["0", "1", "2"]
+
+    def streamed(spans: list[ReceivedSpan]) -> bool:
+        names = one_trace(spans, trace_id)
+        return rpc_name in names and len(names.get("forward", [])) == len(texts)
+
+    spans = one_trace(sink.wait_for(streamed), trace_id)
+    (rpc,) = spans[rpc_name]
+    assert rpc.parent_id == CALLER_SPAN and rpc.attributes["rpc.grpc.status_code"] == "OK"
+    assert len(spans["queue wait"]) == len(spans["batch"]) == len(texts)
+    assert all(s.parent_id == rpc.span_id for s in spans["queue wait"] + spans["batch"])
