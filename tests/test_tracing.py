@@ -305,3 +305,31 @@ def test_a_streaming_rpc_continues_the_trace_item_by_item(
     assert rpc.parent_id == CALLER_SPAN and rpc.attributes["rpc.grpc.status_code"] == "OK"
     assert len(spans["queue wait"]) == len(spans["batch"]) == len(texts)
     assert all(s.parent_id == rpc.span_id for s in spans["queue wait"] + spans["batch"])
+
+
+@pytest.mark.timeout(300)
+def test_a_forward_pass_in_a_model_worker_process_is_timed_where_it_ran(
+    prepared_models: Path, tmp_path: Path
+) -> None:
+    trace_id = "f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0"
+    with grpc_receiver() as (endpoint, sink), pytest.MonkeyPatch.context() as monkeypatch:
+        otel_env(monkeypatch, endpoint, telemetry.GRPC)
+        with (
+            classifier_process(
+                tmp_path, {"v1": STANDARD_BATCHING}, model_worker="process", model_workers="1"
+            ) as classifier,
+            grpc.insecure_channel(classifier.address) as channel,
+        ):
+            stub = classifier_pb2_grpc.ClassifierServiceStub(channel)
+            metadata = (("traceparent", f"00-{trace_id}-{CALLER_SPAN}-01"),)
+            stub.Classify(
+                classifier_pb2.ClassifyRequest(texts=["a"]), timeout=60, metadata=metadata
+            )
+            spans = one_trace(
+                sink.wait_for(lambda got: {"batch", "forward"} <= one_trace(got, trace_id).keys()),
+                trace_id,
+            )
+    (batch,), (forward,) = spans["batch"], spans["forward"]
+    assert forward.parent_id == batch.span_id
+    assert batch.span.start_time_unix_nano <= forward.span.start_time_unix_nano
+    assert forward.span.end_time_unix_nano <= batch.span.end_time_unix_nano
