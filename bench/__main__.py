@@ -20,7 +20,16 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="shorter runs (noisier)")
     parser.add_argument(
         "--only",
-        choices=("classifier", "summarizer", "gateway", "streaming", "jobs", "bulk", "memory"),
+        choices=(
+            "classifier",
+            "summarizer",
+            "gateway",
+            "streaming",
+            "jobs",
+            "bulk",
+            "memory",
+            "tracing",
+        ),
     )
     parser.add_argument(
         "--json",
@@ -69,6 +78,10 @@ def main() -> int:
         from bench import memory
 
         results["memory"] = memory.run(models_dir)
+    if args.only in (None, "tracing"):
+        from bench import tracing_cost
+
+        results["tracing"] = tracing_cost.run(args.quick)
     print(json.dumps(results, indent=2))
     if args.json:
         written = results

@@ -213,6 +213,10 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # FastAPI's own spans, metrics and logs would start with any tracer provider: the
+        # gateway makes its request span itself (gateway.edge.request_span), which never
+        # records the query string (user text, for the summary stream) and costs less.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
     install_openapi(app)

@@ -12,6 +12,7 @@ import uvicorn
 from gateway.app import create_app
 from gateway.edge.drain import Drain
 from gateway.settings import GatewaySettings
+from switchyard import telemetry
 from switchyard.logs import configure_logging
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ def bind(host: str, port: int) -> socket.socket:
 def run_gateway(settings: GatewaySettings | None = None) -> int:
     settings = settings or GatewaySettings()
     configure_logging("gateway", settings.log_level)
+    setup_tracing()
     drain = Drain()
     config = uvicorn.Config(
         create_app(settings, drain),
@@ -85,5 +87,19 @@ def run_gateway(settings: GatewaySettings | None = None) -> int:
     host, port = sock.getsockname()[:2]
     # Tests and the launcher read the port from this record (the port may have been 0).
     log.info("listening", extra={"http_host": host, "http_port": port})
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    finally:
+        telemetry.shutdown()  # the spans still buffered are exported before the exit
     return 0
+
+
+def setup_tracing() -> bool:
+    """Traces if the ``OTEL_*`` environment asks for them (``switchyard.telemetry``), with
+    a span for every Redis command; returns whether they are on."""
+    if not telemetry.setup("switchyard-gateway"):
+        return False
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    RedisInstrumentor().instrument()
+    return True

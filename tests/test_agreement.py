@@ -173,7 +173,9 @@ def test_compose_runs_each_service_on_its_table_port_and_probes_its_full_name(
     composed = compose()["services"][service]
     assert composed["command"] == ["serve", service]
     env = compose_env(composed)
-    assert all(name.startswith(entry.env_prefix) for name in env), (COMPOSE_FILE, env)
+    # Its own settings, and OpenTelemetry's (traces, README "Traces").
+    own = [name for name in env if not name.startswith("OTEL_")]
+    assert all(name.startswith(entry.env_prefix) for name in own), (COMPOSE_FILE, env)
     # The services run on their default ports there (no PORT setting overrides them).
     assert f"{entry.env_prefix}PORT" not in env
     assert composed["healthcheck"]["test"][-2:] == [entry.default_address, entry.full_name]

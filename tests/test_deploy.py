@@ -25,11 +25,13 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from opentelemetry.sdk import environment_variables as otel_environment
 
 from gateway.routing.router import load_rollouts_file
 from gateway.settings import GatewaySettings
 from services.runtime import server as runtime_server
 from services.runtime.registry import load_registry
+from switchyard import telemetry
 from switchyard.cli import build_parser
 from switchyard.client import config as client_config
 from tests.deploy_support import (
@@ -83,6 +85,11 @@ NON_SWITCHYARD_ENV = {
     "TMPDIR": "Python's temporary files (uploads being received, bulk answers waiting)",
 }
 """Variables the deployment sets that Switchyard's code does not read, and why."""
+
+OTEL_VARIABLES = frozenset(
+    value for name, value in vars(otel_environment).items() if name.startswith("OTEL_")
+)
+"""Variables OpenTelemetry's SDK and exporters read (``switchyard.telemetry``)."""
 
 UID = 10001
 """The images' unprivileged user (Dockerfile) that the pods run as."""
@@ -428,7 +435,15 @@ def _compose_model_services() -> dict[str, dict[str, Any]]:
 
 def test_compose_runs_every_part_with_the_classifier_twice() -> None:
     services = compose()["services"]
-    assert set(services) == {"redis", "classifier", "ner", "summarizer", "envoy", "gateway"}
+    assert set(services) == {
+        "redis",
+        "classifier",
+        "ner",
+        "summarizer",
+        "envoy",
+        "gateway",
+        "otel-collector",
+    }
     models = _compose_model_services()
     assert {name: _compose_role(s) for name, s in models.items()} == {
         name: ("serve", name) for name in MODEL_SERVICES
@@ -932,7 +947,7 @@ def _set_variables() -> list[tuple[str, str, str]]:
 
 
 def test_every_variable_set_is_a_setting_of_the_part_it_configures() -> None:
-    known = code_env_names()
+    known = code_env_names() | OTEL_VARIABLES
     prefixes = {name: c.prefix for name, c in CONTRACTS.items()}
     prefixes["gateway"] = str(GatewaySettings.model_config.get("env_prefix"))
     for where, part, variable in _set_variables():
@@ -941,7 +956,7 @@ def test_every_variable_set_is_a_setting_of_the_part_it_configures() -> None:
         assert variable in known, (where, variable)
         if part in prefixes and variable.startswith("SWITCHYARD_"):
             assert variable.startswith(prefixes[part]), (where, variable)
-        if part in MODEL_SERVICES:
+        if part in MODEL_SERVICES and variable not in OTEL_VARIABLES:
             assert variable.startswith(prefixes[part]), (where, variable)
 
 
@@ -949,6 +964,41 @@ def test_the_code_reads_the_variables_the_images_rely_on() -> None:
     known = code_env_names()
     assert {"SWITCHYARD_HOME", "REDIS_URL", "SWITCHYARD_GATEWAY_CLASSIFIER_BACKENDS"} <= known
     assert "SWITCHYARD_CLASSIFIER_ONLY_VERSIONS" in known
+
+
+# --- traces --------------------------------------------------------------------------
+
+
+def test_compose_traces_are_off_unless_the_shell_sets_an_endpoint_and_the_profile() -> None:
+    services = compose()["services"]
+    for name in ("classifier", "ner", "summarizer", "gateway"):
+        env = compose_env(services[name])
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "${OTEL_EXPORTER_OTLP_ENDPOINT:-}", name
+        unset = {k: v for k, v in env.items() if not v.startswith("${")}
+        assert not telemetry.requested(unset | {"OTEL_EXPORTER_OTLP_ENDPOINT": ""}), name
+    collector = services["otel-collector"]
+    assert collector["profiles"] == ["tracing"]
+    assert collector["image"].startswith("otel/opentelemetry-collector:")
+    (volume,) = collector["volumes"]
+    source, target, _ = volume.split(":")
+    assert collector["command"] == [f"--config={target}"]
+    config = yaml_documents(REPO / source)[0]
+    grpc_endpoint = config["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"]
+    http_endpoint = config["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
+    assert (grpc_endpoint.rsplit(":", 1)[1], http_endpoint.rsplit(":", 1)[1]) == ("4317", "4318")
+    assert config["service"]["pipelines"]["traces"]["receivers"] == ["otlp"]
+
+
+@pytest.mark.parametrize("kustomization", OVERLAYS, ids=OVERLAY_IDS)
+def test_k8s_every_pod_gets_the_otel_environment_off_by_default(kustomization: Path) -> None:
+    configmaps = objects(kustomization, "ConfigMap")
+    for name, (_, container) in _workloads(kustomization).items():
+        env: dict[str, str] = {}
+        for source in container.get("envFrom", []):
+            env.update(configmaps[source["configMapRef"]["name"]]["data"])
+        assert "OTEL_EXPORTER_OTLP_ENDPOINT" in env, name
+        assert not telemetry.requested(env), name
+        assert telemetry.protocol(env) == telemetry.GRPC
 
 
 # --- the guide -------------------------------------------------------------------------

@@ -18,11 +18,11 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.edge import request_context
+from gateway.edge import request_context, request_span
 from gateway.edge.client_ip import ClientAddress
 from gateway.edge.drain import Drain
 from gateway.edge.metrics import GatewayMetrics
-from gateway.edge.tracing import trace_context
+from gateway.edge.tracing import TraceContext, request_id_from, trace_context
 from gateway.errors.refusals import (
     GENERIC_INTERNAL_MESSAGE,
     Internal,
@@ -67,7 +67,13 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        trace = trace_context(headers.get("x-request-id"), headers.get("traceparent"))
+        span = request_span.start(scope, headers)
+        if span is None:
+            trace = trace_context(headers.get("x-request-id"), headers.get("traceparent"))
+        else:  # traces on: the backend continues this request's span
+            trace = TraceContext(
+                request_id_from(headers.get("x-request-id")), request_span.traceparent(span[0])
+            )
         logs.request_id.set(trace.request_id)
         record = request_context.begin(trace, self.drain.draining)
         peer = scope.get("client")
@@ -142,6 +148,8 @@ class RequestContextMiddleware:
             self.drain.leave()
             self.metrics.in_flight.dec()
             self._observe(scope, status, record)
+            if span is not None:
+                request_span.end(span, scope["method"], _route_template(scope), status, record)
 
     @staticmethod
     def _live(

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from services.runtime.errors import DeadlineExpired
+from services.runtime.tracing import ItemTrace
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -70,6 +71,8 @@ class Pending(Generic[In, Out]):
     enqueued_at: float
     low_priority: bool = False
     state: PendingState = field(default=PendingState.QUEUED)
+    trace: ItemTrace | None = None
+    """Where its spans go, while traces are on."""
 
 
 class WaitingItems(Generic[In, Out]):

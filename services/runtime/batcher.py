@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Generic, Protocol, TypeVar
 
+from services.runtime import tracing
 from services.runtime.batch_queue import BatchPolicy, Pending, WaitingItems
 from services.runtime.batch_run import WORKER_STOPPED, run_and_answer
 from services.runtime.errors import InvalidInput, Overloaded, Unavailable
@@ -148,8 +149,9 @@ class DynamicBatcher(Generic[In, Out]):
             )
         loop = asyncio.get_running_loop()
         now = time.monotonic()
+        traced = tracing.item_trace()
         pending = [
-            Pending[In, Out](item, loop.create_future(), deadline, now, low_priority)
+            Pending[In, Out](item, loop.create_future(), deadline, now, low_priority, trace=traced)
             for item in items
         ]
         self._waiting.add(pending)

@@ -17,6 +17,7 @@ import grpc
 from google.protobuf.message import DecodeError
 from grpc import aio
 
+from services.runtime import tracing
 from services.runtime.errors import InvalidInput, ServiceError, Unavailable
 from services.runtime.metrics import CallRecord, ServiceMetrics, current_call
 from services.runtime.status import (
@@ -76,7 +77,6 @@ class ErrorMappingInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         method: str = handler_call_details.method
         if handler is None or not method.startswith(OWN_PREFIX):
             return handler
-        short = method.rsplit("/", 1)[-1]
         # Requests reach the wrapped behaviour as bytes and are parsed there: grpcio's own
         # parsing failure (for example a string field holding invalid UTF-8) would answer
         # UNKNOWN with the exception's text; parsed here it is a clear INVALID_ARGUMENT.
@@ -84,18 +84,18 @@ class ErrorMappingInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         kwargs = {"request_deserializer": None, "response_serializer": handler.response_serializer}
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(_unary_input(handler.unary_unary, decode), short), **kwargs
+                self._wrap_unary(_unary_input(handler.unary_unary, decode), method), **kwargs
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                self._wrap_unary(_stream_input(handler.stream_unary, decode), short), **kwargs
+                self._wrap_unary(_stream_input(handler.stream_unary, decode), method), **kwargs
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(_unary_input(handler.unary_stream, decode), short), **kwargs
+                self._wrap_stream(_unary_input(handler.unary_stream, decode), method), **kwargs
             )
         return grpc.stream_stream_rpc_method_handler(
-            self._wrap_stream(_stream_input(handler.stream_stream, decode), short), **kwargs
+            self._wrap_stream(_stream_input(handler.stream_stream, decode), method), **kwargs
         )
 
     def _wrap_unary(self, inner: Handler, method: str) -> Handler:
@@ -126,7 +126,9 @@ class ErrorMappingInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
     async def _call(
         self, method: str, context: aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[None]:
-        """One call's bookkeeping: admission, error mapping, active count and metrics."""
+        """One call's bookkeeping: admission, error mapping, active count, metrics and
+        its span (``method``: the full gRPC path)."""
+        short = method.rsplit("/", 1)[-1]
         record = CallRecord()
         # Each RPC runs in its own task, so the record is seen only by this call.
         current_call.set(record)
@@ -134,16 +136,18 @@ class ErrorMappingInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
         started = time.perf_counter()
         code = "OK"
         self._call_started()
-        try:
-            self._admit()
-            yield
-        except BaseException as exc:
-            code = _code_name(exc, context)
-            await _abort_for(exc, context, method)
-            raise
-        finally:
-            self._call_ended()
-            self._metrics.observe_call(method, record, code, time.perf_counter() - started)
+        with tracing.rpc_span(method, context.invocation_metadata) as span:
+            try:
+                self._admit()
+                yield
+            except BaseException as exc:
+                code = _code_name(exc, context)
+                await _abort_for(exc, context, short)
+                raise
+            finally:
+                self._call_ended()
+                self._metrics.observe_call(short, record, code, time.perf_counter() - started)
+                tracing.end_rpc(span, code)
 
 
 def _request_id(context: aio.ServicerContext[Any, Any]) -> str:

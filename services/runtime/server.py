@@ -29,6 +29,7 @@ from services.runtime.model_worker import worker_pool
 from services.runtime.registry import ServiceSpec, VersionSpec, load_registry
 from services.runtime.repository import HostedVersion, ModelRepository
 from services.runtime.settings import ServiceSettings
+from switchyard import telemetry
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -235,4 +236,8 @@ def run_service(definition: ServiceDefinition[In, Out], settings: ServiceSetting
 
     configure_logging(definition.name, settings.log_level)
     configure_torch(settings.torch_threads)
-    return asyncio.run(serve_until_signalled(ModelServer(definition, settings)))
+    telemetry.setup(f"{telemetry.SERVICE_NAME_PREFIX}{definition.name}")
+    try:
+        return asyncio.run(serve_until_signalled(ModelServer(definition, settings)))
+    finally:
+        telemetry.shutdown()  # the spans still buffered are exported before the exit

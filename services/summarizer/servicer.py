@@ -15,6 +15,7 @@ from services.runtime.catalogue import catalogue
 from services.runtime.inputs import check_text, deadline_of, is_low_priority
 from services.runtime.metrics import ServiceMetrics, note_model
 from services.runtime.repository import HostedVersion, ModelRepository
+from services.summarizer import tracing as generation_span
 from services.summarizer.convert import usage_to_pb
 from services.summarizer.generation import GenerationJob, Prompt, Usage
 from services.summarizer.options import check_options, check_prompt
@@ -123,6 +124,9 @@ class SummarizerServicer(pb_grpc.SummarizerServiceServicer):
         went away, or its deadline passed) cancels the generation, and so does a stop
         sequence, whose text and what follows it are never sent."""
         checked = check_options(options, hosted.spec)
+        operation = generation_span.TEXT_COMPLETION if prompt is None else generation_span.CHAT
+        span = generation_span.start(operation, hosted.model, hosted.version, checked)
+        usage: Usage | None = None
         scanner = StopScanner(check_stops(options.stop))
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[_Piece | None] = asyncio.Queue()
@@ -144,9 +148,10 @@ class SummarizerServicer(pb_grpc.SummarizerServiceServicer):
         )
         assert hosted.batcher is not None
         low = is_low_priority(context)
-        run = asyncio.ensure_future(
-            hosted.batcher.submit(job, deadline_of(context), low_priority=low)
-        )
+        with generation_span.submitting(span):
+            run = asyncio.ensure_future(
+                hosted.batcher.submit(job, deadline_of(context), low_priority=low)
+            )
         # Pieces are queued on the loop before the run's result, so None comes last.
         run.add_done_callback(lambda _: pieces.put_nowait(None))
         try:
@@ -163,6 +168,7 @@ class SummarizerServicer(pb_grpc.SummarizerServiceServicer):
                 yield _Piece(tail, usage.generated_tokens)
             yield _End(usage)
         finally:
+            generation_span.end(span, usage)
             job.cancelled.set()  # no effect once finished; stops a generation still running
             if not run.done():
                 run.cancel()

@@ -77,6 +77,8 @@ def _port(env: dict[str, str], variable: str, default: int) -> int:
 
 
 def service_child(launch: ModelService, torch_threads: int) -> ServiceChild:
+    # The launcher's whole environment, OTEL_* included: every process it starts exports
+    # its traces where that environment says (switchyard.telemetry).
     env = dict(os.environ)
     # Several model processes share this machine's cores: the command line says how many
     # torch threads each may use, unless the environment does.
@@ -94,7 +96,7 @@ def gateway_spec(
 ) -> ChildSpec:
     """The gateway, pointed at the services started here and at no other (unless the
     environment says otherwise)."""
-    env = dict(os.environ)
+    env = dict(os.environ)  # OTEL_* included, as for the services
     if redis_url is not None:
         env["REDIS_URL"] = redis_url
     if seed_keys is not None:

@@ -1,0 +1,76 @@
+"""The span of each HTTP request, when traces are on (``switchyard.telemetry``).
+
+Made by ``RequestContextMiddleware`` rather than OpenTelemetry's ASGI middleware: the
+gateway's own middleware already knows, at the end, the route, the model version and why
+it was chosen, and the status; and the ASGI middleware's spans per message sent or
+received would cost more than the request span itself. The span continues the caller's
+``traceparent`` and is the parent of the Redis calls made meanwhile and of the model
+service's spans (its context is the ``traceparent`` sent to the backend).
+"""
+
+from __future__ import annotations
+
+from contextvars import Token
+
+from opentelemetry import context, propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from starlette.datastructures import Headers
+from starlette.types import Scope
+
+from gateway.edge.request_context import RequestRecord
+from switchyard import telemetry
+
+_tracer = telemetry.tracer("switchyard.gateway")
+
+
+Started = tuple[Span, Token[Context]]
+
+
+def start(scope: Scope, headers: Headers) -> Started | None:
+    """The request's span, made current (None while traces are off), and the token that
+    ``end`` detaches."""
+    if not telemetry.ENABLED:
+        return None
+    # Most requests carry no trace context: the propagators' parsing is then skipped.
+    parent = propagate.extract(headers) if not PROPAGATED.isdisjoint(headers.keys()) else None
+    span = _tracer.start_span(scope["method"], context=parent, kind=SpanKind.SERVER)
+    return span, context.attach(trace.set_span_in_context(span, parent))
+
+
+PROPAGATED = frozenset({"traceparent", "tracestate", "baggage"})
+"""The headers of the default propagators (W3C trace context and baggage)."""
+
+
+def traceparent(span: Span) -> str:
+    """The W3C ``traceparent`` naming ``span``: what the backend continues."""
+    ids = span.get_span_context()
+    return f"00-{ids.trace_id:032x}-{ids.span_id:016x}-{ids.trace_flags:02x}"
+
+
+def end(started: Started, method: str, route: str, status: int, record: RequestRecord) -> None:
+    """Name the span after its route, give it what the request came to, and end it."""
+    span, token = started
+    context.detach(token)
+    span.update_name(f"{method} {route}")
+    # One call, not one per attribute: each call takes the span's lock.
+    attributes: dict[str, str | int] = {
+        "http.request.method": method,
+        "http.route": route,
+        "http.response.status_code": status,
+    }
+    model = record.model or record.routed_model
+    version = record.version or record.routed_version
+    if model:
+        attributes["switchyard.model"] = model
+    if version:
+        attributes["switchyard.model.version"] = version
+    if record.route_reason:
+        attributes["switchyard.route.reason"] = record.route_reason
+    if record.caller:
+        # Never the key, nor even the key's id: a hash tells callers apart.
+        attributes["switchyard.caller.hash"] = telemetry.hashed_identity(record.caller)
+    span.set_attributes(attributes)
+    if status >= 500:
+        span.set_status(Status(StatusCode.ERROR))
+    span.end()
