@@ -99,7 +99,7 @@ async def plan_call(
     # same round trip), "limit" a caller known already, only counted.
     step = "auth" if caller is None else "limit"
     started = time.perf_counter()
-    claim = state.auth.identify(request) if caller is None else Claim.known(caller)
+    claim = await state.auth.identify(request) if caller is None else Claim.known(caller)
     identified_s = time.perf_counter() - started
     # Before the round trip, so that it can read the cache entries of the chosen version:
     # a valid key's caller is the id it claims, and a token's was verified just now.

@@ -84,6 +84,7 @@ class Unauthenticated(ApiError):
         """``invalid``: a credential was presented and refused (else none was sent)."""
         challenge = f'{REALM}, error="invalid_token"' if invalid else REALM
         super().__init__(message, {"WWW-Authenticate": challenge})
+        self.invalid = invalid
 
 
 class PermissionDenied(ApiError):
