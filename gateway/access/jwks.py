@@ -86,6 +86,7 @@ class JwksFetcher:
         refresh_s: float = 300.0,
         min_refresh_s: float = 10.0,
         client: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = url
         self._replace = replace
@@ -93,12 +94,13 @@ class JwksFetcher:
         self.min_refresh_s = min_refresh_s
         self._client = client or httpx.AsyncClient(timeout=FETCH_TIMEOUT_S)
         self._lock = asyncio.Lock()
+        self._clock = clock
         self._last_attempt = -float("inf")
 
     async def refresh(self) -> bool:
         """Fetch the set now; whether a good one replaced the keys (a failure is logged
         and the last good keys stay)."""
-        self._last_attempt = time.monotonic()
+        self._last_attempt = self._clock()
         try:
             reply = await self._client.get(self.url, headers={"Accept": "application/json"})
             reply.raise_for_status()
@@ -116,7 +118,7 @@ class JwksFetcher:
         less than ``min_refresh_s`` ago; whether the keys were replaced. Concurrent callers
         share one fetch (the lock), then find the interval not yet passed."""
         async with self._lock:
-            if time.monotonic() - self._last_attempt < self.min_refresh_s:
+            if self._clock() - self._last_attempt < self.min_refresh_s:
                 return False
             return await self.refresh()
 

@@ -45,6 +45,7 @@ from jwt.exceptions import (
     InvalidAudienceError,
     InvalidIssuedAtError,
     InvalidIssuerError,
+    InvalidJTIError,
     InvalidKeyError,
     InvalidSignatureError,
     InvalidSubjectError,
@@ -111,6 +112,8 @@ def _reason_for(error: PyJWTError) -> str:
         return "the token's subject is not valid"
     if isinstance(error, InvalidIssuedAtError):
         return "the token's issued-at time is not valid"
+    if isinstance(error, InvalidJTIError):
+        return "the token's 'jti' claim is not a non-empty string"
     if isinstance(error, InvalidAlgorithmError):
         return "the token's algorithm is not accepted"
     if isinstance(error, InvalidSignatureError):

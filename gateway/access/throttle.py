@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis.asyncio as redis
@@ -51,9 +52,15 @@ class AuthThrottle:
     """The failures of each address counted (``counter``), and the addresses over
     ``per_minute`` refused; ``per_minute`` 0 turns throttling off."""
 
-    def __init__(self, counter: FailureCounter, per_minute: int) -> None:
+    def __init__(
+        self,
+        counter: FailureCounter,
+        per_minute: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.counter = counter
         self.per_minute = per_minute
+        self._clock = clock
         self._blocked: dict[str, float] = {}
         """Address: when (monotonic) its window ends, for those this replica saw go over."""
 
@@ -62,7 +69,7 @@ class AuthThrottle:
         until = self._blocked.get(address)
         if until is None:
             return
-        left = until - time.monotonic()
+        left = until - self._clock()
         if left <= 0:
             del self._blocked[address]
             return
@@ -80,7 +87,7 @@ class AuthThrottle:
             return
         if count < self.per_minute:
             return
-        now = time.monotonic()
+        now = self._clock()
         if len(self._blocked) >= MAX_BLOCKED:
             self._blocked = {a: t for a, t in self._blocked.items() if t > now}
         self._blocked[address] = now + left_s

@@ -36,6 +36,7 @@ class RevokeToken(BaseModel):
         None,
         ge=0,
         le=2**53,
+        allow_inf_nan=False,
         description="The token's `exp` (epoch seconds): the revocation is kept until then;"
         " unset: for the longest token lifetime the gateway accepts.",
     )
