@@ -143,7 +143,7 @@ class JwtVerifier:
         if not issuer or not audience:
             raise ValueError("issuer and audience must not be empty")
         if [hs256_secret is not None, jwks_file is not None, jwks_fetched].count(True) != 1:
-            raise ValueError("give exactly one of hs256_secret or jwks_file")
+            raise ValueError("give exactly one of hs256_secret, jwks_file or jwks_fetched")
         if not math.isfinite(leeway_s) or leeway_s < 0:
             raise ValueError(f"leeway_s must be a finite number >= 0, got {leeway_s}")
         if not roles_claim:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.access.auth import credential_of
 from gateway.access.bearer import BearerTokens
 from gateway.edge import request_context
-from gateway.errors.refusals import InvalidArgument, NotFound, PermissionDenied, RateLimited
+from gateway.errors.refusals import InvalidArgument, NotFound, PermissionDenied
 from gateway.routes.bodies import documented, read_body
 from gateway.routes.deps import Admin, State
 from gateway.routes.responses import CALLER, JSON_BODY, refusals
@@ -58,7 +58,7 @@ def _tokens(state: State) -> BearerTokens:
     "/v1/auth/token",
     response_model=AccessToken,
     summary="Trade an API key for a short-lived access token",
-    responses=refusals(*CALLER, InvalidArgument, NotFound, RateLimited),
+    responses=refusals(*CALLER, InvalidArgument, NotFound),
     description="Send the API key (`Authorization: Bearer sy_...` or `X-API-Key`); the"
     " token carries the key's caller, roles, tier and limits. Refresh: trade again."
     " Revoking the key stops new trades; tokens already issued last until they expire"
