@@ -45,6 +45,7 @@ from gateway.routes import (
     rollouts,
     shadow,
     summarize,
+    tokens,
 )
 from gateway.routes.openapi import install_openapi
 from gateway.routes.page import STATIC_DIR
@@ -55,7 +56,7 @@ from gateway.settings import GatewaySettings
 from gateway.shadow.agreement import ShadowAgreement
 from gateway.shadow.mirror import ShadowMirror
 from gateway.state import GatewayState
-from gateway.stores import generation_hub, shared_stores
+from gateway.stores import auth_throttle, bearer_tokens, generation_hub, shared_stores
 
 log = logging.getLogger(__name__)
 
@@ -79,16 +80,19 @@ files and batches).
 
 
 def jwt_verifier(settings: GatewaySettings) -> JwtVerifier | None:
-    """A verifier for bearer tokens, if the settings give a secret or a JWKS file."""
-    if settings.jwt_hs256_secret is None and settings.jwt_jwks_file is None:
-        return None
+    """A verifier for bearer tokens, if the settings give a secret, a JWKS file or URL."""
     secret = settings.jwt_hs256_secret
+    if secret is None and settings.jwt_jwks_file is None and settings.jwks_url is None:
+        return None
     return JwtVerifier(
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         hs256_secret=secret.get_secret_value() if secret is not None else None,
         jwks_file=settings.jwt_jwks_file,
+        jwks_fetched=settings.jwks_url is not None,
         roles_claim=settings.jwt_roles_claim,
+        max_lifetime_s=settings.jwt_max_lifetime_s,
+        require_jti=settings.jwt_require_jti,
     )
 
 
@@ -102,13 +106,15 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
         backends = Backends(settings)
         stores, client = shared_stores(settings)
         internal = InternalCallers()
+        tokens_accepted = bearer_tokens(settings, client, jwt_verifier(settings))
         authenticator = Authenticator(
             stores.keys,
             settings.tiers,
-            jwt=jwt_verifier(settings),
+            tokens=tokens_accepted,
             admin_key_sha256=settings.admin_key_hash(),
             fail_open=settings.rate_limit_failure == "open",
             internal=internal,
+            throttle=auth_throttle(settings, client),
         )
         file_storage = settings.file_storage()
         secret = settings.webhook_secret
@@ -184,6 +190,10 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
         ]
         if runner is not None:
             tasks.append(asyncio.create_task(runner.run()))
+        jwks = tokens_accepted.fetcher if tokens_accepted is not None else None
+        if jwks is not None:
+            await jwks.refresh()  # a failure is logged: tokens wait for a later fetch
+            tasks.append(asyncio.create_task(jwks.run()))
         try:
             yield
         finally:
@@ -198,6 +208,8 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
                 await sender.aclose()
                 await callbacks.close()
                 await backends.close()
+                if jwks is not None:
+                    await jwks.close()
                 if client is not None:
                     await client.aclose()
 
@@ -228,6 +240,7 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
     app.include_router(openai_chat.router)
     app.include_router(operations.router)
     app.include_router(admin.router)
+    app.include_router(tokens.router)
     app.include_router(rollouts.router)
     app.include_router(shadow.router)
     app.include_router(experiments.router)

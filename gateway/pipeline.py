@@ -4,8 +4,10 @@ order they are taken:
 1. request id and trace context (``RequestContextMiddleware``, for every request);
 2. admission: a request that arrived after draining began is refused (``admit``);
 3. who the caller says they are, from the request alone (``Authenticator.identify``):
-   the id an API key claims, a bearer token's caller (verified here, locally), or the
-   caller a stream token was issued to; no credential, or a malformed one, is 401 here;
+   the id an API key claims, a bearer token's caller (verified here, locally, and its
+   ``jti`` looked up among the revoked: one EXISTS), or the caller a stream token was
+   issued to; no credential, or a malformed one, is 401 here; an address that presented
+   too many invalid credentials this minute is 429 here;
 4. the model version, chosen once, for that identity (``Router.choose``: pin, allowlist,
    sticky weight, stable); a refusal of the routing's (a retired version) is held;
 5. the cache keys of the request's texts for that version (classifier and NER);
@@ -99,7 +101,7 @@ async def plan_call(
     # same round trip), "limit" a caller known already, only counted.
     step = "auth" if caller is None else "limit"
     started = time.perf_counter()
-    claim = state.auth.identify(request) if caller is None else Claim.known(caller)
+    claim = await state.auth.identify(request) if caller is None else Claim.known(caller)
     identified_s = time.perf_counter() - started
     # Before the round trip, so that it can read the cache entries of the chosen version:
     # a valid key's caller is the id it claims, and a token's was verified just now.

@@ -115,6 +115,39 @@ class GatewaySettings(BaseSettings):
     jwt_issuer: str = Field("switchyard", description="Required `iss` of bearer tokens.")
     jwt_audience: str = Field("switchyard-gateway", description="Required `aud`.")
     jwt_roles_claim: str = Field("roles", description="The claim that lists the roles.")
+    jwks_url: str | None = Field(
+        None,
+        description="Accept RS256 bearer tokens signed by a key of the JWKS at this URL"
+        " (instead of jwt_jwks_file), fetched at start and kept fresh.",
+    )
+    jwks_refresh_s: float = Field(300.0, gt=0, description="How often the JWKS URL is fetched.")
+    jwks_min_refresh_s: float = Field(
+        10.0,
+        ge=0,
+        description="A token naming an unknown kid fetches the JWKS URL again, at most once"
+        " per this many seconds.",
+    )
+    jwt_max_lifetime_s: int = Field(
+        86_400,
+        ge=60,
+        description="Bearer tokens expiring further ahead are refused; a revocation that"
+        " names no expiry is kept this long.",
+    )
+    jwt_require_jti: bool = Field(
+        False, description="Refuse bearer tokens without a jti (which cannot be revoked)."
+    )
+    token_signing_key: SecretStr | None = Field(
+        None,
+        description="HS256 secret (32+ bytes, the same on every replica) signing the access"
+        " tokens POST /v1/auth/token trades for an API key; unset: no exchange.",
+    )
+    token_ttl_s: int = Field(900, ge=1, le=86_400, description="Lifetime of an access token.")
+    auth_failures_per_minute: int = Field(
+        20,
+        ge=0,
+        description="Invalid credentials an address may present in a minute before it gets"
+        " 429 until the minute ends; 0: no limit.",
+    )
     metrics_public: bool = Field(True, description="Serve /metrics without a key.")
     seed_keys_file: Path | None = Field(
         None,
@@ -227,6 +260,7 @@ class GatewaySettings(BaseSettings):
         "summarizer_backends",
         "cors_origins",
         "webhook_allow_hosts",
+        "trusted_proxies",
         mode="before",
     )
     @classmethod

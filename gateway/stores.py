@@ -12,10 +12,21 @@ from pathlib import Path
 
 import redis.asyncio as redis
 
+from gateway.access.access_tokens import AccessTokens
+from gateway.access.bearer import BearerTokens
 from gateway.access.interfaces import KeyStorage, StreamTokenStorage
+from gateway.access.jwks import JwksFetcher
+from gateway.access.jwt_auth import JwtVerifier
 from gateway.access.keys import ApiKey, KeyStore
-from gateway.access.memory import MemoryKeyStore, MemoryStreamTokens
+from gateway.access.memory import (
+    MemoryFailureCounter,
+    MemoryKeyStore,
+    MemoryRevokedTokens,
+    MemoryStreamTokens,
+)
+from gateway.access.revoked import RevokedTokens
 from gateway.access.stream_tokens import StreamTokens
+from gateway.access.throttle import AuthThrottle, RedisFailureCounter
 from gateway.cache.interfaces import CacheStorage
 from gateway.cache.memory import MemoryPredictionCache
 from gateway.cache.prediction import PredictionCache
@@ -105,3 +116,45 @@ def seed_keys(path: Path) -> list[tuple[ApiKey, str]]:
         )
         for e in entries
     ]
+
+
+def bearer_tokens(
+    settings: GatewaySettings, client: redis.Redis | None, external: JwtVerifier | None
+) -> BearerTokens | None:
+    """Bearer tokens (an identity provider's, checked by ``external``, and the gateway's
+    own), if any are accepted; revocations kept in Redis, or in this process."""
+    signing_key = settings.token_signing_key
+    if external is None and signing_key is None:
+        return None
+    fetcher = None
+    if settings.jwks_url is not None and external is not None:
+        fetcher = JwksFetcher(
+            settings.jwks_url,
+            external.replace_keys,
+            refresh_s=settings.jwks_refresh_s,
+            min_refresh_s=settings.jwks_min_refresh_s,
+        )
+    issued = None
+    if signing_key is not None:
+        issued = AccessTokens(
+            signing_key.get_secret_value(),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            ttl_s=settings.token_ttl_s,
+        )
+    revoked = MemoryRevokedTokens() if client is None else RevokedTokens(client)
+    return BearerTokens(
+        settings.tiers,
+        revoked,
+        external=external,
+        fetcher=fetcher,
+        issued=issued,
+        max_lifetime_s=settings.jwt_max_lifetime_s,
+        fail_open=settings.rate_limit_failure == "open",
+    )
+
+
+def auth_throttle(settings: GatewaySettings, client: redis.Redis | None) -> AuthThrottle:
+    """Invalid credentials counted per address in Redis, or in this process."""
+    failures = MemoryFailureCounter() if client is None else RedisFailureCounter(client)
+    return AuthThrottle(failures, settings.auth_failures_per_minute)

@@ -99,3 +99,29 @@ def test_batch_jobs_run_in_the_one_process(classifier: ServiceProcess, tmp_path:
         answers = output_lines(client, done.output_file_id)
         assert [a["custom_id"] for a in answers] == [line["custom_id"] for line in lines]
         assert [b.id for b in client.batches.list().data] == [batch.id]
+
+
+def test_access_tokens_revocations_and_throttled_failures_in_one_process(
+    scripted: ScriptedBackend, tmp_path: Path
+) -> None:
+    key_id, key = new_key()
+    seed = {"id": key_id, "owner": "dev", "role": "client", "tier": "pro", "hash": key_hash(key)}
+    seed_file = tmp_path / "seed-keys.json"
+    seed_file.write_text(json.dumps([seed]))
+    backends = {name: scripted.address for name in ("classifier", "ner", "summarizer")}
+    settings = {
+        "seed_keys_file": str(seed_file),
+        "token_signing_key": "a-signing-key-for-one-process-long-enough",
+        "auth_failures_per_minute": "3",
+    }
+    with gateway_process(backends, **settings) as gateway:
+        traded = httpx.post(f"{gateway.url}/v1/auth/token", headers={"X-API-Key": key})
+        assert traded.status_code == 200, traded.text
+        token = {"Authorization": f"Bearer {traded.json()['access_token']}"}
+        assert classify(gateway, token).status_code == 200
+        assert httpx.post(f"{gateway.url}/v1/auth/revoke", headers=token).status_code == 204
+        assert classify(gateway, token).status_code == 401  # the first invalid credential
+
+        bad = {"Authorization": "Bearer " + new_key()[1]}
+        assert [classify(gateway, bad).status_code for _ in range(3)] == [401, 401, 429]
+        assert classify(gateway, {"X-API-Key": key}).status_code == 429

@@ -300,3 +300,25 @@ def test_looks_like_jwt(hs_verifier: JwtVerifier) -> None:
     assert not JwtVerifier.looks_like_jwt("a.b")
     assert not JwtVerifier.looks_like_jwt("a.b.c.d")
     assert not JwtVerifier.looks_like_jwt("a b.c.d")
+
+
+# The jti (what revokes a token) and the longest lifetime
+
+
+def test_jti_is_read_and_may_be_required(hs_verifier: JwtVerifier) -> None:
+    assert hs_verifier.verify(hs_token(claims(jti="t-1"))).token_id == "t-1"
+    assert hs_verifier.verify(hs_token(claims())).token_id is None
+    strict = JwtVerifier(issuer=ISSUER, audience=AUDIENCE, hs256_secret=SECRET, require_jti=True)
+    assert refused(strict, hs_token(claims())) == "the token has no 'jti' claim"
+    for bad in ("", 7, ["t"]):
+        reason = refused(hs_verifier, hs_token(claims(jti=bad)))
+        assert reason == "the token's 'jti' claim is not a non-empty string"
+
+
+def test_tokens_living_longer_than_the_maximum_are_refused() -> None:
+    verifier = JwtVerifier(
+        issuer=ISSUER, audience=AUDIENCE, hs256_secret=SECRET, max_lifetime_s=600
+    )
+    assert verifier.verify(hs_token(claims(exp=int(time.time()) + 500)))
+    far = hs_token(claims(exp=int(time.time()) + 3600))
+    assert refused(verifier, far) == "the token lives longer than this gateway accepts"

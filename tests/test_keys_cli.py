@@ -1,4 +1,4 @@
-"""``switchyard keys create|list|revoke`` against a real Redis."""
+"""``switchyard keys create|list|revoke|revoke-token`` against a real Redis."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 
 import redis.asyncio as redis
 
 from gateway.access.keys import KeyStore, key_id_of
+from gateway.access.revoked import RevokedTokens
 from switchyard.redis_server import LocalRedis
 
 
@@ -55,3 +57,25 @@ def test_create_prints_the_key_once_on_its_own_line_then_list_and_revoke(
     assert not verified(redis_server, key)
     assert "revoked" in keys_command(redis_server, "list").stdout
     assert keys_command(redis_server, "revoke", "nosuchkey0").returncode == 1
+
+
+def test_revoke_token_keeps_the_jti_refused_until_the_given_expiry(
+    redis_server: LocalRedis,
+) -> None:
+    jti = "cli-" + str(time.time_ns())
+    expires_at = int(time.time()) + 600
+    done = keys_command(redis_server, "revoke-token", jti, "--expires-at", str(expires_at))
+    assert done.returncode == 0, done.stderr
+    assert jti in done.stderr
+
+    async def read() -> tuple[bool, int | None]:
+        client = redis.Redis.from_url(redis_server.url)
+        try:
+            revoked = RevokedTokens(client)
+            return await revoked.is_revoked(jti), await revoked.ttl_s(jti)
+        finally:
+            await client.aclose()
+
+    revoked, ttl_s = asyncio.run(read())
+    assert revoked and ttl_s is not None
+    assert expires_at - time.time() < ttl_s <= expires_at - time.time() + 32

@@ -227,6 +227,10 @@ def test_up_with_a_subset_is_ready_for_what_it_started_and_knows_nothing_else(
         assert ready.status_code == 200, ready.text
         assert ready.json() == {"status": "ready"}
         assert gateway.call("classify").status_code == 200
+        # The gateway signs access tokens with a key the launcher gave it.
+        auth = {"Authorization": f"Bearer {state['client_key']}"}
+        traded = httpx.post(f"{gateway.url}/v1/auth/token", headers=auth, timeout=60)
+        assert traded.status_code == 200, traded.text
         absent = gateway.call("ner")
         assert absent.status_code == 503, absent.text
         assert absent.json()["error"]["code"] == "unavailable"

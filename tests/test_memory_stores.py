@@ -9,6 +9,10 @@ import uuid
 import pytest
 from redis.asyncio import Redis
 
+from gateway.access.interfaces import FailureCounter, RevokedTokenStorage
+from gateway.access.memory import MemoryFailureCounter, MemoryRevokedTokens
+from gateway.access.revoked import RevokedTokens
+from gateway.access.throttle import RedisFailureCounter
 from gateway.cache.interfaces import CacheStorage
 from gateway.cache.memory import MemoryPredictionCache
 from gateway.cache.prediction import PredictionCache
@@ -81,3 +85,29 @@ async def test_the_cache_names_and_keeps_answers_alike(client: Redis, kind: str)
     assert await cache.lookup([key]) == [None]
     await cache.store({key: b"answer"})
     assert await cache.lookup([key, key + "x"]) == [b"answer", None]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_revoked_tokens_are_kept_for_their_ttl_alike(client: Redis, kind: str) -> None:
+    revoked: RevokedTokenStorage = (
+        RevokedTokens(client, prefix=prefix()) if kind == "redis" else MemoryRevokedTokens()
+    )
+    assert not await revoked.is_revoked("jti-1")
+    assert await revoked.ttl_s("jti-1") is None
+    await revoked.revoke("jti-1", 120, "leaked")
+    assert await revoked.is_revoked("jti-1")
+    assert not await revoked.is_revoked("jti-2")
+    ttl_s = await revoked.ttl_s("jti-1")
+    assert ttl_s is not None and 110 <= ttl_s <= 120
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_auth_failures_are_counted_per_address_in_one_window_alike(
+    client: Redis, kind: str
+) -> None:
+    counter: FailureCounter = (
+        RedisFailureCounter(client, prefix=prefix()) if kind == "redis" else MemoryFailureCounter()
+    )
+    assert [(await counter.count("10.0.0.1", 60))[0] for _ in range(3)] == [1, 2, 3]
+    count, left_s = await counter.count("10.0.0.2", 60)
+    assert count == 1 and 50 <= left_s <= 60

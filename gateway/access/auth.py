@@ -3,7 +3,8 @@ bearer token, and the roles that gives them.
 
 Roles nest: an ``operator`` may also infer, an ``admin`` may do everything. A missing or
 unknown credential is 401 with ``WWW-Authenticate``; a known caller without the role a
-route needs is 403.
+route needs is 403. An address that keeps presenting invalid credentials is 429 for the
+rest of its minute (``gateway.access.throttle``).
 """
 
 from __future__ import annotations
@@ -11,19 +12,26 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import redis.asyncio as redis
 from starlette.requests import Request
 
 from gateway.access.interfaces import KeyStorage
-from gateway.access.jwt_auth import InvalidToken, JwtVerifier
 from gateway.access.keys import ApiKey, UnknownTier, key_hash, key_id_of
+from gateway.access.throttle import AuthThrottle
+from gateway.edge import request_context
 from gateway.errors.refusals import PermissionDenied, Unauthenticated, Unavailable
 from gateway.limits.interfaces import LimitStorage
 from gateway.limits.ratelimit import Decision
 from gateway.limits.tiers import TierLimits, limits_for
+
+if TYPE_CHECKING:
+    # bearer.py makes callers of tokens: it imports this module.
+    from gateway.access.bearer import BearerTokens
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +56,8 @@ class Caller:
     roles: frozenset[str]
     tier: str
     limits: TierLimits
+    token_id: str | None = None
+    """The ``jti`` of the bearer token the caller came with, if any (what revokes it)."""
 
 
 @dataclass(frozen=True)
@@ -88,50 +98,56 @@ class Authenticator:
         self,
         keys: KeyStorage,
         tiers: dict[str, TierLimits],
-        jwt: JwtVerifier | None = None,
+        tokens: BearerTokens | None = None,
         admin_key_sha256: str | None = None,
         fail_open: bool = True,
         internal: Mapping[str, Caller] | None = None,
+        throttle: AuthThrottle | None = None,
     ) -> None:
         self.keys = keys
         self.internal = internal if internal is not None else {}
         """Callers known to this process by a token (``gateway.access.internal``)."""
         self.tiers = tiers
-        self.jwt = jwt
+        self.tokens = tokens
+        self.throttle = throttle
         self.admin_key_sha256 = admin_key_sha256
         self.fail_open = fail_open
         self._last_known_good: dict[str, tuple[ApiKey, float]] = {}
 
     async def authenticate(self, request: Request, role: str = "client") -> Caller:
-        credential = self._credential(request)
-        if self._is_token(credential):
-            caller = self._from_token(credential)
-        else:
-            caller = await self._from_key(credential)
+        async with self._throttled():
+            credential = self._credential(request)
+            if self.tokens is not None and self.tokens.looks_like_token(credential):
+                caller = await self.tokens.caller_of(credential)
+            else:
+                caller = await self._from_key(credential)
         return _with_role(caller, role)
 
     def is_batch_line(self, request: Request) -> bool:
         """Whether the request is a batch job's line, sent in process (and answered whole)."""
         return request.headers.get(INTERNAL_CALLER_HEADER, "") in self.internal
 
-    def identify(self, request: Request) -> Claim:
-        """Who the model request says it is, from what it carries, before any store is read:
-        a bearer token verified here (locally, and for the client role) or the bootstrap
-        admin key gives the caller; a well-formed API key gives only the id it claims,
-        which ``check_and_count`` checks. A missing or malformed credential is 401 here.
-        A batch job's line names its caller by this process's token for the job."""
+    async def identify(self, request: Request) -> Claim:
+        """Who the model request says it is, from what it carries: a bearer token verified
+        here (locally, and against the revoked ``jti``s) or the bootstrap admin key gives
+        the caller; a well-formed API key gives only the id it claims, which
+        ``check_and_count`` checks. A missing or malformed credential is 401 here, an
+        address over its invalid credentials 429. A batch job's line names its caller by
+        this process's token for the job."""
         internal = self.internal.get(request.headers.get(INTERNAL_CALLER_HEADER, ""))
         if internal is not None:
             return Claim(internal.id, caller=internal, prepaid=True)
-        credential = self._credential(request)
-        if self._is_token(credential):
-            return Claim.known(_with_role(self._from_token(credential), "client"))
-        if self._is_bootstrap_admin(key_hash(credential)):
-            return Claim.known(self._bootstrap_admin())
-        key_id = key_id_of(credential)
-        if key_id is None:
-            raise Unauthenticated("the API key is not valid")
-        return Claim(f"key:{key_id}", credential)
+        async with self._throttled():
+            credential = self._credential(request)
+            if self.tokens is not None and self.tokens.looks_like_token(credential):
+                caller = await self.tokens.caller_of(credential)
+                return Claim.known(_with_role(caller, "client"))
+            if self._is_bootstrap_admin(key_hash(credential)):
+                return Claim.known(self._bootstrap_admin())
+            key_id = key_id_of(credential)
+            if key_id is None:
+                raise Unauthenticated("the API key is not valid")
+            return Claim(f"key:{key_id}", credential)
 
     async def check_and_count(
         self, claim: Claim, limiter: LimitStorage, also_get: Sequence[str] = ()
@@ -163,7 +179,8 @@ class Authenticator:
             return _with_role(self._caller_of(remembered), "client"), None, None
         if checked is None:
             self._last_known_good.pop(digest, None)
-            raise Unauthenticated("the API key is not valid or was revoked")
+            async with self._throttled():
+                raise Unauthenticated("the API key is not valid or was revoked")
         record, limits, decision = checked
         self._last_known_good[digest] = (record, time.monotonic())
         caller = Caller(
@@ -173,7 +190,11 @@ class Authenticator:
 
     async def still_valid(self, caller: Caller) -> bool:
         """Whether a caller checked earlier (the one a stream token was issued to) may
-        still call: False once their API key has been revoked, on every replica at once."""
+        still call: False once their API key (or the token they came with) has been
+        revoked, on every replica at once."""
+        token_id, tokens = caller.token_id, self.tokens
+        if token_id is not None and tokens is not None and await tokens.is_revoked(token_id):
+            return False
         if not caller.id.startswith("key:"):
             return True
         record = await self.keys.get(caller.id.removeprefix("key:"))
@@ -187,25 +208,24 @@ class Authenticator:
             )
         return credential
 
-    def _is_token(self, credential: str) -> bool:
-        return self.jwt is not None and JwtVerifier.looks_like_jwt(credential)
+    @asynccontextmanager
+    async def _throttled(self) -> AsyncIterator[None]:
+        """Refuse an address over its invalid credentials (429, before any check), and
+        count the invalid credential this block refuses (not a missing one)."""
+        address = request_context.current().client
+        if self.throttle is not None:
+            self.throttle.check(address)
+        try:
+            yield
+        except Unauthenticated as refusal:
+            if self.throttle is not None and refusal.invalid:
+                await self.throttle.failed(address)
+            raise
 
     def _is_bootstrap_admin(self, digest: str) -> bool:
         return bool(self.admin_key_sha256) and hmac.compare_digest(
             digest, self.admin_key_sha256 or ""
         )
-
-    def _from_token(self, token: str) -> Caller:
-        assert self.jwt is not None
-        try:
-            claims = self.jwt.verify(token)
-        except InvalidToken as error:
-            raise Unauthenticated(error.reason) from None
-        granted = frozenset(g for role in claims.roles for g in GRANTS.get(role, ()))
-        tier = claims.tier or "free"
-        if tier not in self.tiers:
-            raise Unauthenticated(f"the token's tier {tier!r} is not known")
-        return Caller(f"jwt:{claims.subject}", claims.subject, granted, tier, self.tiers[tier])
 
     async def _from_key(self, key: str) -> Caller:
         digest = key_hash(key)

@@ -3,7 +3,11 @@ replica) and an in-process one (``gateway.access.memory``) that follows the same
 
 - ``KeyStorage``: API key records (``KeyStore`` in ``gateway.access.keys``);
 - ``StreamTokenStorage``: single-use stream tokens (``StreamTokens`` in
-  ``gateway.access.stream_tokens``).
+  ``gateway.access.stream_tokens``);
+- ``RevokedTokenStorage``: revoked bearer tokens by ``jti`` (``RevokedTokens`` in
+  ``gateway.access.revoked``);
+- ``FailureCounter``: invalid credentials per client address (``RedisFailureCounter`` in
+  ``gateway.access.throttle``).
 """
 
 from __future__ import annotations
@@ -88,4 +92,25 @@ class StreamTokenStorage(Protocol):
 
     async def redeem(self, token: str) -> Caller | None:
         """The caller the token was issued to, once; None if unknown, used or expired."""
+        ...
+
+
+class RevokedTokenStorage(Protocol):
+    async def revoke(self, token_id: str, ttl_s: int, reason: str = "") -> None:
+        """Refuse tokens with this ``jti`` for the next ``ttl_s`` seconds."""
+        ...
+
+    async def is_revoked(self, token_id: str) -> bool:
+        """Whether tokens with this ``jti`` are refused."""
+        ...
+
+    async def ttl_s(self, token_id: str) -> int | None:
+        """Seconds the revocation is still remembered; None if there is none."""
+        ...
+
+
+class FailureCounter(Protocol):
+    async def count(self, address: str, window_s: int) -> tuple[int, int]:
+        """Count one invalid credential from ``address``: the failures counted in the
+        current window (which the first one opens) and the seconds left of it."""
         ...

@@ -8,12 +8,15 @@ Why each check exists:
 - The HS256 secret must be at least 32 bytes, because RFC 7518 §3.2 requires a key as long
   as the hash output; a shorter one can be brute-forced offline from any captured token.
 - JWKS keys must be RSA public keys of at least 2048 bits meant for signatures: a private
-  key in the file means it was published by mistake, and short keys are factorable.
+  key in the set means it was published by mistake, and short keys are factorable
+  (``gateway.access.jwks``, which also keeps a URL's set fresh).
 - The key is chosen by the token's ``kid`` so issuers can rotate keys; an unknown ``kid``
   is refused rather than tried against every key.
 - ``exp``, ``iss``, ``aud`` and ``sub`` are required: without ``exp`` a leaked token works
   forever, without ``iss``/``aud`` a token minted by another issuer or for another service
   would be accepted here, and without ``sub`` there is no one to attribute the call to.
+- A token may not live longer than ``max_lifetime_s`` from now: a revoked ``jti`` is
+  remembered only that long (``gateway.access.revoked``).
 - ``nbf`` is checked when present so tokens issued for later cannot be used early, and a
   small leeway absorbs clock skew between the issuer and the gateway.
 - Roles outside the gateway's own set are dropped, so a token from a shared issuer cannot
@@ -25,15 +28,15 @@ Why each check exists:
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from dataclasses import dataclass
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt.exceptions import (
     DecodeError,
     ExpiredSignatureError,
@@ -42,6 +45,7 @@ from jwt.exceptions import (
     InvalidAudienceError,
     InvalidIssuedAtError,
     InvalidIssuerError,
+    InvalidJTIError,
     InvalidKeyError,
     InvalidSignatureError,
     InvalidSubjectError,
@@ -50,10 +54,12 @@ from jwt.exceptions import (
 )
 from jwt.types import Options
 
+from gateway.access.jwks import Keys, load_jwks_file
+
 KNOWN_ROLES = frozenset({"client", "operator", "admin"})
 MIN_HS256_SECRET_BYTES = 32  # RFC 7518 §3.2: a key of the same size as the hash output
-MIN_RSA_KEY_BITS = 2048
 REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub"]
+DEFAULT_LEEWAY_S = 30.0
 
 # Compact JWS: header and payload are never empty; the signature is empty only for
 # "alg": "none", which should still reach the verifier (and be refused there) rather
@@ -67,6 +73,10 @@ class TokenClaims:
     roles: frozenset[str]
     tier: str | None
     expires_at: float
+    token_id: str | None = None
+    """The ``jti``: what a revocation names; None when the token has none."""
+    payload: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Every verified claim, for the gateway's own tokens' extra claims."""
 
 
 class InvalidToken(Exception):
@@ -75,6 +85,14 @@ class InvalidToken(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class UnknownKey(InvalidToken):
+    """The token names a ``kid`` the key set does not hold (yet: the issuer may have
+    rotated its key, and a fetched set can be refreshed)."""
+
+    def __init__(self) -> None:
+        super().__init__("the token was signed by an unknown key")
 
 
 def _reason_for(error: PyJWTError) -> str:
@@ -94,6 +112,8 @@ def _reason_for(error: PyJWTError) -> str:
         return "the token's subject is not valid"
     if isinstance(error, InvalidIssuedAtError):
         return "the token's issued-at time is not valid"
+    if isinstance(error, InvalidJTIError):
+        return "the token's 'jti' claim is not a non-empty string"
     if isinstance(error, InvalidAlgorithmError):
         return "the token's algorithm is not accepted"
     if isinstance(error, InvalidSignatureError):
@@ -105,42 +125,6 @@ def _reason_for(error: PyJWTError) -> str:
     return "the token is not valid"
 
 
-def _load_jwks(path: Path) -> dict[str | None, jwt.PyJWK]:
-    """The file's RS256 signing keys by ``kid``; ValueError naming the file if unusable."""
-    try:
-        document: Any = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"JWKS file {path} cannot be read as JSON: {error}") from error
-    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
-        raise ValueError(f"JWKS file {path} is not a JWK Set: expected an object with 'keys'")
-    try:
-        key_set = jwt.PyJWKSet.from_dict(document)
-    except PyJWTError as error:
-        raise ValueError(f"JWKS file {path} holds no usable key: {error}") from error
-
-    keys: dict[str | None, jwt.PyJWK] = {}
-    for key in key_set:
-        # Keys for other algorithms or for encryption are not ours to verify with.
-        if key.algorithm_name != "RS256" or key.public_key_use not in (None, "sig"):
-            continue
-        if not isinstance(key.key, RSAPublicKey):
-            raise ValueError(
-                f"JWKS file {path} holds a private key (kid {key.key_id!r}); "
-                "publish only public keys"
-            )
-        if key.key.key_size < MIN_RSA_KEY_BITS:
-            raise ValueError(
-                f"JWKS file {path}: key {key.key_id!r} has {key.key.key_size} bits, "
-                f"below the minimum of {MIN_RSA_KEY_BITS}"
-            )
-        if key.key_id in keys:
-            raise ValueError(f"JWKS file {path} has two keys with kid {key.key_id!r}")
-        keys[key.key_id] = key
-    if not keys:
-        raise ValueError(f"JWKS file {path} has no RSA signing key for RS256")
-    return keys
-
-
 class JwtVerifier:
     def __init__(
         self,
@@ -149,13 +133,17 @@ class JwtVerifier:
         audience: str,
         hs256_secret: str | None = None,
         jwks_file: Path | None = None,
+        jwks_fetched: bool = False,
         roles_claim: str = "roles",
-        leeway_s: float = 30.0,
+        leeway_s: float = DEFAULT_LEEWAY_S,
+        max_lifetime_s: float | None = None,
+        require_jti: bool = False,
     ) -> None:
+        """``jwks_fetched``: the keys come later, from ``replace_keys`` (a JWKS URL's)."""
         if not issuer or not audience:
             raise ValueError("issuer and audience must not be empty")
-        if (hs256_secret is None) == (jwks_file is None):
-            raise ValueError("give exactly one of hs256_secret or jwks_file")
+        if [hs256_secret is not None, jwks_file is not None, jwks_fetched].count(True) != 1:
+            raise ValueError("give exactly one of hs256_secret, jwks_file or jwks_fetched")
         if not math.isfinite(leeway_s) or leeway_s < 0:
             raise ValueError(f"leeway_s must be a finite number >= 0, got {leeway_s}")
         if not roles_claim:
@@ -165,8 +153,10 @@ class JwtVerifier:
         self._audience = audience
         self._roles_claim = roles_claim
         self._leeway_s = leeway_s
+        self._max_lifetime_s = max_lifetime_s
+        self._require_jti = require_jti
         self._secret: bytes | None = None
-        self._jwks: dict[str | None, jwt.PyJWK] = {}
+        self._jwks: Keys = {}
         if hs256_secret is not None:
             secret = hs256_secret.encode("utf-8")
             if len(secret) < MIN_HS256_SECRET_BYTES:
@@ -177,14 +167,17 @@ class JwtVerifier:
             self._secret = secret
             self._algorithm = "HS256"
         else:
-            assert jwks_file is not None
-            self._jwks = _load_jwks(jwks_file)
+            self._jwks = load_jwks_file(jwks_file) if jwks_file is not None else {}
             self._algorithm = "RS256"
         self._options: Options = {
             "require": list(REQUIRED_CLAIMS),
             # Key sizes are checked at construction; refuse rather than warn if one slips by.
             "enforce_minimum_key_length": True,
         }
+
+    def replace_keys(self, keys: Keys) -> None:
+        """Check tokens with this key set from now on (a JWKS URL fetched again)."""
+        self._jwks = dict(keys)
 
     @staticmethod
     def looks_like_jwt(credential: str) -> bool:
@@ -218,7 +211,7 @@ class JwtVerifier:
             raise InvalidToken("the token does not say which key signed it")
         key = self._jwks.get(kid)
         if key is None:
-            raise InvalidToken("the token was signed by an unknown key")
+            raise UnknownKey()
         return key
 
     def _claims(self, payload: dict[str, Any]) -> TokenClaims:
@@ -229,14 +222,23 @@ class JwtVerifier:
         # PyJWT accepts anything int() accepts; RFC 7519 says a JSON number.
         if isinstance(expires_at, bool) or not isinstance(expires_at, int | float):
             raise InvalidToken("the token's 'exp' claim is not a number")
+        if self._max_lifetime_s is not None and expires_at > time.time() + self._max_lifetime_s:
+            raise InvalidToken("the token lives longer than this gateway accepts")
         tier = payload.get("tier")
         if tier is not None and (not isinstance(tier, str) or not tier):
             raise InvalidToken("the token's 'tier' claim is not a non-empty string")
+        token_id = payload.get("jti")
+        if token_id is not None and (not isinstance(token_id, str) or not token_id):
+            raise InvalidToken("the token's 'jti' claim is not a non-empty string")
+        if token_id is None and self._require_jti:
+            raise InvalidToken("the token has no 'jti' claim")
         return TokenClaims(
             subject=subject,
             roles=self._roles(payload.get(self._roles_claim)),
             tier=tier,
             expires_at=float(expires_at),
+            token_id=token_id,
+            payload=payload,
         )
 
     def _roles(self, claim: object) -> frozenset[str]:

@@ -1,4 +1,5 @@
-"""The key store and the stream tokens kept in this process, for a gateway with no Redis.
+"""The key store, stream tokens, revoked tokens and failure counts kept in this process,
+for a gateway with no Redis.
 
 They keep the same rules (hashed keys, single-use stream tokens) inside one gateway
 process, so the local system works without Redis; but every process then has its own
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import time
 from collections.abc import Iterable, Sequence
@@ -120,3 +122,44 @@ class MemoryStreamTokens:
         if found is None or found[1] < time.monotonic():
             return None
         return found[0]
+
+
+MAX_REMEMBERED = 100_000
+"""Past this many entries, expired ones are dropped (so a flood cannot grow them forever)."""
+
+
+class MemoryRevokedTokens:
+    """Revoked ``jti``s in this process (a ``RevokedTokenStorage``)."""
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}
+
+    async def revoke(self, token_id: str, ttl_s: int, reason: str = "") -> None:
+        now = time.monotonic()
+        if len(self._until) >= MAX_REMEMBERED:
+            self._until = {k: v for k, v in self._until.items() if v > now}
+        self._until[token_id] = now + max(1, ttl_s)
+
+    async def is_revoked(self, token_id: str) -> bool:
+        return await self.ttl_s(token_id) is not None
+
+    async def ttl_s(self, token_id: str) -> int | None:
+        left = self._until.get(token_id, 0.0) - time.monotonic()
+        return math.ceil(left) if left > 0 else None
+
+
+class MemoryFailureCounter:
+    """Invalid credentials per address in this process (a ``FailureCounter``)."""
+
+    def __init__(self) -> None:
+        self._windows: dict[str, tuple[int, float]] = {}
+
+    async def count(self, address: str, window_s: int) -> tuple[int, int]:
+        now = time.monotonic()
+        if len(self._windows) >= MAX_REMEMBERED:
+            self._windows = {k: v for k, v in self._windows.items() if v[1] > now}
+        count, ends = self._windows.get(address, (0, 0.0))
+        if ends <= now:
+            count, ends = 0, now + window_s
+        self._windows[address] = (count + 1, ends)
+        return count + 1, max(1, math.ceil(ends - now))

@@ -84,6 +84,7 @@ class Unauthenticated(ApiError):
         """``invalid``: a credential was presented and refused (else none was sent)."""
         challenge = f'{REALM}, error="invalid_token"' if invalid else REALM
         super().__init__(message, {"WWW-Authenticate": challenge})
+        self.invalid = invalid
 
 
 class PermissionDenied(ApiError):
@@ -142,7 +143,10 @@ quota or token budget is not retried by clients."""
 class RateLimited(ApiError):
     status = 429
     code = "rate_limited"
-    description = "The caller's rate limit or quota is spent; see Retry-After."
+    description = (
+        "The caller's rate limit or quota is spent, or their address presented too many"
+        " invalid credentials; see Retry-After."
+    )
 
     def __init__(
         self, message: str, *, retry_after_s: int | None = None, retry: bool | None = None

@@ -31,9 +31,9 @@ from gateway.errors.refusals import (
 
 Responses = dict[int | str, dict[str, Any]]
 
-CALLER: tuple[type[ApiError], ...] = (Unauthenticated, PermissionDenied, Unavailable)
+CALLER: tuple[type[ApiError], ...] = (Unauthenticated, PermissionDenied, Unavailable, RateLimited)
 """A route that checks its caller: no or a bad credential, a missing role, the key store
-unreachable."""
+unreachable, an address over its invalid credentials."""
 
 JSON_BODY: tuple[type[ApiError], ...] = (InvalidArgument, PayloadTooLarge, UnsupportedMediaType)
 """A route that reads a JSON body."""

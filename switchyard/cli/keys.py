@@ -1,5 +1,6 @@
-"""``switchyard keys create|list|revoke``: API keys, straight in the Redis the gateways
-share (``REDIS_URL``, or the local system's from its run-state file)."""
+"""``switchyard keys create|list|revoke``: API keys, and ``switchyard keys revoke-token``:
+bearer tokens by their ``jti``, straight in the Redis the gateways share (``REDIS_URL``,
+or the local system's from its run-state file)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,16 @@ from typing import TypeVar
 
 import redis.asyncio as redis
 
+from gateway.access.jwt_auth import DEFAULT_LEEWAY_S
 from gateway.access.keys import ROLES, KeyStore
+from gateway.access.revoked import RevokedTokens, revocation_ttl_s
+from gateway.settings import GatewaySettings
 from switchyard.run_state import redis_url
 
 T = TypeVar("T")
 
 
-def _with_store(action: Callable[[KeyStore], Awaitable[T]]) -> T:
+def _with_client(action: Callable[[redis.Redis], Awaitable[T]]) -> T:
     url = redis_url()
     if url is None:
         raise SystemExit("no Redis: set REDIS_URL, or start the local system with switchyard up")
@@ -26,11 +30,15 @@ def _with_store(action: Callable[[KeyStore], Awaitable[T]]) -> T:
     async def run() -> T:
         client = redis.Redis.from_url(url)
         try:
-            return await action(KeyStore(client))
+            return await action(client)
         finally:
             await client.aclose()
 
     return asyncio.run(run())
+
+
+def _with_store(action: Callable[[KeyStore], Awaitable[T]]) -> T:
+    return _with_client(lambda client: action(KeyStore(client)))
 
 
 def create(args: argparse.Namespace) -> int:
@@ -60,6 +68,20 @@ def revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def revoke_token(args: argparse.Namespace) -> int:
+    # The gateways' own settings (from the environment) say how long a token may live,
+    # and so how long a revocation that names no expiry is kept.
+    max_lifetime_s = GatewaySettings().jwt_max_lifetime_s
+    ttl_s = revocation_ttl_s(args.expires_at, max_lifetime_s, DEFAULT_LEEWAY_S)
+
+    async def revoke(client: redis.Redis) -> None:
+        await RevokedTokens(client).revoke(args.jti, ttl_s, args.reason)
+
+    _with_client(revoke)
+    print(f"revoked tokens with jti {args.jti} for {ttl_s} s", file=sys.stderr)
+    return 0
+
+
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     keys = commands.add_parser("keys", help="make, list and revoke API keys")
     actions = keys.add_subparsers(dest="keys_command", required=True)
@@ -74,3 +96,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     revoked = actions.add_parser("revoke", help="revoke a key by its id")
     revoked.add_argument("id")
     revoked.set_defaults(run=revoke)
+    token = actions.add_parser("revoke-token", help="revoke bearer tokens by their jti")
+    token.add_argument("jti")
+    token.add_argument(
+        "--expires-at",
+        type=float,
+        help="the token's exp (epoch seconds): the revocation is kept until then"
+        " (default: the longest token lifetime, jwt_max_lifetime_s)",
+    )
+    token.add_argument("--reason", default="", help="why, for the audit trail")
+    token.set_defaults(run=revoke_token)

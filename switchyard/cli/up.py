@@ -17,6 +17,7 @@ import argparse
 import fcntl
 import logging
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -101,6 +102,9 @@ def gateway_spec(
         env["REDIS_URL"] = redis_url
     if seed_keys is not None:
         env["SWITCHYARD_GATEWAY_SEED_KEYS_FILE"] = str(seed_keys)
+    # The local system's one gateway signs its access tokens with a secret of this run's
+    # (tokens of an earlier run stop working); replicas elsewhere share one as a setting.
+    env.setdefault("SWITCHYARD_GATEWAY_TOKEN_SIGNING_KEY", secrets.token_urlsafe(32))
     port = _port(env, "SWITCHYARD_GATEWAY_PORT", GATEWAY_DEFAULT_PORT)
     started = {s.launch.name: f"127.0.0.1:{s.spec.port}" for s in services}
     for launch in SERVICES:
