@@ -132,7 +132,8 @@ def test_prepare_refuses_a_version_below_its_floor_and_keeps_nothing_of_it(
     (family,) = (f for f in optimized_families() if f.service == "classifier")
     with pytest.raises(
         SystemExit,
-        match=r"sentiment v1-int8 refused: .*agreement_label 0\.9\d+ is below the floor 1\.01",
+        # Any agreement is below a floor above 1 (int8 may well agree on every text).
+        match=r"sentiment v1-int8 refused: .*agreement_label [01]\.\d+ is below the floor 1\.01",
     ):
         prepare_version(family, spec, reference, tmp_path, floors={"agreement_label": 1.01})
     assert sorted(p.name for p in (tmp_path / "sentiment").iterdir()) == ["v1", "v1-onnx"]
