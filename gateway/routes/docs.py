@@ -3,10 +3,11 @@ no internet: their scripts and styles come from the ``fastapi-offline`` package 
 ships Swagger UI's and ReDoc's release bundles) and are served by the gateway itself
 under ``/docs-assets``, instead of from the CDN FastAPI's pages load them from.
 
-The pages are FastAPI's own (``get_swagger_ui_html``, ``get_redoc_html``). Swagger UI's
-page starts the UI in an inline script, and ReDoc's page has an inline style; each page's
-Content-Security-Policy allows exactly those by their SHA-256 hash, and otherwise only
-this gateway ('self'), so the page can neither load nor send anything elsewhere.
+The pages are FastAPI's own (``get_swagger_ui_html``, ``get_redoc_html``). Each page's
+Content-Security-Policy allows this gateway ('self') and the page's own inline parts, so
+the page can neither load nor send anything elsewhere: Swagger UI's inline starting
+script by its SHA-256 hash; for ReDoc, inline styles (it makes them at run time) and a
+worker from a ``blob:`` URL.
 """
 
 from __future__ import annotations
