@@ -11,13 +11,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from redis import exceptions as redis_errors
-from starlette.middleware.cors import CORSMiddleware
 
 from gateway.access.auth import Authenticator
 from gateway.access.internal import InternalCallers
 from gateway.access.jwt_auth import JwtVerifier
 from gateway.backends.endpoints import Backends
 from gateway.edge.client_ip import ClientAddress
+from gateway.edge.cors import EnvelopeCORSMiddleware
 from gateway.edge.drain import Drain
 from gateway.edge.metrics import GatewayMetrics
 from gateway.edge.middleware import RequestContextMiddleware
@@ -47,6 +47,7 @@ from gateway.routes import (
     summarize,
     tokens,
 )
+from gateway.routes.docs import install_docs
 from gateway.routes.openapi import install_openapi
 from gateway.routes.page import STATIC_DIR
 from gateway.routing.guardrails import GuardrailKeeper
@@ -229,9 +230,12 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
         # gateway makes its request span itself (gateway.edge.request_span), which never
         # records the query string (user text, for the summary stream) and costs less.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        docs_url=None,  # served by gateway.routes.docs, from assets the gateway ships
+        redoc_url=None,
     )
     install_error_handlers(app)
     install_openapi(app)
+    install_docs(app)
     app.include_router(predict.router)
     app.include_router(bulk.router)
     app.include_router(files.router)
@@ -249,26 +253,13 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
     app.include_router(backends_admin.router)
     app.include_router(page.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    if settings.cors_origins:
+    if settings.cors_origins or settings.cors_origin_regex:
         app.add_middleware(
-            CORSMiddleware,
+            EnvelopeCORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
-            allow_headers=[
-                "Content-Type",
-                "X-Model-Version",
-                "X-Request-ID",
-                "X-Request-Timeout",
-                "Last-Event-ID",
-                "Authorization",
-            ],
-            expose_headers=[
-                "X-Request-ID",
-                "X-Model-Version",
-                "Server-Timing",
-                "Retry-After",
-                "X-Should-Retry",
-            ],
+            allow_origin_regex=settings.cors_origin_regex,
+            allow_credentials=settings.cors_allow_credentials,
+            max_age=settings.cors_max_age_s,
         )
     # Added last, so outermost: every answer, even an early 413, carries its headers.
     app.add_middleware(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -83,6 +84,17 @@ class GatewaySettings(BaseSettings):
     )
     cors_origins: Addresses = Field(
         default_factory=list, description="Comma-separated origins allowed by CORS."
+    )
+    cors_origin_regex: str | None = Field(
+        None,
+        description="Origins allowed by CORS besides cors_origins: a Python regular"
+        " expression that the whole origin must match.",
+    )
+    cors_max_age_s: int = Field(
+        600, ge=0, description="How long a browser may keep a CORS preflight's answer."
+    )
+    cors_allow_credentials: bool = Field(
+        False, description="Let allowed origins send cookies and HTTP authentication."
     )
     log_level: str = Field("INFO", description="Level of the gateway's JSON logs.")
     redis_url: str | None = Field(
@@ -267,6 +279,16 @@ class GatewaySettings(BaseSettings):
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_origin_regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise ValueError(f"{value!r} is not a valid regular expression: {error}") from None
         return value
 
     @field_validator("classifier_backends", "ner_backends", "summarizer_backends")

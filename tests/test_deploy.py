@@ -273,6 +273,7 @@ def test_the_gateway_image_leaves_out_only_what_the_gateway_never_imports() -> N
     assert model_only <= declared, model_only - declared
     kept = {requirements.distribution_name(r) for r in requirements.gateway_requirements(pyproject)}
     assert kept == declared - model_only
+    assert "fastapi-offline" in kept  # the assets of /docs and /redoc, served with no CDN
     # The gateway, its CLI commands and the probe import with every left-out package blocked.
     script = f"""
 import importlib.abc, sys

@@ -3,7 +3,14 @@
 A key reads ``sy_<id>_<secret>``: the prefix makes a leaked key easy to recognise (and to
 scan for), the id names it in logs and lists, the secret is 192 random bits. Only the
 SHA-256 of the whole key is stored: a slow password hash buys nothing for a random
-secret that long, and the lookup runs on every request. The comparison is constant-time.
+secret that long, and the lookup runs on every request.
+
+A presented key is checked by its id: its SHA-256 is compared with the digest stored under
+that id. ``verify`` (every route but the model calls: the admin and operator APIs, the
+exchange for a stream token) compares the two digests with ``hmac.compare_digest``, in
+constant time. A model call's check compares them inside a Lua script, with a plain
+string equality that is not constant-time; the comment above the script says why that
+is safe.
 """
 
 from __future__ import annotations
@@ -36,9 +43,14 @@ from gateway.limits.tiers import TierLimits, limits_for
 # One round trip instead of two on every model request: the key's record is read and, if
 # the key is live, the request is counted against its limits in the same script. Checking
 # the hash first means a caller who knows only a key's public id cannot spend its quota.
-# The script compares SHA-256 digests with Lua's ``==``: a timing difference could only
-# tell how much of the stored digest matches the digest of a guess, which does not help
-# find a key that hashes to it. The script is verify_and_hit.lua, beside this module.
+# The script compares the stored digest with the presented key's digest (SHA-256, hex)
+# with Lua's ``==``, which may stop at the first byte that differs: not constant time,
+# and it need not be. Both sides are digests, never the secret: a timing difference could
+# tell at most how long a prefix of the stored digest the digest of a guess shares, and
+# knowing a prefix of a SHA-256 digest brings no one closer to a key that hashes to it
+# (SHA-256 is preimage-resistant; the secret is 192 random bits). The difference is also
+# nanoseconds inside a script Redis runs atomically, seen from across a network whose
+# jitter is far larger. The script is verify_and_hit.lua, beside this module.
 _SCRIPT_FILE = Path(__file__).with_name("verify_and_hit.lua")
 VERIFY_AND_HIT_LUA = NOW_LUA + HIT_FUNCTION_LUA + _SCRIPT_FILE.read_text(encoding="utf-8")
 

@@ -6,6 +6,8 @@
 -- Returns {status, role, owner, tier, limits, created_at, per_minute, per_day, hit...}
 -- where status is 'ok', 'unknown' (no such key, or another secret), 'revoked' or
 -- 'tier' (the key's tier is not configured); the hit's answer follows only for 'ok'.
+-- A plain equality of two digests, not constant-time: safe, as gateway/access/keys.py
+-- says above VERIFY_AND_HIT_LUA (timing could reveal at most a prefix of a digest).
 local record = redis.call('HMGET', KEYS[1], 'hash', 'revoked', 'role', 'owner', 'tier',
                           'limits', 'created_at')
 if not record[1] or record[1] ~= ARGV[1] then return {'unknown'} end
