@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -20,6 +21,11 @@ from tests.support import (
     gateway_process,
     service_process,
 )
+
+# Every test's gateway sees its callers at 127.0.0.1 and shares the session's Redis, so the
+# per-address throttle of failed credentials would carry one test's bad keys into the
+# next test's answers; the throttle's own tests turn it on for their gateways.
+os.environ.setdefault("SWITCHYARD_GATEWAY_AUTH_FAILURES_PER_MINUTE", "0")
 
 
 @pytest.fixture(scope="session")
