@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from switchyard.local_ca import GATEWAY_CLIENT, LocalCertificates, ensure_local_certificates
+from cryptography import x509
+
+from switchyard.local_ca import (
+    GATEWAY_CLIENT,
+    LocalCertificates,
+    ensure_local_certificates,
+    signed_by,
+)
 from switchyard.service_table import SERVICE_NAMES, SERVICES
 
 GATEWAY = "gateway"
@@ -32,3 +39,20 @@ def tls_environment(certs: LocalCertificates) -> dict[str, str]:
     env["SWITCHYARD_GATEWAY_BACKEND_TLS_CERT_FILE"] = str(client.cert)
     env["SWITCHYARD_GATEWAY_BACKEND_TLS_KEY_FILE"] = str(client.key)
     return env
+
+
+def gateway_ca_file(gateway_env: dict[str, str]) -> str | None:
+    """The CA file beside the gateway's HTTPS certificate if that CA issued it (the local
+    CA's layout), for the run-state file: the CLI commands then trust the local gateway."""
+    cert = gateway_env.get("SWITCHYARD_GATEWAY_TLS_CERT_FILE")
+    if not cert:
+        return None
+    ca = Path(cert).parent / "ca.pem"
+    try:
+        issued = signed_by(
+            x509.load_pem_x509_certificate(Path(cert).read_bytes()),
+            x509.load_pem_x509_certificate(ca.read_bytes()),
+        )
+    except (OSError, ValueError):
+        return None
+    return str(ca) if issued else None

@@ -21,6 +21,7 @@ from cryptography import x509
 from gateway.settings import GatewaySettings
 from services.runtime.settings import ClassifierSettings
 from services.runtime.tls import health_check_tls
+from switchyard.cli import main
 from switchyard.client import AsyncClassifierClient, ChannelTLS, ClassifierClient
 from switchyard.launch_tls import local_certificates
 from switchyard.local_ca import LOCAL_CLIENT, LocalCertificates, signed_by
@@ -273,7 +274,10 @@ def test_plain_gateway_sends_no_hsts() -> None:
 
 
 def test_up_with_tls_serves_https_and_mtls_with_its_own_ca(
-    prepared_models: Path, tmp_path: Path
+    prepared_models: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     env = launcher_env(tmp_path, prepared_models, {"classifier": 0}) | {
         "SWITCHYARD_CLASSIFIER_ONLY_VERSIONS": "sentiment:v1",
@@ -304,6 +308,14 @@ def test_up_with_tls_serves_https_and_mtls_with_its_own_ca(
             assert client.classify(["I love this"]).results
         with ClassifierClient(address, timeout_s=5) as client, pytest.raises(grpc.RpcError):
             client.classify(["I love this"])
+        # The operator's commands find the local gateway and trust its CA from run.json.
+        assert state["tls_ca_file"] == str(folder / "ca.pem")
+        monkeypatch.setenv("SWITCHYARD_HOME", str(tmp_path))
+        monkeypatch.delenv("SWITCHYARD_URL", raising=False)
+        monkeypatch.delenv("SWITCHYARD_API_KEY", raising=False)
+        capsys.readouterr()
+        assert main(["backends", "list"]) == 0
+        assert f"127.0.0.1:{launcher.port('classifier')}" in capsys.readouterr().out
     finally:
         launcher.terminate()
 

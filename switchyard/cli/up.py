@@ -27,7 +27,7 @@ from types import FrameType
 from typing import BinaryIO
 
 from switchyard.cli.dev_keys import bootstrap_keys, seed_keys_file
-from switchyard.launch_tls import local_certificates, tls_environment
+from switchyard.launch_tls import gateway_ca_file, local_certificates, tls_environment
 from switchyard.logs import configure_logging
 from switchyard.paths import state_dir
 from switchyard.processes import free_port
@@ -198,6 +198,7 @@ def print_banner(system: LocalSystem) -> None:
             {
                 "redis_url": system.redis_url,
                 "gateway_url": gateway_url,
+                "tls_ca_file": gateway_ca_file(system.gateway.env),
                 **{f"{role}_key": key for role, key in system.dev_keys.items()},
             }
         )
