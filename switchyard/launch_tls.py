@@ -56,3 +56,12 @@ def gateway_ca_file(gateway_env: dict[str, str]) -> str | None:
     except (OSError, ValueError):
         return None
     return str(ca) if issued else None
+
+
+if __name__ == "__main__":
+    # ``python -m switchyard.launch_tls FOLDER``: the certificates alone (Compose's
+    # tls-certs), made or kept as ``switchyard up --tls`` would.
+    import sys
+
+    made = local_certificates(Path(sys.argv[1]))
+    print(f"certificates of the local CA in {made.folder}")

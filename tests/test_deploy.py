@@ -35,6 +35,7 @@ from switchyard import telemetry
 from switchyard.cli import build_parser
 from switchyard.client import config as client_config
 from tests.deploy_support import (
+    COMPOSE_TLS_FILE,
     CONTRACTS,
     DEPLOY_README,
     DOCKERFILE,
@@ -70,6 +71,7 @@ from tests.deploy_support import (
     service_settings,
     streaming_paths,
     unary_paths,
+    yaml_document,
     yaml_documents,
     yaml_files,
 )
@@ -423,6 +425,53 @@ def test_compose_file_follows_the_compose_specification() -> None:
     validator = jsonschema.validators.validator_for(schema)(schema)
     errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(compose())]
     assert not errors, errors
+
+
+def test_compose_tls_override_follows_the_compose_specification() -> None:
+    jsonschema = need_module("jsonschema", "jsonschema")
+    vendor = need_module("check_jsonschema.builtin_schemas.vendor", "check-jsonschema")
+    schema = json.loads((Path(str(vendor.__file__)).parent / "compose-spec.json").read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    override = yaml_document(COMPOSE_TLS_FILE)
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(override)]
+    assert not errors, errors
+    assert set(override["services"]) - {"tls-certs"} <= set(compose()["services"])
+
+
+def test_compose_tls_override_names_the_certificates_its_maker_makes(tmp_path: Path) -> None:
+    services = yaml_document(COMPOSE_TLS_FILE)["services"]
+    maker = services["tls-certs"]
+    assert maker["image"] == compose()["services"]["classifier"]["image"]
+    (volume,) = maker["volumes"]
+    name, folder = volume.split(":")
+    # The maker, run here as the image runs it (its folder replaced by tmp_path).
+    command = [sys.executable, *maker["entrypoint"][1:-1], str(tmp_path)]
+    assert maker["entrypoint"][-1] == folder
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+    made = {p.name for p in tmp_path.iterdir()}
+    for part in ("classifier", "ner", "summarizer", "gateway"):
+        service = services[part]
+        (mount,) = service["volumes"]
+        source, target, mode = mount.split(":")
+        assert (source, mode) == (name, "ro"), part
+        assert service["depends_on"]["tls-certs"]["condition"] == ("service_completed_successfully")
+        env = compose_env(service)
+        files = {k: v for k, v in env.items() if k.endswith("_FILE")}
+        assert files, part
+        for variable, path in files.items():
+            assert variable in code_env_names(), variable
+            assert path.startswith(target + "/") and path.rpartition("/")[2] in made, path
+        if part == "gateway":
+            gateway = gateway_settings(env)
+            assert gateway.https and gateway.backend_tls_cert_file is not None
+            for service_name in MODEL_SERVICES:
+                (address,) = gateway.backends(service_name)
+                host, port = host_port(address)
+                assert (host, port) == (service_name, CONTRACTS[service_name].settings_cls().port)
+        else:
+            assert service_settings(part, env).tls_client_ca_file is not None, part  # mTLS
+        # Probed as the image probes: the settings (TLS included) decide how.
+        assert service["healthcheck"]["test"] == ["CMD", "python", PROBE_IN_IMAGE], part
 
 
 def _compose_role(service: dict[str, Any]) -> tuple[str, str | None]:
