@@ -19,6 +19,7 @@ from gateway.backends.endpoints import Backends
 from gateway.edge.client_ip import ClientAddress
 from gateway.edge.cors import EnvelopeCORSMiddleware
 from gateway.edge.drain import Drain
+from gateway.edge.https import StrictTransportSecurity
 from gateway.edge.metrics import GatewayMetrics
 from gateway.edge.middleware import RequestContextMiddleware
 from gateway.errors.handlers import install_error_handlers
@@ -270,4 +271,6 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
         client_address=ClientAddress(settings.trusted_proxies),
         unlimited_paths=bulk.BULK_PATHS | files.UPLOAD_PATHS,
     )
+    if settings.https:  # outermost of all: even an early refusal carries it
+        app.add_middleware(StrictTransportSecurity, max_age_s=settings.hsts_max_age_s)
     return app

@@ -81,12 +81,16 @@ def run_gateway(settings: GatewaySettings | None = None) -> int:
         timeout_graceful_shutdown=5,
         # The software and its version are nobody's business but ours.
         server_header=False,
+        # HTTPS when the settings give a certificate (gateway.edge.https).
+        ssl_certfile=settings.tls_cert_file,
+        ssl_keyfile=settings.tls_key_file,
     )
     server = DrainingServer(config, drain, settings.drain_grace_s)
     sock = bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
     # Tests and the launcher read the port from this record (the port may have been 0).
-    log.info("listening", extra={"http_host": host, "http_port": port})
+    scheme = "https" if settings.https else "http"
+    log.info("listening", extra={"http_host": host, "http_port": port, "scheme": scheme})
     try:
         server.run(sockets=[sock])
     finally:

@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from gateway.access.keys import key_hash
+from gateway.backends.tls import BackendTlsSettings
+from gateway.edge.https import HttpsSettings
 from gateway.jobs.files import FileStorage, LocalFileStorage
 from gateway.jobs.s3_files import S3FileStorage
 from gateway.limits.tiers import DEFAULT_TIERS, TierLimits
@@ -19,7 +21,7 @@ from switchyard.service_table import model_service
 Addresses = Annotated[list[str], NoDecode]
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(HttpsSettings, BackendTlsSettings):  # their fields, this prefix
     model_config = SettingsConfigDict(env_prefix="SWITCHYARD_GATEWAY_", extra="ignore", frozen=True)
 
     host: str = Field("0.0.0.0", description="Address the HTTP server binds.")

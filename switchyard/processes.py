@@ -20,10 +20,11 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
+from switchyard.client.tls import open_channel
+from switchyard.readiness import gateway_base_url, service_tls
 from switchyard.service_table import FULL_NAMES, model_service
 
 CLASSIFIER = FULL_NAMES["classifier"]
@@ -174,6 +175,7 @@ class ServiceProcess(SwitchyardProcess):
         self.service = service
         self.port = 0
         self.metrics_port = 0
+        self.env = dict(env)
         super().__init__(["serve", service], env)
 
     def _on_listening(self, record: dict[str, object]) -> None:
@@ -189,9 +191,9 @@ class ServiceProcess(SwitchyardProcess):
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def wait_serving(self, full_name: str, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
-        """Block on the health Watch stream until SERVING."""
+        """Block on the health Watch stream until SERVING (over TLS if it serves TLS)."""
         self.wait_listening(timeout_s)
-        with grpc.insecure_channel(self.address) as channel:
+        with open_channel(self.address, (), service_tls(self.env, full_name)) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             request = health_pb2.HealthCheckRequest(service=full_name)
             for reply in stub.Watch(request, timeout=timeout_s):
@@ -212,6 +214,7 @@ class GatewayProcess(SwitchyardProcess):
             **{model_service(name).gateway_backends_env: a for name, a in backends.items()},
             **{f"SWITCHYARD_GATEWAY_{k.upper()}": v for k, v in settings.items()},
         }
+        self.env = env
         super().__init__(["gateway"], env)
 
     def _on_listening(self, record: dict[str, object]) -> None:
@@ -219,7 +222,8 @@ class GatewayProcess(SwitchyardProcess):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """``https://...`` when its settings give it a certificate."""
+        return gateway_base_url(self.env, self.port)[0]
 
     @property
     def metrics_url(self) -> str:
@@ -230,9 +234,10 @@ class GatewayProcess(SwitchyardProcess):
         self.wait_listening(timeout_s)
         deadline = time.monotonic() + timeout_s
         url = f"{self.url}/readyz"
+        context = gateway_base_url(self.env, self.port)[1]
         while time.monotonic() < deadline and self.process.poll() is None:
             try:
-                with urllib.request.urlopen(url, timeout=10) as reply:  # noqa: S310
+                with urllib.request.urlopen(url, timeout=10, context=context) as reply:  # noqa: S310
                     if reply.status == 200:
                         return
             except OSError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -46,3 +47,12 @@ def clear_run_state() -> None:
 def redis_url() -> str | None:
     """``REDIS_URL`` if set, else the local system's Redis from the run-state file."""
     return os.environ.get("REDIS_URL") or read_run_state().get("redis_url")
+
+
+def gateway_trust(url: str, state: dict[str, Any]) -> ssl.SSLContext | bool:
+    """What an HTTPS client checks ``url``'s certificate with: the local system's CA
+    (``switchyard up --tls``) for the local gateway, else the usual roots."""
+    ca_file = state.get("tls_ca_file")
+    if ca_file and url.rstrip("/") == str(state.get("gateway_url", "")).rstrip("/"):
+        return ssl.create_default_context(cafile=ca_file)
+    return True

@@ -45,6 +45,7 @@ REPO = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 COMPOSE_FILE = REPO / "docker-compose.yml"
+COMPOSE_TLS_FILE = REPO / "docker-compose.tls.yml"
 DEPLOY = REPO / "deploy"
 ENVOY_FILE = DEPLOY / "envoy" / "envoy.yaml"
 K8S = DEPLOY / "k8s"
@@ -238,7 +239,11 @@ def yaml_document(path: Path) -> Any:
 
 
 def yaml_files() -> list[Path]:
-    return [COMPOSE_FILE, *sorted(p for p in DEPLOY.rglob("*") if p.suffix in (".yaml", ".yml"))]
+    return [
+        COMPOSE_FILE,
+        COMPOSE_TLS_FILE,
+        *sorted(p for p in DEPLOY.rglob("*") if p.suffix in (".yaml", ".yml")),
+    ]
 
 
 # --- Dockerfile ------------------------------------------------------------------------

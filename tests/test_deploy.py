@@ -35,6 +35,7 @@ from switchyard import telemetry
 from switchyard.cli import build_parser
 from switchyard.client import config as client_config
 from tests.deploy_support import (
+    COMPOSE_TLS_FILE,
     CONTRACTS,
     DEPLOY_README,
     DOCKERFILE,
@@ -70,6 +71,7 @@ from tests.deploy_support import (
     service_settings,
     streaming_paths,
     unary_paths,
+    yaml_document,
     yaml_documents,
     yaml_files,
 )
@@ -90,6 +92,9 @@ OTEL_VARIABLES = frozenset(
     value for name, value in vars(otel_environment).items() if name.startswith("OTEL_")
 )
 """Variables OpenTelemetry's SDK and exporters read (``switchyard.telemetry``)."""
+
+CERT_MANAGER_GROUP = "cert-manager.io"
+PROBE_IN_IMAGE = "/opt/switchyard/probe.py"
 
 UID = 10001
 """The images' unprivileged user (Dockerfile) that the pods run as."""
@@ -422,6 +427,53 @@ def test_compose_file_follows_the_compose_specification() -> None:
     assert not errors, errors
 
 
+def test_compose_tls_override_follows_the_compose_specification() -> None:
+    jsonschema = need_module("jsonschema", "jsonschema")
+    vendor = need_module("check_jsonschema.builtin_schemas.vendor", "check-jsonschema")
+    schema = json.loads((Path(str(vendor.__file__)).parent / "compose-spec.json").read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    override = yaml_document(COMPOSE_TLS_FILE)
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(override)]
+    assert not errors, errors
+    assert set(override["services"]) - {"tls-certs"} <= set(compose()["services"])
+
+
+def test_compose_tls_override_names_the_certificates_its_maker_makes(tmp_path: Path) -> None:
+    services = yaml_document(COMPOSE_TLS_FILE)["services"]
+    maker = services["tls-certs"]
+    assert maker["image"] == compose()["services"]["classifier"]["image"]
+    (volume,) = maker["volumes"]
+    name, folder = volume.split(":")
+    # The maker, run here as the image runs it (its folder replaced by tmp_path).
+    command = [sys.executable, *maker["entrypoint"][1:-1], str(tmp_path)]
+    assert maker["entrypoint"][-1] == folder
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+    made = {p.name for p in tmp_path.iterdir()}
+    for part in ("classifier", "ner", "summarizer", "gateway"):
+        service = services[part]
+        (mount,) = service["volumes"]
+        source, target, mode = mount.split(":")
+        assert (source, mode) == (name, "ro"), part
+        assert service["depends_on"]["tls-certs"]["condition"] == ("service_completed_successfully")
+        env = compose_env(service)
+        files = {k: v for k, v in env.items() if k.endswith("_FILE")}
+        assert files, part
+        for variable, path in files.items():
+            assert variable in code_env_names(), variable
+            assert path.startswith(target + "/") and path.rpartition("/")[2] in made, path
+        if part == "gateway":
+            gateway = gateway_settings(env)
+            assert gateway.https and gateway.backend_tls_cert_file is not None
+            for service_name in MODEL_SERVICES:
+                (address,) = gateway.backends(service_name)
+                host, port = host_port(address)
+                assert (host, port) == (service_name, CONTRACTS[service_name].settings_cls().port)
+        else:
+            assert service_settings(part, env).tls_client_ca_file is not None, part  # mTLS
+        # Probed as the image probes: the settings (TLS included) decide how.
+        assert service["healthcheck"]["test"] == ["CMD", "python", PROBE_IN_IMAGE], part
+
+
 def _compose_role(service: dict[str, Any]) -> tuple[str, str | None]:
     return role([str(a) for a in service["command"]])
 
@@ -658,6 +710,8 @@ def test_kustomize_output_follows_the_kubernetes_schemas(kustomization: Path) ->
     assert documents
     for version in KUBERNETES_VERSIONS:
         for document in documents:
+            if document["apiVersion"].startswith(CERT_MANAGER_GROUP):
+                continue  # a CRD's: checked by test_k8s_tls_overlay_*, not in the schemas
             try:
                 validate.validate(document, version, strict=True)
             except validate.ValidationError as error:
@@ -703,6 +757,10 @@ def test_k8s_model_services_probe_listen_and_stop_as_the_code_does(kustomization
         assert ports == {"grpc": settings.port, "metrics": settings.metrics_port}, name
         for probe_kind in ("startupProbe", "readinessProbe", "livenessProbe"):
             probe = container[probe_kind]
+            if settings.tls_cert_file is not None:
+                # The kubelet's gRPC probes speak plaintext only: the image's probe then.
+                assert probe["exec"]["command"] == ["python", PROBE_IN_IMAGE], name
+                continue
             assert probe["grpc"] == {
                 "port": settings.port,
                 "service": CONTRACTS[service].full_name,
@@ -810,8 +868,10 @@ def test_k8s_gateway_probes_secrets_and_drain(kustomization: Path) -> None:
     settings = GatewaySettings()
     (port,) = container["ports"]
     assert port == {"name": "http", "containerPort": settings.port}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    https = gateway_settings(_gateway_env(kustomization)).https
+    scheme = {"scheme": "HTTPS"} if https else {}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http", **scheme}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http", **scheme}
     (redis,) = [e for e in container["env"] if e["name"] == "REDIS_URL"]
     reference = redis["valueFrom"]["secretKeyRef"]
     secret = objects(kustomization, "Secret")[reference["name"]]
@@ -891,6 +951,85 @@ def test_k8s_gateway_settings_are_valid(kustomization: Path, tmp_path: Path) -> 
         assert settings.backends(service) == env[
             f"SWITCHYARD_GATEWAY_{service.upper()}_BACKENDS"
         ].split(",")
+
+
+def _mounted_secret(deployment: dict[str, Any], path: str) -> str:
+    """The Secret mounted where ``path`` lies, in the Deployment's one container."""
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    (mount,) = [m for m in container["volumeMounts"] if path.startswith(m["mountPath"] + "/")]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    return str(volume["secret"]["secretName"])
+
+
+def test_k8s_tls_overlay_gives_every_workload_a_certificate_of_one_ca() -> None:
+    overlay = K8S / "overlays" / "tls"
+    certificates = objects(overlay, "Certificate")
+    issuers = objects(overlay, "Issuer")
+    by_secret = {c["spec"]["secretName"]: c for c in certificates.values()}
+    for certificate in certificates.values():
+        assert certificate["apiVersion"] == f"{CERT_MANAGER_GROUP}/v1"
+        assert certificate["spec"]["issuerRef"]["name"] in issuers
+    (ca,) = [c for c in certificates.values() if c["spec"].get("isCA")]
+    assert issuers["switchyard-ca"]["spec"]["ca"]["secretName"] == ca["spec"]["secretName"]
+    workloads = _workloads(overlay)
+    for name, (deployment, container) in workloads.items():
+        kind, service = role(container["args"])
+        env = container_env(container)
+        if kind == "serve":
+            assert service is not None
+            settings = service_settings(service, env)
+            files = [settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file]
+            # The gateway reaches it by its Service's name; its probe at loopback, with the
+            # same certificate as a client.
+            certificate = by_secret[_mounted_secret(deployment, str(settings.tls_cert_file))]
+            assert {name, "localhost"} <= set(certificate["spec"]["dnsNames"])
+            assert set(certificate["spec"]["usages"]) == {"server auth", "client auth"}
+        else:
+            gateway = gateway_settings(_gateway_env(overlay))
+            files = [gateway.tls_cert_file, gateway.tls_key_file, gateway.backend_tls_ca_file]
+            client = by_secret[_mounted_secret(deployment, str(gateway.backend_tls_cert_file))]
+            assert client["spec"]["usages"] == ["client auth"]
+            for address in [a for s in sorted(MODEL_SERVICES) for a in gateway.backends(s)]:
+                host = host_port(address)[0]
+                assert host in by_secret[f"{host}-tls"]["spec"]["dnsNames"], address
+        assert all(f is not None for f in files), name
+        secrets = {_mounted_secret(deployment, str(f)) for f in files[:2]}
+        assert len(secrets) == 1 and secrets <= set(by_secret), (name, secrets)
+        pod = deployment["spec"]["template"]["spec"]
+        for volume in pod["volumes"]:
+            if "secret" in volume:
+                # Keys readable by the pod's group only (its user is in it), not others.
+                assert volume["secret"]["defaultMode"] == 0o440, name
+                assert pod["securityContext"]["fsGroup"] == UID, name
+
+
+def test_k8s_tls_overlay_lets_only_the_gateway_and_envoy_reach_the_grpc_ports() -> None:
+    overlay = K8S / "overlays" / "tls"
+    (policy,) = objects(overlay, "NetworkPolicy").values()
+    deployments = objects(overlay, "Deployment")
+    pod_labels = {n: d["spec"]["template"]["metadata"]["labels"] for n, d in deployments.items()}
+    selected = {
+        n
+        for n, labels in pod_labels.items()
+        if selects(policy["spec"]["podSelector"]["matchLabels"], labels)
+    }
+    assert selected == MODEL_SERVICES
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    grpc_rules = [
+        r for r in policy["spec"]["ingress"] if {"port": "grpc", "protocol": "TCP"} in r["ports"]
+    ]
+    (rule,) = grpc_rules
+    allowed = [peer["podSelector"]["matchLabels"] for peer in rule["from"]]
+    assert all(set(peer) == {"podSelector"} for peer in rule["from"])  # no namespaces, no IPs
+    assert allowed == [{"app.kubernetes.io/name": "gateway"}, {"app.kubernetes.io/name": "envoy"}]
+    # Every other rule opens the metrics port alone.
+    for other in policy["spec"]["ingress"]:
+        if other is not rule:
+            assert other["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    for name in selected:
+        (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
+        assert {p["name"] for p in container["ports"]} == {"grpc", "metrics"}
 
 
 def test_canary_overlay_runs_sentiment_v2_apart_and_routes_a_share_to_it() -> None:

@@ -7,6 +7,9 @@
                                              `switchyard serve <service>` checks that
                                              service's gRPC health on its configured port,
                                              `switchyard gateway` checks /healthz
+                                             (over TLS when the settings give a
+                                             certificate: a TLS service is asked with its
+                                             own certificate, trusting its client CA)
 
 Any other outcome exits 1 with one line on stderr saying why. The image has no curl and no
 grpc_health_probe: this uses grpcio and grpcio-health-checking, already in the image.
@@ -14,25 +17,34 @@ grpc_health_probe: this uses grpcio and grpcio-health-checking, already in the i
 
 from __future__ import annotations
 
+import ssl
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 # The service table imports nothing but the standard library: the probe's fast path stays
 # free of grpc, pydantic and the services' code.
 from switchyard.service_table import FULL_NAMES
 
+if TYPE_CHECKING:
+    from switchyard.client.tls import ChannelTLS
+
 TIMEOUT_S = 4.0
 
 
-def check_grpc(target: str, service: str, timeout_s: float = TIMEOUT_S) -> tuple[bool, str]:
+def check_grpc(
+    target: str, service: str, timeout_s: float = TIMEOUT_S, tls: ChannelTLS | None = None
+) -> tuple[bool, str]:
     """Whether ``target`` answers SERVING for ``service``, and what it said."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with grpc.insecure_channel(target) as channel:
+    from switchyard.client.tls import open_channel
+
+    with open_channel(target, (), tls) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
@@ -42,10 +54,12 @@ def check_grpc(target: str, service: str, timeout_s: float = TIMEOUT_S) -> tuple
     return reply.status == health_pb2.HealthCheckResponse.SERVING, f"{target} {service}: {status}"
 
 
-def check_http(url: str, timeout_s: float = TIMEOUT_S) -> tuple[bool, str]:
+def check_http(
+    url: str, timeout_s: float = TIMEOUT_S, context: ssl.SSLContext | None = None
+) -> tuple[bool, str]:
     """Whether GET ``url`` answers 200."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as reply:  # noqa: S310 (our URL)
+        with urllib.request.urlopen(url, timeout=timeout_s, context=context) as reply:  # noqa: S310
             return reply.status == 200, f"{url}: {reply.status}"
     except urllib.error.HTTPError as error:
         return False, f"{url}: {error.code}"
@@ -81,14 +95,26 @@ def auto_check() -> tuple[bool, str]:
     role, service = role_from_command([a.decode() for a in argv if a])
     if role == "serve":
         from services.runtime.settings import settings_class
+        from services.runtime.tls import health_check_tls
 
         assert service is not None
         settings = settings_class(service)()
-        return check_grpc(f"{local_address(settings.host)}:{settings.port}", FULL_NAMES[service])
+        tls = health_check_tls(
+            settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
+        )
+        target = f"{local_address(settings.host)}:{settings.port}"
+        return check_grpc(target, FULL_NAMES[service], tls=tls)
     from gateway.settings import GatewaySettings
 
     gateway = GatewaySettings()
-    return check_http(f"http://{local_address(gateway.host)}:{gateway.port}/healthz")
+    if gateway.tls_cert_file is None:
+        return check_http(f"http://{local_address(gateway.host)}:{gateway.port}/healthz")
+    # Its own certificate is the anchor: it may name no address of this container.
+    context = ssl.create_default_context(cafile=str(gateway.tls_cert_file))
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    context.check_hostname = False
+    url = f"https://{local_address(gateway.host)}:{gateway.port}/healthz"
+    return check_http(url, context=context)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -58,6 +58,7 @@ class Endpoint:
             address,
             timeout_s=settings.request_timeout_s,
             stream_timeout_s=settings.stream_timeout_s,
+            tls=settings.backend_tls(),
         )
         return cls(service, address, client, added)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from switchyard.client.tls import ChannelTLS
+
 
 class BackendSettings(Protocol):
     @property
@@ -18,6 +20,10 @@ class BackendSettings(Protocol):
 
     @property
     def health_timeout_s(self) -> float: ...
+
+    def backend_tls(self) -> ChannelTLS | None:
+        """The backend channels' TLS (``gateway.backends.tls``), or None for plaintext."""
+        ...
 
     def backends(self, service: str) -> list[str]:
         """The configured addresses of ``service``."""

@@ -29,6 +29,7 @@ from services.runtime.model_worker import worker_pool
 from services.runtime.registry import ServiceSpec, VersionSpec, load_registry
 from services.runtime.repository import HostedVersion, ModelRepository
 from services.runtime.settings import ServiceSettings
+from services.runtime.tls import server_credentials, transport
 from switchyard import telemetry
 
 In = TypeVar("In")
@@ -122,7 +123,12 @@ class ModelServer(Generic[In, Out]):
             server,
         )
         await self._set_health(NOT_SERVING)
-        self.port = server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        address = f"{self.settings.host}:{self.settings.port}"
+        credentials = server_credentials(self.settings)
+        if credentials is None:
+            self.port = server.add_insecure_port(address)
+        else:
+            self.port = server.add_secure_port(address, credentials)
         await server.start()
         self._server = server
         self.metrics_port = self.metrics.serve_http(self.settings.host, self.settings.metrics_port)
@@ -132,6 +138,7 @@ class ModelServer(Generic[In, Out]):
                 "grpc_port": self.port,
                 "metrics_port": self.metrics_port,
                 "grpc_service": self.definition.full_name,
+                "transport": transport(self.settings),
             },
         )
         return self.port

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from switchyard.paths import state_dir
@@ -81,6 +81,17 @@ class ServiceSettings(BaseSettings):
         " the longest summary stream).",
     )
     log_level: str = Field("INFO", description="Log level of the service's JSON logs.")
+    tls_cert_file: Path | None = Field(
+        None,
+        description="PEM certificate (chain) of the gRPC server: with tls_key_file, it serves"
+        " TLS only. The metrics port stays plain HTTP.",
+    )
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
+    tls_client_ca_file: Path | None = Field(
+        None,
+        description="PEM CA certificates: clients must present a certificate one of them"
+        " signed (mTLS). Needs tls_cert_file.",
+    )
 
     @field_validator("only_versions", mode="before")
     @classmethod
@@ -88,6 +99,14 @@ class ServiceSettings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> ServiceSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("set tls_cert_file and tls_key_file together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file")
+        return self
 
     def worker_layout(self) -> tuple[int, int]:
         """In process mode, model worker processes per version and torch threads in each:

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import ssl
 from typing import Any
 
 import httpx
 
-from switchyard.run_state import read_run_state
+from switchyard.run_state import gateway_trust, read_run_state
 
 TIMEOUT_S = 30.0
 
@@ -20,9 +21,11 @@ class AdminApi:
     """A gateway's admin API, called with an operator's key; a refusal, or a gateway that
     cannot be reached, ends the command with the gateway's message."""
 
-    def __init__(self, url: str, key: str) -> None:
+    def __init__(self, url: str, key: str, verify: ssl.SSLContext | bool = True) -> None:
         self.url = url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {key}"}
+        self.verify = verify
+        """How its HTTPS certificate is checked (the local CA for ``up --tls``)."""
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> AdminApi:
@@ -34,7 +37,7 @@ class AdminApi:
                 "no gateway: give --url and --key (or SWITCHYARD_URL and SWITCHYARD_API_KEY),"
                 " or start the local system with switchyard up"
             )
-        return cls(url, key)
+        return cls(url, key, gateway_trust(url, state))
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         reply = self.send(method, path, body)
@@ -44,7 +47,12 @@ class AdminApi:
         """The gateway's answer, whatever its type; a refusal ends the command."""
         try:
             reply = httpx.request(
-                method, self.url + path, json=body, headers=self.headers, timeout=TIMEOUT_S
+                method,
+                self.url + path,
+                json=body,
+                headers=self.headers,
+                timeout=TIMEOUT_S,
+                verify=self.verify,
             )
         except httpx.HTTPError as error:
             raise SystemExit(f"the gateway at {self.url} cannot be reached: {error}") from None

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from switchyard.cli.admin_api import AdminApi
-from switchyard.run_state import read_run_state
+from switchyard.run_state import gateway_trust, read_run_state
 
 ENDED = ("completed", "failed", "cancelled", "expired")
 POLL_S = 1.0
@@ -44,7 +44,7 @@ def api(args: argparse.Namespace) -> AdminApi:
             "no gateway: give --url and --key (or SWITCHYARD_URL and SWITCHYARD_API_KEY),"
             " or start the local system with switchyard up"
         )
-    return AdminApi(url, key)
+    return AdminApi(url, key, gateway_trust(url, state))
 
 
 def _refused(reply: httpx.Response) -> SystemExit:
@@ -65,6 +65,7 @@ def upload(gateway: AdminApi, path: Path) -> dict[str, Any]:
                 data={"purpose": "batch"},
                 headers=gateway.headers,
                 timeout=UPLOAD_TIMEOUT_S,
+                verify=gateway.verify,
             )
         except httpx.HTTPError as error:
             raise SystemExit(f"the gateway at {gateway.url} cannot be reached: {error}") from None
@@ -159,7 +160,9 @@ def jobs_download(args: argparse.Namespace) -> int:
             stack.enter_context(Path(args.output).open("wb")) if args.output else sys.stdout.buffer
         )
         reply = stack.enter_context(
-            httpx.stream("GET", url, headers=gateway.headers, timeout=UPLOAD_TIMEOUT_S)
+            httpx.stream(
+                "GET", url, headers=gateway.headers, timeout=UPLOAD_TIMEOUT_S, verify=gateway.verify
+            )
         )
         if reply.status_code >= 400:
             reply.read()

@@ -27,10 +27,11 @@ from types import FrameType
 from typing import BinaryIO
 
 from switchyard.cli.dev_keys import bootstrap_keys, seed_keys_file
+from switchyard.launch_tls import gateway_ca_file, local_certificates, tls_environment
 from switchyard.logs import configure_logging
 from switchyard.paths import state_dir
 from switchyard.processes import free_port
-from switchyard.readiness import wait_gateway_ready, wait_serving
+from switchyard.readiness import gateway_base_url, wait_gateway_ready, wait_serving
 from switchyard.redis_server import redis_server_command, redis_server_path, wait_answering
 from switchyard.run_state import clear_run_state, write_run_state
 from switchyard.service_table import SERVICE_NAMES, SERVICES, ModelService
@@ -186,7 +187,7 @@ def print_banner(system: LocalSystem) -> None:
             f"  metrics http://127.0.0.1:{s.metrics_port}/metrics"
         )
     if system.gateway is not None:
-        gateway_url = f"http://127.0.0.1:{system.gateway.port}"
+        gateway_url, _ = gateway_base_url(system.gateway.env, system.gateway.port)
         print(f"  {GATEWAY:<11} {gateway_url}/  (REST, SSE, the page; API docs at /docs)")
         if system.redis_url is not None:
             print(f"  {REDIS:<11} {system.redis_url}")
@@ -197,6 +198,7 @@ def print_banner(system: LocalSystem) -> None:
             {
                 "redis_url": system.redis_url,
                 "gateway_url": gateway_url,
+                "tls_ca_file": gateway_ca_file(system.gateway.env),
                 **{f"{role}_key": key for role, key in system.dev_keys.items()},
             }
         )
@@ -226,7 +228,7 @@ def claim_state_folder() -> BinaryIO | None:
     return claim
 
 
-def up(names: list[str] | None = None, torch_threads: int = 0) -> int:
+def up(names: list[str] | None = None, torch_threads: int = 0, tls: bool = False) -> int:
     """Run the local system until interrupted; returns the exit code."""
     configure_logging("launcher")
     claim = claim_state_folder()
@@ -234,6 +236,9 @@ def up(names: list[str] | None = None, torch_threads: int = 0) -> int:
         log.error("another switchyard up runs with the state folder %s", state_dir())
         return 1
     with claim:
+        if tls:
+            # Every child starts from this environment: TLS and mTLS for all of them.
+            os.environ.update(tls_environment(local_certificates(state_dir() / "tls")))
         return run(names, torch_threads)
 
 
@@ -268,7 +273,7 @@ def run(names: list[str] | None, torch_threads: int) -> int:
 
 def command(args: argparse.Namespace) -> int:
     names = args.services.split(",") if args.services else None
-    return up(names, torch_threads=args.torch_threads)
+    return up(names, torch_threads=args.torch_threads, tls=args.tls)
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -282,5 +287,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=int,
         default=0,
         help="torch threads per model worker; 0 (the default): chosen from the cores",
+    )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="TLS everywhere: certificates from a local CA in the state folder's tls/, mTLS"
+        " between the gateway and the services, the gateway on https",
     )
     parser.set_defaults(run=command)

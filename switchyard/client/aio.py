@@ -29,6 +29,7 @@ from switchyard.client.requests import (
     summarize_request,
     summarize_stream_request,
 )
+from switchyard.client.tls import ChannelTLS, open_aio_channel
 from switchyard.common.v1 import models_pb2
 from switchyard.ner.v1 import ner_pb2, ner_pb2_grpc
 from switchyard.summarizer.v1 import summarizer_pb2, summarizer_pb2_grpc
@@ -45,8 +46,10 @@ class _AsyncClient:
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         stream_timeout_s: float = DEFAULT_STREAM_TIMEOUT_S,
+        tls: ChannelTLS | None = None,
     ) -> None:
-        self.channel = aio.insecure_channel(target, options=channel_options(self.service))
+        # ``tls``: a secure channel (the services' CA, and a client certificate for mTLS).
+        self.channel = open_aio_channel(target, channel_options(self.service), tls)
         self.timeout_s = timeout_s
         self.stream_timeout_s = stream_timeout_s
 
@@ -65,8 +68,14 @@ class _AsyncClient:
 class AsyncClassifierClient(_AsyncClient):
     service = CLASSIFIER
 
-    def __init__(self, target: str = DEFAULT_TARGETS["classifier"], **kwargs: float) -> None:
-        super().__init__(target, **kwargs)
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGETS["classifier"],
+        *,
+        tls: ChannelTLS | None = None,
+        **kwargs: float,
+    ) -> None:
+        super().__init__(target, tls=tls, **kwargs)
         self.stub = classifier_pb2_grpc.ClassifierServiceStub(self.channel)
 
     async def __aenter__(self) -> AsyncClassifierClient:
@@ -119,8 +128,14 @@ class AsyncClassifierClient(_AsyncClient):
 class AsyncNerClient(_AsyncClient):
     service = NER
 
-    def __init__(self, target: str = DEFAULT_TARGETS["ner"], **kwargs: float) -> None:
-        super().__init__(target, **kwargs)
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGETS["ner"],
+        *,
+        tls: ChannelTLS | None = None,
+        **kwargs: float,
+    ) -> None:
+        super().__init__(target, tls=tls, **kwargs)
         self.stub = ner_pb2_grpc.NerServiceStub(self.channel)
 
     async def __aenter__(self) -> AsyncNerClient:
@@ -170,8 +185,14 @@ class AsyncNerClient(_AsyncClient):
 class AsyncSummarizerClient(_AsyncClient):
     service = SUMMARIZER
 
-    def __init__(self, target: str = DEFAULT_TARGETS["summarizer"], **kwargs: float) -> None:
-        super().__init__(target, **kwargs)
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGETS["summarizer"],
+        *,
+        tls: ChannelTLS | None = None,
+        **kwargs: float,
+    ) -> None:
+        super().__init__(target, tls=tls, **kwargs)
         self.stub = summarizer_pb2_grpc.SummarizerServiceStub(self.channel)
 
     async def __aenter__(self) -> AsyncSummarizerClient:

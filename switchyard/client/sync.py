@@ -6,8 +6,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
-import grpc
-
 from switchyard.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from switchyard.client.config import (
     CLASSIFIER,
@@ -29,6 +27,7 @@ from switchyard.client.requests import (
     summarize_request,
     summarize_stream_request,
 )
+from switchyard.client.tls import ChannelTLS, open_channel
 from switchyard.common.v1 import models_pb2
 from switchyard.ner.v1 import ner_pb2, ner_pb2_grpc
 from switchyard.summarizer.v1 import summarizer_pb2, summarizer_pb2_grpc
@@ -54,8 +53,10 @@ class _Client:
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         stream_timeout_s: float = DEFAULT_STREAM_TIMEOUT_S,
+        tls: ChannelTLS | None = None,
     ) -> None:
-        self.channel = grpc.insecure_channel(target, options=channel_options(self.service))
+        # ``tls``: a secure channel (the services' CA, and a client certificate for mTLS).
+        self.channel = open_channel(target, channel_options(self.service), tls)
         self.timeout_s = timeout_s
         self.stream_timeout_s = stream_timeout_s
 
@@ -79,8 +80,14 @@ class ClassifierClient(_Client):
 
     service = CLASSIFIER
 
-    def __init__(self, target: str = DEFAULT_TARGETS["classifier"], **kwargs: float) -> None:
-        super().__init__(target, **kwargs)
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGETS["classifier"],
+        *,
+        tls: ChannelTLS | None = None,
+        **kwargs: float,
+    ) -> None:
+        super().__init__(target, tls=tls, **kwargs)
         self.stub = classifier_pb2_grpc.ClassifierServiceStub(self.channel)
 
     def __enter__(self) -> ClassifierClient:
@@ -123,8 +130,14 @@ class NerClient(_Client):
 
     service = NER
 
-    def __init__(self, target: str = DEFAULT_TARGETS["ner"], **kwargs: float) -> None:
-        super().__init__(target, **kwargs)
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGETS["ner"],
+        *,
+        tls: ChannelTLS | None = None,
+        **kwargs: float,
+    ) -> None:
+        super().__init__(target, tls=tls, **kwargs)
         self.stub = ner_pb2_grpc.NerServiceStub(self.channel)
 
     def __enter__(self) -> NerClient:
@@ -165,8 +178,14 @@ class SummarizerClient(_Client):
 
     service = SUMMARIZER
 
-    def __init__(self, target: str = DEFAULT_TARGETS["summarizer"], **kwargs: float) -> None:
-        super().__init__(target, **kwargs)
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGETS["summarizer"],
+        *,
+        tls: ChannelTLS | None = None,
+        **kwargs: float,
+    ) -> None:
+        super().__init__(target, tls=tls, **kwargs)
         self.stub = summarizer_pb2_grpc.SummarizerServiceStub(self.channel)
 
     def __enter__(self) -> SummarizerClient:
