@@ -131,11 +131,13 @@ def start_envoy(
     replicas: Mapping[str, Sequence[int]],
     stop: threading.Event,
     timeout_s: float,
+    config_path: Path | None = None,
 ) -> EnvoyPorts | None:
     """Envoy in front of ``replicas``, started under ``supervisor`` and waited on; None
-    if it did not come up (or on stop)."""
+    if it did not come up (or on stop). Its rendered config goes to ``config_path``
+    (the state folder's ``envoy.json`` unless given)."""
     ports = envoy_ports(list(replicas))
-    spec = envoy_spec(replicas, ports, state_dir() / "envoy.json")
+    spec = envoy_spec(replicas, ports, config_path or state_dir() / "envoy.json")
     if not wait_envoy_ready(supervisor.start(spec), stop, timeout_s):
         if not stop.is_set():
             log.error("envoy did not become ready on admin port %d; stopping", ports.admin)
