@@ -34,6 +34,7 @@ class StreamRun:
     key: str
     max_new_tokens: int
     first_token: threading.Event = field(default_factory=threading.Event)
+    left_first_gateway: threading.Event = field(default_factory=threading.Event)
     outcome: str = ""
 
     def _read(self, client: httpx.Client, url: str, stream: Stream) -> None:
@@ -86,13 +87,21 @@ class StreamRun:
         with httpx.Client(timeout=120, headers=headers) as client:
             stream = Stream()
             self._read(client, first_url, stream)
+            self.left_first_gateway.set()
             first = stream.ending
             if first == "done":
                 self.outcome = "completed on its first gateway"
                 return
-            self.first_token.set()  # never started: do not keep the stopper waiting
             if not stream.last_id:
-                self.outcome = f"ended before any event ({first})"
+                # Refused before it started (the gateway draining): sent again.
+                self._read(client, other_url, stream)
+                self.outcome = f"{first} before any event, sent to the other: {stream.ending}"
                 return
             self._read(client, other_url, stream)
             self.outcome = f"{first} on its gateway, resumed on the other: {stream.ending}"
+            if stream.ending != "done":
+                # Nothing left to resume (the generation ended with its gateway): the
+                # error event said to send the request again, so it is sent anew.
+                fresh = Stream()
+                self._read(client, other_url, fresh)
+                self.outcome += f", sent again: {fresh.ending}"
