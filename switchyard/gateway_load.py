@@ -20,9 +20,15 @@ OK = "ok"
 
 
 def outcome(reply: httpx.Response) -> str:
+    """``ok``, or the status with the error envelope's code (``http 503 overloaded``):
+    a full queue and a service away are different faults."""
     if reply.status_code == 200:
         return OK
-    return f"http {reply.status_code}"
+    try:
+        code = reply.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        code = "no envelope"
+    return f"http {reply.status_code} {code}"
 
 
 class GatewayLoad:
