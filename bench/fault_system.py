@@ -126,7 +126,8 @@ class FaultSystem:
             "REDIS_URL": self.redis_url,
         }
         command = [sys.executable, "-m", "switchyard", "gateway"]
-        return ChildSpec(name, command, env, port, discard_output=True)
+        # Its log goes to this process's stderr: an unexpected answer can be looked up.
+        return ChildSpec(name, command, env, port)
 
     # --- looking and waiting ---------------------------------------------------------
 

@@ -22,8 +22,16 @@ from bench.fault_scenarios import gateway_stop_with_streams, redis_outage, repli
 from bench.fault_system import FaultSystem
 from switchyard.paths import state_dir
 
+SCENARIOS = (
+    "replica_sigkill",
+    "replica_sigterm",
+    "redis_restart",
+    "gateway_sigterm_streams",
+    "soak",
+)
 
-def run(soak_minutes: float, streams: int) -> dict[str, Any]:
+
+def run(soak_minutes: float, streams: int, only: list[str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="switchyard-faults-") as workdir:
         system = FaultSystem(Path(workdir), state_dir() / "models")
         try:
@@ -37,6 +45,8 @@ def run(soak_minutes: float, streams: int) -> dict[str, Any]:
                 ("soak", lambda: soak(system, soak_minutes)),
             ]
             for name, scenario in scenarios:
+                if name not in only:
+                    continue
                 print(f"faults: {name} ...", flush=True)
                 results[name] = scenario()
                 print(json.dumps(results[name], indent=2), flush=True)
@@ -53,13 +63,17 @@ def main() -> int:
     parser.add_argument(
         "--streams", type=int, default=4, help="summary streams open at the gateway stop"
     )
+    parser.add_argument(
+        "--only", choices=SCENARIOS, action="append", help="run this scenario (repeatable)"
+    )
     parser.add_argument("--json", help="write the figures into this file's `faults` section")
     args = parser.parse_args()
-    results = run(args.soak_minutes, args.streams)
+    results = run(args.soak_minutes, args.streams, args.only or list(SCENARIOS))
     if args.json:
         path = Path(args.json)
         document = json.loads(path.read_text()) if path.exists() else {}
-        document["faults"] = results
+        # With --only, the other scenarios' figures are kept.
+        document["faults"] = document.get("faults", {}) | results
         path.write_text(json.dumps(document, indent=2) + "\n")
     return 0
 
