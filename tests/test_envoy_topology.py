@@ -1,18 +1,24 @@
 """The production topology on this machine: two classifier replicas (real service
 processes) behind a real Envoy running the shipped config rendered for their ports, and a
 gateway pointed at Envoy. Calls through the gateway reach both replicas, and a replica
-killed with SIGKILL under load costs no call (Envoy retries what it held on the other)."""
+killed with SIGKILL under load costs no call (Envoy retries what it held on the other):
+neither through the gateway nor straight to Envoy from a channel that never retries
+(without `reset` in the retry policy, those fail UNAVAILABLE)."""
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
+import grpc
 import pytest
 
+from switchyard.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from switchyard.envoy_process import EnvoyProcess, envoy_process
 from switchyard.gateway_load import OK, GatewayLoad
 from switchyard.redis_server import LocalRedis
@@ -72,6 +78,39 @@ def test_calls_through_envoy_reach_both_replicas(
     }
 
 
+class DirectCalls:
+    """Classify calls straight to Envoy's listener from a channel that never retries:
+    whatever is retried, Envoy retried it."""
+
+    def __init__(self, address: str, callers: int) -> None:
+        self.address = address
+        self.codes: Counter[str] = Counter()
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._call, daemon=True) for _ in range(callers)]
+        for thread in self.threads:
+            thread.start()
+
+    def _call(self) -> None:
+        options = [("grpc.enable_retries", 0)]
+        with grpc.insecure_channel(self.address, options=options) as channel:
+            stub = classifier_pb2_grpc.ClassifierServiceStub(channel)
+            number = 0
+            while not self.stop.is_set():
+                number += 1
+                request = classifier_pb2.ClassifyRequest(texts=[f"direct call {number}"])
+                try:
+                    stub.Classify(request, timeout=ANSWER_S)
+                    self.codes["OK"] += 1
+                except grpc.RpcError as error:
+                    self.codes[error.code().name] += 1
+
+    def finish(self) -> Counter[str]:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=ANSWER_S)
+        return self.codes
+
+
 def test_a_replica_killed_under_load_costs_no_call(
     fronted_gateway: GatewayProcess,
     envoy: EnvoyProcess,
@@ -79,12 +118,15 @@ def test_a_replica_killed_under_load_costs_no_call(
     client_key: str,
 ) -> None:
     survivor, victim = replicas
-    with GatewayLoad([fronted_gateway.url], client_key, concurrency=6, max_calls=400) as load:
+    direct = DirectCalls(envoy.address("classifier"), callers=4)
+    with GatewayLoad([fronted_gateway.url], client_key, concurrency=4, max_calls=400) as load:
         assert load.wait_answers(30, ANSWER_S)
         os.killpg(victim.process.pid, signal.SIGKILL)
         victim.process.wait(timeout=30)
         # Enough calls after the kill that some were in flight on it, and later ones
         # were sent to it before Envoy's health check noticed.
         assert load.wait_answers(80, ANSWER_S)
+    codes = direct.finish()
     assert load.failures() == {}
+    assert set(codes) == {"OK"}, codes
     assert survivor.process.poll() is None
