@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup models run test bench lint proto proto-check breaking lock clean
+.PHONY: setup models run test bench faults lint proto proto-check breaking lock clean
 
 $(STAMP): pyproject.toml constraints.txt requirements-models.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ test: models
 
 bench: models
 	$(BIN)/python -m bench --json bench/latest.json
+
+# Faults in the production topology (replicas behind Envoy, Redis, two gateways), under
+# load; SOAK_MINUTES=10 for a long soak.
+SOAK_MINUTES ?= 2
+faults: models
+	timeout --kill-after=30 $$(( 900 + 60 * $(SOAK_MINUTES) )) \
+		$(BIN)/python -m bench.faults --soak-minutes $(SOAK_MINUTES) --json bench/latest.json
 
 node_modules/.bin/buf: package.json package-lock.json
 	# npm ci rejects this lock file (npm 11 leaves the other platforms' optional buf

@@ -33,6 +33,7 @@ from switchyard.paths import state_dir
 from switchyard.processes import free_port
 from switchyard.readiness import gateway_base_url, wait_gateway_ready, wait_serving
 from switchyard.redis_server import redis_server_command, redis_server_path, wait_answering
+from switchyard.replicas import ENVOY, Topology, gateway_backends, replica_spec, start_envoy
 from switchyard.run_state import clear_run_state, write_run_state
 from switchyard.service_table import SERVICE_NAMES, SERVICES, ModelService
 from switchyard.supervisor import ChildSpec, Supervisor
@@ -65,6 +66,7 @@ class LocalSystem:
     gateway: ChildSpec | None = None
     redis_url: str | None = None
     dev_keys: dict[str, str] = field(default_factory=dict)
+    envoy_admin_port: int | None = None
 
 
 def _port(env: dict[str, str], variable: str, default: int) -> int:
@@ -93,8 +95,24 @@ def service_child(launch: ModelService, torch_threads: int) -> ServiceChild:
     return ServiceChild(launch, ChildSpec(launch.name, command, env, port), metrics_port)
 
 
+def service_children(
+    launch: ModelService, torch_threads: int, topology: Topology
+) -> list[ServiceChild]:
+    """The service's one process on its usual port, or its replicas on free ports."""
+    count = topology.replicas.get(launch.name, 1)
+    if count == 1 and not topology.envoy:
+        return [service_child(launch, torch_threads)]
+    return [
+        ServiceChild(launch, *replica_spec(launch.name, index, torch_threads))
+        for index in range(1, count + 1)
+    ]
+
+
 def gateway_spec(
-    services: list[ServiceChild], redis_url: str | None, seed_keys: Path | None
+    services: list[ServiceChild],
+    redis_url: str | None,
+    seed_keys: Path | None,
+    addresses: dict[str, str] | None = None,
 ) -> ChildSpec:
     """The gateway, pointed at the services started here and at no other (unless the
     environment says otherwise)."""
@@ -107,7 +125,7 @@ def gateway_spec(
     # (tokens of an earlier run stop working); replicas elsewhere share one as a setting.
     env.setdefault("SWITCHYARD_GATEWAY_TOKEN_SIGNING_KEY", secrets.token_urlsafe(32))
     port = _port(env, "SWITCHYARD_GATEWAY_PORT", GATEWAY_DEFAULT_PORT)
-    started = {s.launch.name: f"127.0.0.1:{s.spec.port}" for s in services}
+    started = addresses or {s.launch.name: f"127.0.0.1:{s.spec.port}" for s in services}
     for launch in SERVICES:
         # A service not started here gets no address (its default port would be another
         # system's, or nobody's): the gateway then does not serve it, and its readiness
@@ -135,22 +153,40 @@ def redis_spec() -> ChildSpec | None:
 
 
 def start_system(
-    supervisor: Supervisor, stop: threading.Event, names: list[str] | None, torch_threads: int
+    supervisor: Supervisor,
+    stop: threading.Event,
+    names: list[str] | None,
+    torch_threads: int,
+    topology: Topology | None = None,
 ) -> LocalSystem | None:
-    """Start the chosen services, then Redis and the gateway, each waited on; None if one
-    did not come up (or on stop)."""
+    """Start the chosen services (and Envoy in front of them if asked), then Redis and
+    the gateway, each waited on; None if one did not come up (or on stop)."""
+    topology = topology or Topology()
     system = LocalSystem()
     for launch in SERVICES:
         if names is None or launch.name in names:
-            system.services.append(service_child(launch, torch_threads))
-            supervisor.start(system.services[-1].spec)
+            for child in service_children(launch, torch_threads, topology):
+                system.services.append(child)
+                supervisor.start(child.spec)
     for s in system.services:
         if not wait_serving(
-            supervisor.child(s.launch.name), s.launch.full_name, stop, STARTUP_TIMEOUT_S
+            supervisor.child(s.spec.name), s.launch.full_name, stop, STARTUP_TIMEOUT_S
         ):
             if not stop.is_set():
-                log.error("%s did not become SERVING; stopping", s.launch.name)
+                log.error("%s did not become SERVING; stopping", s.spec.name)
             return None
+    addresses = None
+    if topology.replicas or topology.envoy:
+        replicas: dict[str, list[int]] = {}
+        for s in system.services:
+            replicas.setdefault(s.launch.name, []).append(s.spec.port)
+        ports = None
+        if topology.envoy:
+            ports = start_envoy(supervisor, replicas, stop, STARTUP_TIMEOUT_S)
+            if ports is None:
+                return None
+            system.envoy_admin_port = ports.admin
+        addresses = gateway_backends(replicas, ports)
     if names is not None and GATEWAY not in names:
         return system
     system.redis_url = os.environ.get("REDIS_URL") or None
@@ -169,7 +205,7 @@ def start_system(
         system.dev_keys = bootstrap_keys(system.redis_url, revoke_earlier=own_redis)
     else:
         system.dev_keys, seed_file = seed_keys_file()
-    system.gateway = gateway_spec(system.services, system.redis_url, seed_file)
+    system.gateway = gateway_spec(system.services, system.redis_url, seed_file, addresses)
     gateway = supervisor.start(system.gateway)
     launched = [s.launch.name for s in system.services]
     if not wait_gateway_ready(gateway, launched, stop, STARTUP_TIMEOUT_S):
@@ -183,9 +219,11 @@ def print_banner(system: LocalSystem) -> None:
     print("Switchyard is up:")
     for s in system.services:
         print(
-            f"  {s.launch.name:<11} gRPC 127.0.0.1:{s.spec.port} ({s.launch.full_name})"
+            f"  {s.spec.name:<11} gRPC 127.0.0.1:{s.spec.port} ({s.launch.full_name})"
             f"  metrics http://127.0.0.1:{s.metrics_port}/metrics"
         )
+    if system.envoy_admin_port is not None:
+        print(f"  {ENVOY:<11} admin http://127.0.0.1:{system.envoy_admin_port}/clusters")
     if system.gateway is not None:
         gateway_url, _ = gateway_base_url(system.gateway.env, system.gateway.port)
         print(f"  {GATEWAY:<11} {gateway_url}/  (REST, SSE, the page; API docs at /docs)")
@@ -228,7 +266,12 @@ def claim_state_folder() -> BinaryIO | None:
     return claim
 
 
-def up(names: list[str] | None = None, torch_threads: int = 0, tls: bool = False) -> int:
+def up(
+    names: list[str] | None = None,
+    torch_threads: int = 0,
+    topology: Topology | None = None,
+    tls: bool = False,
+) -> int:
     """Run the local system until interrupted; returns the exit code."""
     configure_logging("launcher")
     claim = claim_state_folder()
@@ -239,10 +282,10 @@ def up(names: list[str] | None = None, torch_threads: int = 0, tls: bool = False
         if tls:
             # Every child starts from this environment: TLS and mTLS for all of them.
             os.environ.update(tls_environment(local_certificates(state_dir() / "tls")))
-        return run(names, torch_threads)
+        return run(names, torch_threads, topology)
 
 
-def run(names: list[str] | None, torch_threads: int) -> int:
+def run(names: list[str] | None, torch_threads: int, topology: Topology | None = None) -> int:
     """Start the system, keep it up until Ctrl-C or SIGTERM, then drain it."""
     stop = threading.Event()
 
@@ -254,7 +297,7 @@ def run(names: list[str] | None, torch_threads: int) -> int:
     # Children are started and restarted from this thread only (see switchyard.supervisor).
     supervisor = Supervisor()
     try:
-        system = start_system(supervisor, stop, names, torch_threads)
+        system = start_system(supervisor, stop, names, torch_threads, topology)
         if system is None:
             code = drain(supervisor)
             return code if stop.is_set() else 1
@@ -273,7 +316,17 @@ def run(names: list[str] | None, torch_threads: int) -> int:
 
 def command(args: argparse.Namespace) -> int:
     names = args.services.split(",") if args.services else None
-    return up(names, torch_threads=args.torch_threads, tls=args.tls)
+    if args.tls and args.envoy:
+        # The shipped Envoy configuration speaks plaintext to the services, which refuse
+        # it under --tls.
+        print("switchyard up: --envoy does not combine with --tls", file=sys.stderr)
+        return 2
+    try:
+        topology = Topology.parse(args.replicas or "", args.envoy, names)
+    except ValueError as error:
+        print(f"switchyard up: {error}", file=sys.stderr)
+        return 2
+    return up(names, torch_threads=args.torch_threads, topology=topology, tls=args.tls)
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -293,5 +346,15 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="TLS everywhere: certificates from a local CA in the state folder's tls/, mTLS"
         " between the gateway and the services, the gateway on https",
+    )
+    parser.add_argument(
+        "--replicas",
+        help="replicas per service, e.g. classifier=2 (each its own process on free ports)",
+    )
+    parser.add_argument(
+        "--envoy",
+        action="store_true",
+        help="put Envoy (deploy/envoy/envoy.yaml, rendered for local ports) in front of the"
+        " services: it balances, retries and health-checks their replicas",
     )
     parser.set_defaults(run=command)
