@@ -24,7 +24,10 @@ ANSWERS_S = 120.0
 
 def counts(load: GatewayLoad) -> dict[str, Any]:
     snapshot = load.snapshot()
-    return {"sent": sum(snapshot.values()), "succeeded": snapshot[OK], "failed": load.failures()}
+    found = {"sent": sum(snapshot.values()), "succeeded": snapshot[OK], "failed": load.failures()}
+    if load.first_messages:
+        found["first_messages"] = dict(load.first_messages)
+    return found
 
 
 def _wait(system: FaultSystem, load: GatewayLoad, answers: int) -> None:

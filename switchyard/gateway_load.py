@@ -50,6 +50,9 @@ class GatewayLoad:
         self.timeout_s = timeout_s
         self.counts: Counter[str] = Counter()
         self.retry_after_seen = 0
+        self.first_messages: dict[str, str] = {}
+        """The first answer's message of each kind of failure, with the gateway that gave
+        it: what a report needs to tell one 503 from another."""
         """Refusals (503, 429) that carried a Retry-After header."""
         self._numbers = itertools.count()
         self._lock = threading.Condition()
@@ -85,16 +88,21 @@ class GatewayLoad:
                     return
                 url = self.urls[turn % len(self.urls)]
                 text = f"call {number}: what a lovely, well made thing this is"
+                message = ""
                 try:
                     reply = client.post(f"{url}/v1/classify", json={"text": text})
                     kind = outcome(reply)
                     hinted = kind != OK and "retry-after" in reply.headers
-                except httpx.ConnectError:
-                    kind, hinted = "connect error", False
+                    message = reply.text[:300] if kind != OK else ""
+                except httpx.ConnectError as error:
+                    kind, hinted, message = "connect error", False, str(error)
                 except httpx.TransportError as error:
                     kind, hinted = f"transport error ({type(error).__name__})", False
+                    message = str(error)
                 with self._lock:
                     self.counts[kind] += 1
+                    if kind != OK:
+                        self.first_messages.setdefault(kind, f"{url}: {message}")
                     self.retry_after_seen += hinted
                     self._lock.notify_all()
 

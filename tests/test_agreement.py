@@ -16,7 +16,7 @@ from services.ner.service import DEFINITION as NER_DEFINITION
 from services.runtime.settings import SETTINGS_CLASSES, ServiceSettings, settings_class
 from services.summarizer.service import DEFINITION as SUMMARIZER_DEFINITION
 from switchyard.classifier.v1 import classifier_pb2
-from switchyard.cli.up import service_child
+from switchyard.local_children import service_child
 from switchyard.ner.v1 import ner_pb2
 from switchyard.service_table import SERVICE_NAMES, SERVICES, model_service
 from switchyard.summarizer.v1 import summarizer_pb2

@@ -17,7 +17,7 @@ from gateway.access.keys import key_id_of
 from gateway.edge.tracing import trace_context
 from switchyard import telemetry
 from switchyard.classifier.v1 import classifier_pb2, classifier_pb2_grpc
-from switchyard.cli.up import gateway_spec, service_child
+from switchyard.local_children import gateway_spec, service_child
 from switchyard.redis_server import LocalRedis
 from switchyard.service_table import SERVICES
 from switchyard.summarizer.v1 import summarizer_pb2, summarizer_pb2_grpc

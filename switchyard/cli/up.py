@@ -17,25 +17,30 @@ import argparse
 import fcntl
 import logging
 import os
-import secrets
 import signal
 import sys
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
 
 from switchyard.cli.dev_keys import bootstrap_keys, seed_keys_file
 from switchyard.launch_tls import gateway_ca_file, local_certificates, tls_environment
+from switchyard.local_children import (
+    GATEWAY,
+    REDIS,
+    ServiceChild,
+    gateway_spec,
+    redis_spec,
+    service_children,
+)
 from switchyard.logs import configure_logging
 from switchyard.paths import state_dir
-from switchyard.processes import free_port
 from switchyard.readiness import gateway_base_url, wait_gateway_ready, wait_serving
-from switchyard.redis_server import redis_server_command, redis_server_path, wait_answering
-from switchyard.replicas import ENVOY, Topology, gateway_backends, replica_spec, start_envoy
+from switchyard.redis_server import wait_answering
+from switchyard.replicas import ENVOY, Topology, gateway_backends, start_envoy
 from switchyard.run_state import clear_run_state, write_run_state
-from switchyard.service_table import SERVICE_NAMES, SERVICES, ModelService
+from switchyard.service_table import SERVICE_NAMES, SERVICES
 from switchyard.supervisor import ChildSpec, Supervisor
 
 log = logging.getLogger(__name__)
@@ -44,18 +49,6 @@ STARTUP_TIMEOUT_S = 600.0
 REDIS_STARTUP_TIMEOUT_S = 30.0
 TICK_S = 0.2
 """How often the supervisor looks at the children (an exit is noticed within this)."""
-
-
-GATEWAY = "gateway"
-GATEWAY_DEFAULT_PORT = 8000
-REDIS = "redis"
-
-
-@dataclass(frozen=True)
-class ServiceChild:
-    launch: ModelService
-    spec: ChildSpec
-    metrics_port: int
 
 
 @dataclass
@@ -67,89 +60,6 @@ class LocalSystem:
     redis_url: str | None = None
     dev_keys: dict[str, str] = field(default_factory=dict)
     envoy_admin_port: int | None = None
-
-
-def _port(env: dict[str, str], variable: str, default: int) -> int:
-    """The port ``variable`` names, else ``default``. Port 0 becomes a free port chosen
-    here and written back: the gateway must be told where a service listens, and every
-    restart must ask for the same port."""
-    port = int(env.get(variable) or default)
-    if port == 0:
-        port = free_port()
-    env[variable] = str(port)
-    return port
-
-
-def service_child(launch: ModelService, torch_threads: int) -> ServiceChild:
-    # The launcher's whole environment, OTEL_* included: every process it starts exports
-    # its traces where that environment says (switchyard.telemetry).
-    env = dict(os.environ)
-    # Several model processes share this machine's cores: the command line says how many
-    # torch threads each may use, unless the environment does.
-    env.setdefault(f"{launch.env_prefix}TORCH_THREADS", str(torch_threads))
-    port = _port(env, f"{launch.env_prefix}PORT", launch.default_port)
-    metrics_port = _port(env, f"{launch.env_prefix}METRICS_PORT", launch.default_metrics_port)
-    # A new interpreter (fork and exec), never a fork of this one: no torch or grpc state
-    # is inherited.
-    command = [sys.executable, "-m", "switchyard", "serve", launch.name]
-    return ServiceChild(launch, ChildSpec(launch.name, command, env, port), metrics_port)
-
-
-def service_children(
-    launch: ModelService, torch_threads: int, topology: Topology
-) -> list[ServiceChild]:
-    """The service's one process on its usual port, or its replicas on free ports."""
-    count = topology.replicas.get(launch.name, 1)
-    if count == 1 and not topology.envoy:
-        return [service_child(launch, torch_threads)]
-    return [
-        ServiceChild(launch, *replica_spec(launch.name, index, torch_threads))
-        for index in range(1, count + 1)
-    ]
-
-
-def gateway_spec(
-    services: list[ServiceChild],
-    redis_url: str | None,
-    seed_keys: Path | None,
-    addresses: dict[str, str] | None = None,
-) -> ChildSpec:
-    """The gateway, pointed at the services started here and at no other (unless the
-    environment says otherwise)."""
-    env = dict(os.environ)  # OTEL_* included, as for the services
-    if redis_url is not None:
-        env["REDIS_URL"] = redis_url
-    if seed_keys is not None:
-        env["SWITCHYARD_GATEWAY_SEED_KEYS_FILE"] = str(seed_keys)
-    # The local system's one gateway signs its access tokens with a secret of this run's
-    # (tokens of an earlier run stop working); replicas elsewhere share one as a setting.
-    env.setdefault("SWITCHYARD_GATEWAY_TOKEN_SIGNING_KEY", secrets.token_urlsafe(32))
-    port = _port(env, "SWITCHYARD_GATEWAY_PORT", GATEWAY_DEFAULT_PORT)
-    started = addresses or {s.launch.name: f"127.0.0.1:{s.spec.port}" for s in services}
-    for launch in SERVICES:
-        # A service not started here gets no address (its default port would be another
-        # system's, or nobody's): the gateway then does not serve it, and its readiness
-        # does not wait for it.
-        env.setdefault(launch.gateway_backends_env, started.get(launch.name, ""))
-    return ChildSpec(GATEWAY, [sys.executable, "-m", "switchyard", "gateway"], env, port)
-
-
-def redis_spec() -> ChildSpec | None:
-    """A redis-server of the local system's own, persisting to the state folder, or None
-    (with a loud warning) when the machine has none."""
-    executable = redis_server_path()
-    if executable is None:
-        log.warning(
-            "no redis-server on this machine and no REDIS_URL: the gateway keeps keys, rate"
-            " limits and its cache in its own process, so limits are per process"
-            " (Debian: apt-get install redis-server)"
-        )
-        return None
-    workdir = state_dir() / "redis"
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    command = redis_server_command(executable, port, workdir, persistent=True)
-    return ChildSpec(REDIS, command, dict(os.environ), port, discard_output=True)
 
 
 def start_system(
