@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway.access.access_tokens import AccessTokens
 from gateway.access.bearer import BearerTokens
@@ -57,6 +60,14 @@ class SharedStores:
     jobs: JobStorage
 
 
+STALE_CONNECTION_RETRY = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+"""One retry, on a new connection, of a command whose connection failed: a pooled
+connection that outlived a Redis restart fails on its first use, and without a retry
+(redis-py's ``from_url`` clients retry nothing) that use would be a 503 where Redis is
+fine. Timeouts are not retried: a slow Redis would be asked twice, and a counting script
+could count twice."""
+
+
 def shared_stores(settings: GatewaySettings) -> tuple[SharedStores, redis.Redis | None]:
     """The stores in Redis, or in this process (loudly) when no Redis is configured."""
     if settings.redis_url is None:
@@ -77,7 +88,10 @@ def shared_stores(settings: GatewaySettings) -> tuple[SharedStores, redis.Redis 
         return memory, None
     # Short timeouts: a Redis that stopped answering must not hold requests up.
     client = redis.Redis.from_url(
-        settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
+        settings.redis_url,
+        socket_timeout=0.5,
+        socket_connect_timeout=0.5,
+        retry=STALE_CONNECTION_RETRY,
     )
     stores = SharedStores(
         KeyStore(client),
