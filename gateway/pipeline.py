@@ -39,12 +39,13 @@ from grpc import aio
 from gateway.access.auth import Caller, Claim
 from gateway.backends.endpoints import Endpoint
 from gateway.cache.interfaces import CacheStorage
-from gateway.edge import request_context
+from gateway.edge import request_context, request_span
 from gateway.errors.grpc_status import from_grpc
 from gateway.errors.refusals import ApiError, DeadlineExceeded, InvalidArgument, Unavailable
 from gateway.routing.router import Target
 from gateway.shadow.mirror import StableCall
 from gateway.state import GatewayState
+from switchyard import telemetry
 
 T = TypeVar("T")
 
@@ -88,6 +89,11 @@ class PlannedCall:
     """One cache key per text for the chosen version; None when the answer is not cached."""
     cached: list[bytes | None] | None = None
     """The cache's values for ``cache_keys``, when they were read with the key check."""
+
+    def call_metadata(self, rpc: str) -> tuple[tuple[str, str], ...]:
+        """The metadata of the call of ``rpc`` (``package.Service/Method``) about to be
+        made; while traces are on, it names the gateway's client span for the call."""
+        return request_span.client_metadata(rpc, self.endpoint.address, self.metadata)
 
 
 async def plan_call(
@@ -223,12 +229,18 @@ async def call_backend(service: str, call: Awaitable[T]) -> T:
     """Await a unary backend call, timing it for ``Server-Timing``; a failure becomes
     the HTTP error its gRPC status maps to."""
     started = time.perf_counter()
+    code = "CANCELLED"
     try:
-        return await call
+        answer = await call
+        code = "OK"
+        return answer
     except aio.AioRpcError as error:
+        code = error.code().name
         raise from_grpc(error, service) from None
     finally:
         request_context.current().backend_s = time.perf_counter() - started
+        if telemetry.ENABLED:
+            request_span.end_clients(code)
 
 
 def stable_call(plan: PlannedCall, service: str, answered: str) -> StableCall:

@@ -81,9 +81,12 @@ def one_trace(spans: list[ReceivedSpan], trace_id: str) -> dict[str, list[Receiv
 
 def complete(spans: list[ReceivedSpan]) -> bool:
     names = one_trace(spans, CALLER_TRACE)
-    return all(
-        name in names for name in ("POST /v1/classify", RPC, "queue wait", "batch", "forward")
-    ) and any(s.attributes.get("db.system") == "redis" for named in names.values() for s in named)
+    callers = {s.service for s in names.get(RPC, [])}  # the gateway's call, the service's
+    return (
+        all(name in names for name in ("POST /v1/classify", "queue wait", "batch", "forward"))
+        and callers == {"switchyard-gateway", "switchyard-classifier"}
+        and any(s.attributes.get("db.system") == "redis" for named in names.values() for s in named)
+    )
 
 
 @pytest.mark.timeout(240)
@@ -120,9 +123,17 @@ def test_one_trace_runs_from_the_gateway_to_the_forward_pass(
         for s in named
     )
 
-    (rpc,) = spans[RPC]
-    assert rpc.service == "switchyard-classifier"
-    assert rpc.parent_id == request.span_id  # the backend continued the gateway's span
+    (call,) = [s for s in spans[RPC] if s.service == "switchyard-gateway"]
+    assert call.parent_id == request.span_id
+    assert call.span.kind == call.span.SPAN_KIND_CLIENT
+    assert call.attributes["rpc.system"] == "grpc"
+    assert call.attributes["rpc.method"] == "Classify"
+    assert call.attributes["rpc.grpc.status_code"] == "OK"
+    assert f"{call.attributes['server.address']}:{call.attributes['server.port']}" == (
+        traced.classifier
+    )
+    (rpc,) = [s for s in spans[RPC] if s.service == "switchyard-classifier"]
+    assert rpc.parent_id == call.span_id  # the backend continued the gateway's call
     assert rpc.attributes["rpc.grpc.status_code"] == "OK"
     waits, batches, forwards = spans["queue wait"], spans["batch"], spans["forward"]
     assert waits and batches and forwards

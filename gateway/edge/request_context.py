@@ -11,6 +11,8 @@ import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
+from opentelemetry.trace import Span
+
 from gateway.edge.tracing import TraceContext
 
 
@@ -44,6 +46,8 @@ class RequestRecord:
 
     timings: list[tuple[str, float]] = field(default_factory=list)
     """Steps of the pipeline and their seconds, for ``Server-Timing``."""
+    backend_spans: list[Span] | None = None
+    """The client spans of the calls made to model services (traces on), until they end."""
 
     def add_header(self, name: str, value: str) -> None:
         self.headers.append((name.encode("latin-1"), value.encode("latin-1")))

@@ -4,8 +4,11 @@ Made by ``RequestContextMiddleware`` rather than OpenTelemetry's ASGI middleware
 gateway's own middleware already knows, at the end, the route, the model version and why
 it was chosen, and the status; and the ASGI middleware's spans per message sent or
 received would cost more than the request span itself. The span continues the caller's
-``traceparent`` and is the parent of the Redis calls made meanwhile and of the model
-service's spans (its context is the ``traceparent`` sent to the backend).
+``traceparent`` and is the parent of the Redis calls made meanwhile and of a client span
+for each call to a model service, whose context is the ``traceparent`` sent with that
+call, so the service's spans continue it. The client spans are made here rather than by
+a gRPC client interceptor: an aio interceptor wraps every call in a task of its own,
+which changes how a stream is cancelled when its caller leaves, and costs more.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from starlette.datastructures import Headers
 from starlette.types import Scope
 
+from gateway.edge import request_context
 from gateway.edge.request_context import RequestRecord
 from switchyard import telemetry
 
@@ -52,6 +56,10 @@ def end(started: Started, method: str, route: str, status: int, record: RequestR
     """Name the span after its route, give it what the request came to, and end it."""
     span, token = started
     context.detach(token)
+    for client in record.backend_spans or ():
+        # A stream's call lasts as long as the response: it ends with it.
+        if client.is_recording():
+            client.end()
     span.update_name(f"{method} {route}")
     # One call, not one per attribute: each call takes the span's lock.
     attributes: dict[str, str | int] = {
@@ -74,3 +82,47 @@ def end(started: Started, method: str, route: str, status: int, record: RequestR
     if status >= 500:
         span.set_status(Status(StatusCode.ERROR))
     span.end()
+
+
+Metadata = tuple[tuple[str, str], ...]
+
+
+def client_metadata(rpc: str, address: str, metadata: Metadata) -> Metadata:
+    """``metadata`` for a call of ``rpc`` (``package.Service/Method``) to ``address`` about
+    to be made: while traces are on, a client span for the call is started under the
+    request's, and the ``traceparent`` sent names it. ``end_clients`` ends it."""
+    if not telemetry.ENABLED:
+        return metadata
+    service, _, method = rpc.rpartition("/")
+    host, _, port = address.rpartition(":")
+    attributes: dict[str, str | int] = {
+        "rpc.system": "grpc",
+        "rpc.service": service,
+        "rpc.method": method,
+        "server.address": host or address,
+    }
+    if port.isdigit():
+        attributes["server.port"] = int(port)
+    span = _tracer.start_span(rpc, kind=SpanKind.CLIENT, attributes=attributes)
+    record = request_context.current()
+    if record.backend_spans is None:
+        record.backend_spans = []
+    record.backend_spans.append(span)
+    if not span.get_span_context().is_valid:
+        return metadata
+    sent = traceparent(span)
+    return tuple((key, sent if key == "traceparent" else value) for key, value in metadata)
+
+
+def end_clients(code: str) -> None:
+    """End the request's open client spans with the call's gRPC status code name."""
+    for span in request_context.current().backend_spans or ():
+        if span.is_recording():
+            span.set_attribute("rpc.grpc.status_code", code)
+            if code in SERVER_FAULTS:
+                span.set_status(Status(StatusCode.ERROR, code))
+            span.end()
+
+
+SERVER_FAULTS = frozenset({"INTERNAL", "UNAVAILABLE", "UNKNOWN", "DATA_LOSS", "DEADLINE_EXCEEDED"})
+"""Codes that mark a client span failed (as the services mark theirs)."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from gateway.backends import rpc_names
 from gateway.edge import request_context
 from gateway.errors.refusals import UnsupportedMediaType
 from gateway.pipeline import ModelCall, PlannedCall, plan_call, time_budget_s
@@ -111,12 +112,14 @@ def _responses(field: str, item: str) -> dict[int | str, dict[str, Any]]:
 
 def _classify_stream(plan: PlannedCall, timeout_s: float) -> StreamCall:
     stub = plan.endpoint.classifier.stub
-    return stub.ClassifyStream(None, timeout=timeout_s, metadata=plan.metadata)
+    metadata = plan.call_metadata(rpc_names.CLASSIFY_STREAM)
+    return stub.ClassifyStream(None, timeout=timeout_s, metadata=metadata)
 
 
 def _ner_stream(plan: PlannedCall, timeout_s: float) -> StreamCall:
     stub = plan.endpoint.ner.stub
-    return stub.ExtractEntitiesStream(None, timeout=timeout_s, metadata=plan.metadata)
+    metadata = plan.call_metadata(rpc_names.EXTRACT_ENTITIES_STREAM)
+    return stub.ExtractEntitiesStream(None, timeout=timeout_s, metadata=metadata)
 
 
 CLASSIFY = BulkService(

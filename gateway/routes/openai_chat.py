@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from grpc import aio
 
+from gateway.backends import rpc_names
 from gateway.edge import request_context
 from gateway.edge.disconnect import unless_client_leaves
 from gateway.errors.refusals import ApiError, Internal, InvalidArgument, envelope
@@ -158,7 +159,7 @@ def _open(plan: PlannedCall, body: Body, tokens: int) -> GenerateCall:
         version=plan.target.version,
         request_id=plan.request_id,
         timeout_s=plan.timeout_s,
-        metadata=plan.metadata,
+        metadata=plan.call_metadata(rpc_names.GENERATE),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from gateway.backends import rpc_names
 from gateway.cache.prediction import cached_results
 from gateway.edge import request_context
 from gateway.pipeline import ModelCall, PlannedCall, call_backend, plan_call, stable_call
@@ -76,7 +77,7 @@ async def classify(request: Request, state: State) -> object:
                 top_k=body.top_k,
                 request_id=plan.request_id,
                 timeout_s=plan.timeout_s,
-                metadata=plan.metadata,
+                metadata=plan.call_metadata(rpc_names.CLASSIFY),
             ),
         )
         request_context.current().answered_by(reply.model, reply.version)
@@ -130,7 +131,7 @@ async def ner(request: Request, state: State) -> object:
                 version=plan.target.version,
                 request_id=plan.request_id,
                 timeout_s=plan.timeout_s,
-                metadata=plan.metadata,
+                metadata=plan.call_metadata(rpc_names.EXTRACT_ENTITIES),
             ),
         )
         results = [

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
 from gateway.access.auth import Caller
+from gateway.backends import rpc_names
 from gateway.edge import request_context
 from gateway.edge.disconnect import unless_client_leaves
 from gateway.errors.refusals import InvalidArgument, Unauthenticated
@@ -94,7 +95,7 @@ async def summarize(request: Request, state: State) -> object:
                 version=plan.target.version,
                 request_id=plan.request_id,
                 timeout_s=plan.timeout_s,
-                metadata=plan.metadata,
+                metadata=plan.call_metadata(rpc_names.SUMMARIZE),
             ),
         ),
     )

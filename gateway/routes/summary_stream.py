@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import Response
 from grpc import aio
 
+from gateway.backends import rpc_names
 from gateway.edge import request_context
 from gateway.errors.refusals import ApiError, Unavailable, envelope
 from gateway.limits import generation
@@ -75,7 +76,7 @@ async def stream_summary(
             version=plan.target.version,
             request_id=plan.request_id,
             timeout_s=plan.timeout_s,
-            metadata=plan.metadata,
+            metadata=plan.call_metadata(rpc_names.SUMMARIZE_STREAM),
         )
         started = time.perf_counter()
         first = await first_message(call, "summarizer", summarizer_pb2.SummarizeStreamResponse)
