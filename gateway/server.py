@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 from types import FrameType
@@ -91,6 +92,13 @@ def run_gateway(settings: GatewaySettings | None = None) -> int:
     # Tests and the launcher read the port from this record (the port may have been 0).
     scheme = "https" if settings.https else "http"
     log.info("listening", extra={"http_host": host, "http_port": port, "scheme": scheme})
+    # Everything made so far (modules, the app, its routes and schemas) lives as long as
+    # the process: frozen out of the garbage collector's generations, it is no longer
+    # traversed by every full collection. Measured at concurrency 32: full collections
+    # cost the gateway some 65 us per request before (one of about 100 ms every 1,500
+    # requests), more with traces on, which allocate more.
+    gc.collect()
+    gc.freeze()
     try:
         server.run(sockets=[sock])
     finally:
