@@ -19,6 +19,7 @@ Every Switchyard process calls ``setup`` once with its own default service name
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -151,6 +152,7 @@ def tracer(name: str) -> trace.Tracer:
     return trace.get_tracer(name)
 
 
+@functools.lru_cache(maxsize=4096)  # a caller's hash, once per caller rather than per span
 def hashed_identity(identity: str) -> str:
     """A caller's identity as span attributes carry it: a truncated SHA-256, which tells
     callers apart in a trace without putting their key id (or a raw key) in it."""

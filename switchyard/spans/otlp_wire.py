@@ -4,7 +4,7 @@ Written straight in the protobuf wire format (field tag, then a varint, a fixed-
 number or a length-prefixed payload) instead of building ``opentelemetry-proto``
 message objects, which is most of what the OTLP exporters' own encoder costs. Attribute
 values repeat from span to span (routes, models, versions, status codes), so each
-encoded key/value pair is cached. Unsupported attribute values (None, mappings, mixed
+encoded key/value field is cached. Unsupported attribute values (None, mappings, mixed
 sequences) are dropped, as the OpenTelemetry specification asks of invalid ones.
 The message definitions are opentelemetry/proto/trace/v1/trace.proto and
 common/v1/common.proto; the tests parse what this writes with the generated classes.
@@ -22,7 +22,8 @@ from switchyard.spans.recording import Event, RecordedSpan, Scope
 
 _INT64 = (-(2**63), 2**63 - 1)
 _CACHE_LIMIT = 8192
-_pairs: dict[tuple[str, type, object], bytes] = {}
+_SCALARS = frozenset({str, bool, int, float})
+_fields: dict[tuple[int, str, type, object], bytes] = {}
 
 # Span.flags: the parent's "is remote" is known (bit 8), and whether it is (bit 9).
 _HAS_IS_REMOTE = 0x100
@@ -72,27 +73,31 @@ def _any_value(value: object) -> bytes | None:
 
 def key_value(key: str, value: object) -> bytes:
     """A ``KeyValue`` message's bytes (empty for an unsupported value)."""
-    cacheable = isinstance(value, str | bool | int | float)
-    if cacheable:
-        found = _pairs.get((key, type(value), value))
-        if found is not None:
-            return found
     encoded = _any_value(value)
-    pair = b"" if encoded is None else field(0x0A, key.encode()) + field(0x12, encoded)
-    if cacheable:
-        if len(_pairs) >= _CACHE_LIMIT:
-            _pairs.clear()  # unbounded values (batch ids, ...) must not grow it forever
-        _pairs[(key, type(value), value)] = pair
-    return pair
+    return b"" if encoded is None else field(0x0A, key.encode()) + field(0x12, encoded)
 
 
 def attributes(tag: int, values: Mapping[str, types.AnyValue] | None) -> bytes:
-    """Each attribute as a ``KeyValue`` in the repeated field ``tag``."""
+    """Each attribute as a ``KeyValue`` in the repeated field ``tag``: the whole field of
+    a scalar value comes from the cache after its first time."""
     if not values:
         return b""
-    return b"".join(
-        field(tag, pair) for pair in (key_value(k, v) for k, v in values.items()) if pair
-    )
+    out = []
+    for key, value in values.items():
+        kind = type(value)
+        if kind in _SCALARS:
+            cache_key = (tag, key, kind, value)
+            found = _fields.get(cache_key)
+            if found is None:
+                if len(_fields) >= _CACHE_LIMIT:
+                    _fields.clear()  # unbounded values (batch ids, ...) must not grow it
+                pair = key_value(key, value)
+                found = _fields[cache_key] = field(tag, pair) if pair else b""
+        else:
+            pair = key_value(key, value)
+            found = field(tag, pair) if pair else b""
+        out.append(found)
+    return b"".join(out)
 
 
 def _flags(parent: SpanContext | None) -> bytes:
