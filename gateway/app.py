@@ -59,7 +59,6 @@ from gateway.shadow.agreement import ShadowAgreement
 from gateway.shadow.mirror import ShadowMirror
 from gateway.state import GatewayState
 from gateway.stores import auth_throttle, bearer_tokens, generation_hub, shared_stores
-from switchyard import telemetry
 
 log = logging.getLogger(__name__)
 
@@ -106,16 +105,6 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # The background work started here (live figures, routing tables, guardrails,
-        # batch jobs) belongs to no request's trace: in its context, instrumentation
-        # packages make no spans and skip their wrapping (OpenTelemetry's Redis wrapper
-        # formats every command of each flush's pipeline, spans or not).
-        with telemetry.untraced():
-            async with serving(app):
-                yield
-
-    @asynccontextmanager
-    async def serving(app: FastAPI) -> AsyncIterator[None]:
         backends = Backends(settings)
         stores, client = shared_stores(settings)
         internal = InternalCallers()

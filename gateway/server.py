@@ -108,10 +108,11 @@ def run_gateway(settings: GatewaySettings | None = None) -> int:
 
 def setup_tracing() -> bool:
     """Traces if the ``OTEL_*`` environment asks for them (``switchyard.telemetry``), with
-    a span for every Redis command; returns whether they are on."""
+    a span for every Redis command made under a recorded span; returns whether they are
+    on."""
     if not telemetry.setup("switchyard-gateway"):
         return False
-    from opentelemetry.instrumentation.redis import RedisInstrumentor
+    from switchyard.spans import redis_calls
 
-    RedisInstrumentor().instrument()
+    redis_calls.instrument()
     return True

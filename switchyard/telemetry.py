@@ -18,12 +18,11 @@ Every Switchyard process calls ``setup`` once with its own default service name
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from opentelemetry import trace
@@ -131,20 +130,6 @@ def shutdown() -> None:
         _shipper.shutdown()
     _shipper = None
     ENABLED = False
-
-
-@contextlib.contextmanager
-def untraced() -> Iterator[None]:
-    """A context, inherited by the tasks started in it, in which instrumentation packages
-    make no spans and do no work to prepare them (OpenTelemetry's suppression flag, which
-    they check first); nothing while traces are off."""
-    if not ENABLED:
-        yield
-        return
-    from opentelemetry.instrumentation.utils import suppress_instrumentation
-
-    with suppress_instrumentation():
-        yield
 
 
 def tracer(name: str) -> trace.Tracer:

@@ -13,6 +13,8 @@ generator, and the OTLP exporters' transports (endpoint, headers, TLS, compressi
 retries, all from the standard environment).
 
 - ``recording``: the tracer provider, tracer and recording span;
+- ``sampling``: which spans are recorded (``OTEL_TRACES_SAMPLER``);
 - ``otlp_wire``: spans to an ``ExportTraceServiceRequest``'s bytes;
-- ``shipping``: the buffer and the thread that sends batches through an OTLP exporter.
+- ``shipping``: the buffer and the thread that sends batches through an OTLP exporter;
+- ``redis_calls``: a client span per Redis command made under a recorded span.
 """

@@ -181,6 +181,12 @@ def _parent_of(context: Context | None) -> SpanContext:
     return trace.get_current_span(context).get_span_context()
 
 
+def recording_now() -> bool:
+    """Whether the current span is one this provider records (a sampled span, not ended)."""
+    span = get_current().get(_SPAN_KEY)
+    return type(span) is RecordedSpan and span.end_ns is None
+
+
 class Tracer(trace.Tracer):
     """Starts ``RecordedSpan``s for one scope, sampled by the sampler it was given."""
 
