@@ -13,6 +13,7 @@ which changes how a stream is cancelled when its caller leaves, and costs more.
 
 from __future__ import annotations
 
+import functools
 from contextvars import Token
 
 from opentelemetry import context, propagate, trace
@@ -36,13 +37,15 @@ def start(scope: Scope, headers: Headers) -> Started | None:
     ``end`` detaches."""
     if not telemetry.ENABLED:
         return None
-    # Most requests carry no trace context: the propagators' parsing is then skipped.
-    parent = propagate.extract(headers) if not PROPAGATED.isdisjoint(headers.keys()) else None
+    # Most requests carry no trace context: the propagators' parsing is then skipped (the
+    # raw header names are checked, lower-case bytes as the server gives them).
+    carried = any(name in PROPAGATED_RAW for name, _ in scope["headers"])
+    parent = propagate.extract(headers) if carried else None
     span = _tracer.start_span(scope["method"], context=parent, kind=SpanKind.SERVER)
     return span, context.attach(trace.set_span_in_context(span, parent))
 
 
-PROPAGATED = frozenset({"traceparent", "tracestate", "baggage"})
+PROPAGATED_RAW = frozenset({b"traceparent", b"tracestate", b"baggage"})
 """The headers of the default propagators (W3C trace context and baggage)."""
 
 
@@ -93,6 +96,19 @@ def client_metadata(rpc: str, address: str, metadata: Metadata) -> Metadata:
     request's, and the ``traceparent`` sent names it. ``end_clients`` ends it."""
     if not telemetry.ENABLED:
         return metadata
+    span = _tracer.start_span(rpc, kind=SpanKind.CLIENT, attributes=_call_attributes(rpc, address))
+    record = request_context.current()
+    if record.backend_spans is None:
+        record.backend_spans = []
+    record.backend_spans.append(span)
+    if not span.get_span_context().is_valid:
+        return metadata
+    sent = traceparent(span)
+    return tuple((key, sent if key == "traceparent" else value) for key, value in metadata)
+
+
+@functools.lru_cache(maxsize=256)  # the same few per backend, made once (spans copy them)
+def _call_attributes(rpc: str, address: str) -> dict[str, str | int]:
     service, _, method = rpc.rpartition("/")
     host, _, port = address.rpartition(":")
     attributes: dict[str, str | int] = {
@@ -103,15 +119,7 @@ def client_metadata(rpc: str, address: str, metadata: Metadata) -> Metadata:
     }
     if port.isdigit():
         attributes["server.port"] = int(port)
-    span = _tracer.start_span(rpc, kind=SpanKind.CLIENT, attributes=attributes)
-    record = request_context.current()
-    if record.backend_spans is None:
-        record.backend_spans = []
-    record.backend_spans.append(span)
-    if not span.get_span_context().is_valid:
-        return metadata
-    sent = traceparent(span)
-    return tuple((key, sent if key == "traceparent" else value) for key, value in metadata)
+    return attributes
 
 
 def end_clients(code: str) -> None:
