@@ -76,6 +76,8 @@ class SpanSampler:
                 return parent.trace_flags.sampled, parent.trace_state, None
         elif kind is SpanKind.CLIENT:
             return False, None, None
+        if self.root is ALWAYS_ON and not parent.is_valid:  # a root: no trace state to keep
+            return True, None, None
         result = self.root.should_sample(context, trace_id, name, kind, attributes, links)
         return result.decision is Decision.RECORD_AND_SAMPLE, result.trace_state, result.attributes
 
