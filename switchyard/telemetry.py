@@ -44,6 +44,19 @@ SERVICE_NAME_PREFIX = "switchyard-"
 _shipper: SpanShipper | None = None
 
 
+SERVER_FAULTS = frozenset({"INTERNAL", "UNAVAILABLE", "UNKNOWN", "DATA_LOSS", "DEADLINE_EXCEEDED"})
+"""gRPC status codes that mark an RPC's span failed, on either side of the call (the
+caller's own mistakes do not)."""
+
+
+def record_grpc_code(span: trace.Span, code: str) -> None:
+    """Give an RPC's span (either side of the call) its gRPC status code's name, and mark
+    it failed when the code is a server fault."""
+    span.set_attribute("rpc.grpc.status_code", code)
+    if code in SERVER_FAULTS:
+        span.set_status(trace.Status(trace.StatusCode.ERROR, code))
+
+
 def passed_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """The ``OTEL_*`` variables of ``environ``: what a launcher hands to every process."""
     return {key: value for key, value in environ.items() if key.startswith("OTEL_")}

@@ -38,6 +38,10 @@ def provider(sink: Recorded, **environ: str) -> TracerProvider:
     return TracerProvider(sampler, RandomIdGenerator(), sink.add)
 
 
+def shipped_to(shipper: SpanShipper) -> TracerProvider:
+    return TracerProvider(SpanSampler.from_environment({}), RandomIdGenerator(), shipper.add)
+
+
 def as_sdk_span(span: RecordedSpan) -> ReadableSpan:
     """The same span as the SDK would have recorded it."""
     return ReadableSpan(
@@ -211,8 +215,7 @@ def test_the_shipper_sends_full_batches_at_once_and_the_rest_at_shutdown() -> No
     transport = Transport()
     environ = {"OTEL_BSP_SCHEDULE_DELAY": "600000", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "4"}
     shipper = SpanShipper(transport, RESOURCE, environ)
-    tracer = provider(Recorded()).get_tracer("t")
-    tracer._sink = shipper.add  # type: ignore[attr-defined]
+    tracer = shipped_to(shipper).get_tracer("t")
     for number in range(4):
         tracer.start_span(f"s{number}").end()
     assert transport.sent.wait(60), "a full batch waits for the schedule"
@@ -232,8 +235,7 @@ def test_the_shipper_drops_beyond_its_queue_and_counts_failures() -> None:
     transport = Transport(fail=True)
     environ = {"OTEL_BSP_SCHEDULE_DELAY": "600000", "OTEL_BSP_MAX_QUEUE_SIZE": "3"}
     shipper = SpanShipper(transport, RESOURCE, environ)
-    tracer = provider(Recorded()).get_tracer("t")
-    tracer._sink = shipper.add  # type: ignore[attr-defined]
+    tracer = shipped_to(shipper).get_tracer("t")
     for number in range(5):
         tracer.start_span(f"s{number}").end()
     assert shipper.dropped == 2

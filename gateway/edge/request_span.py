@@ -126,11 +126,5 @@ def end_clients(code: str) -> None:
     """End the request's open client spans with the call's gRPC status code name."""
     for span in request_context.current().backend_spans or ():
         if span.is_recording():
-            span.set_attribute("rpc.grpc.status_code", code)
-            if code in SERVER_FAULTS:
-                span.set_status(Status(StatusCode.ERROR, code))
+            telemetry.record_grpc_code(span, code)
             span.end()
-
-
-SERVER_FAULTS = frozenset({"INTERNAL", "UNAVAILABLE", "UNKNOWN", "DATA_LOSS", "DEADLINE_EXCEEDED"})
-"""Codes that mark a client span failed (as the services mark theirs)."""

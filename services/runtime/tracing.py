@@ -66,13 +66,7 @@ def end_rpc(span: Span | None, code: str) -> None:
     """Give the RPC's span its status code (``OK``, ``INVALID_ARGUMENT``, ...)."""
     if span is None:
         return
-    span.set_attribute("rpc.grpc.status_code", code)
-    if code in SERVER_FAULTS:
-        span.set_status(Status(StatusCode.ERROR, code))
-
-
-SERVER_FAULTS = frozenset({"INTERNAL", "UNAVAILABLE", "UNKNOWN", "DATA_LOSS", "DEADLINE_EXCEEDED"})
-"""Status codes that mark the RPC's span as failed (the caller's mistakes do not)."""
+    telemetry.record_grpc_code(span, code)
 
 
 @dataclass(frozen=True, slots=True)
