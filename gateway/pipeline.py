@@ -28,6 +28,7 @@ order they are taken:
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
@@ -229,7 +230,7 @@ async def call_backend(service: str, call: Awaitable[T]) -> T:
     """Await a unary backend call, timing it for ``Server-Timing``; a failure becomes
     the HTTP error its gRPC status maps to."""
     started = time.perf_counter()
-    code = "CANCELLED"
+    code = "UNKNOWN"
     try:
         answer = await call
         code = "OK"
@@ -237,6 +238,9 @@ async def call_backend(service: str, call: Awaitable[T]) -> T:
     except aio.AioRpcError as error:
         code = error.code().name
         raise from_grpc(error, service) from None
+    except asyncio.CancelledError:
+        code = "CANCELLED"  # the caller left, or its deadline passed
+        raise
     finally:
         request_context.current().backend_s = time.perf_counter() - started
         if telemetry.ENABLED:
