@@ -32,10 +32,10 @@ from bench.process_cpu import process_cpu_seconds
 from bench.raw import TEXTS
 from switchyard.processes import GatewayProcess, free_port
 from switchyard.redis_server import local_redis
+from switchyard.spans.shipping import EXPORT_METHOD
 
 CONCURRENCY = 32
 TARGET = {"ratio_on_off": 1.15}  # at most
-EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
 class SpanCounter:

@@ -140,6 +140,23 @@ def test_unsupported_attribute_values_are_dropped() -> None:
     assert [pair.key for pair in encoded.attributes] == ["kept"]
 
 
+def test_equal_attribute_values_of_different_types_stay_apart() -> None:
+    """``1``, ``True`` and ``1.0`` are equal as dict keys: the encoder's cache of whole
+    attribute sets must not hand one's bytes to another."""
+    sink = Recorded()
+    tracer = provider(sink).get_tracer("t")
+    for value in (1, True, 1.0, 1):
+        tracer.start_span("s", attributes={"x": value}).end()
+    spans = (
+        ExportTraceServiceRequest.FromString(otlp_wire.export_request(sink, b""))
+        .resource_spans[0]
+        .scope_spans[0]
+        .spans
+    )
+    kinds = [span.attributes[0].value.WhichOneof("value") for span in spans]
+    assert kinds == ["int_value", "bool_value", "double_value", "int_value"]
+
+
 def test_the_default_sampler_follows_the_parent_and_drops_orphan_client_calls() -> None:
     sink = Recorded()
     tracer = provider(sink).get_tracer("t")

@@ -39,7 +39,7 @@ def start(scope: Scope, headers: Headers) -> Started | None:
         return None
     # Most requests carry no trace context: the propagators' parsing is then skipped (the
     # raw header names are checked, lower-case bytes as the server gives them).
-    carried = any(name in PROPAGATED_RAW for name, _ in scope["headers"])
+    carried = not PROPAGATED_RAW.isdisjoint(dict(scope["headers"]))
     parent = propagate.extract(headers) if carried else None
     span = _tracer.start_span(scope["method"], context=parent, kind=SpanKind.SERVER)
     return span, context.attach(trace.set_span_in_context(span, parent))
@@ -52,7 +52,12 @@ PROPAGATED_RAW = frozenset({b"traceparent", b"tracestate", b"baggage"})
 def traceparent(span: Span) -> str:
     """The W3C ``traceparent`` naming ``span``: what the backend continues."""
     ids = span.get_span_context()
-    return f"00-{ids.trace_id:032x}-{ids.span_id:016x}-{ids.trace_flags:02x}"
+    # Bytes to hex rather than formatting the ints: a third of the time, on every request.
+    trace_id = ids.trace_id.to_bytes(16, "big").hex()
+    return f"00-{trace_id}-{ids.span_id.to_bytes(8, 'big').hex()}-{_FLAGS_HEX[ids.trace_flags]}"
+
+
+_FLAGS_HEX = tuple(f"{flags:02x}" for flags in range(256))
 
 
 def end(started: Started, method: str, route: str, status: int, record: RequestRecord) -> None:
@@ -63,6 +68,8 @@ def end(started: Started, method: str, route: str, status: int, record: RequestR
         # A stream's call lasts as long as the response: it ends with it.
         if client.is_recording():
             client.end()
+    if not span.is_recording():
+        return  # not sampled: nothing it is given would be kept
     span.update_name(f"{method} {route}")
     # One call, not one per attribute: each call takes the span's lock.
     attributes: dict[str, str | int] = {
@@ -104,7 +111,7 @@ def client_metadata(rpc: str, address: str, metadata: Metadata) -> Metadata:
     if not span.get_span_context().is_valid:
         return metadata
     sent = traceparent(span)
-    return tuple((key, sent if key == "traceparent" else value) for key, value in metadata)
+    return tuple([(key, sent if key == "traceparent" else value) for key, value in metadata])
 
 
 @functools.lru_cache(maxsize=256)  # the same few per backend, made once (spans copy them)

@@ -2,12 +2,14 @@
 
 Written straight in the protobuf wire format (field tag, then a varint, a fixed-width
 number or a length-prefixed payload) instead of building ``opentelemetry-proto``
-message objects, which is most of what the OTLP exporters' own encoder costs. Attribute
-values repeat from span to span (routes, models, versions, status codes), so each
-encoded key/value field is cached. Unsupported attribute values (None, mappings, mixed
-sequences) are dropped, as the OpenTelemetry specification asks of invalid ones.
-The message definitions are opentelemetry/proto/trace/v1/trace.proto and
-common/v1/common.proto; the tests parse what this writes with the generated classes.
+message objects, which is most of what the OTLP exporters' own encoder costs. A span is
+encoded on the thread that ends it, so each one is a handful of C-level steps: the fixed
+fields are packed by precompiled structs, and what repeats from span to span (a name
+with its kind; a set of attributes, such as a backend call's or a request's route,
+model, version and status) is encoded once and cached. Unsupported attribute values
+(None, mappings, mixed sequences) are dropped, as the OpenTelemetry specification asks
+of invalid ones. The message definitions are opentelemetry/proto/trace/v1/trace.proto
+and common/v1/common.proto; the tests parse what this writes with the generated classes.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 
-from opentelemetry.trace import Link, SpanContext, StatusCode
+from opentelemetry.trace import Link, SpanContext, SpanKind, StatusCode
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 from opentelemetry.util import types
 
 from switchyard.spans.recording import Event, RecordedSpan, Scope
@@ -24,10 +27,21 @@ _INT64 = (-(2**63), 2**63 - 1)
 _CACHE_LIMIT = 8192
 _SCALARS = frozenset({str, bool, int, float})
 _fields: dict[tuple[int, str, type, object], bytes] = {}
+_blocks: dict[tuple[object, ...], bytes] = {}
+_heads: dict[tuple[str, int], bytes] = {}
 
 # Span.flags: the parent's "is remote" is known (bit 8), and whether it is (bit 9).
 _HAS_IS_REMOTE = 0x100
 _IS_REMOTE = 0x200
+_FLAGS = b"\x85\x01" + struct.pack("<I", _HAS_IS_REMOTE)  # field 16, fixed32
+_FLAGS_REMOTE_PARENT = b"\x85\x01" + struct.pack("<I", _HAS_IS_REMOTE | _IS_REMOTE)
+_STATUS_UNSET = b"\x7a\x00"  # an empty Status, as OpenTelemetry's encoder writes it
+
+# Big-endian: a 16-bit tag-and-length pair (one byte each) before each id's bytes.
+_IDS = struct.Struct(">HQQHQ")  # trace_id (1, 16 bytes as two halves), span_id (2, 8 bytes)
+_PARENT = struct.Struct(">HQ")  # parent_span_id (4, 8 bytes)
+_TIMES = struct.Struct("<BQBQ")  # start and end time (7 and 8, fixed64), little-endian
+_LOW_64 = (1 << 64) - 1
 
 
 def varint(number: int) -> bytes:
@@ -43,9 +57,14 @@ def varint(number: int) -> bytes:
     return bytes(out)
 
 
+_LENGTHS = tuple(varint(length) for length in range(4096))
+"""The varints of the lengths most fields have (a span is a few hundred bytes)."""
+
+
 def field(tag: int, payload: bytes) -> bytes:
     """A length-delimited field: ``tag`` is (field number << 3) | 2, as one byte."""
-    return bytes((tag,)) + varint(len(payload)) + payload
+    size = len(payload)
+    return b"".join((bytes((tag,)), _LENGTHS[size] if size < 4096 else varint(size), payload))
 
 
 def _any_value(value: object) -> bytes | None:
@@ -77,11 +96,7 @@ def key_value(key: str, value: object) -> bytes:
     return b"" if encoded is None else field(0x0A, key.encode()) + field(0x12, encoded)
 
 
-def attributes(tag: int, values: Mapping[str, types.AnyValue] | None) -> bytes:
-    """Each attribute as a ``KeyValue`` in the repeated field ``tag``: the whole field of
-    a scalar value comes from the cache after its first time."""
-    if not values:
-        return b""
+def _each_attribute(tag: int, values: Mapping[str, types.AnyValue]) -> bytes:
     out = []
     for key, value in values.items():
         kind = type(value)
@@ -100,9 +115,24 @@ def attributes(tag: int, values: Mapping[str, types.AnyValue] | None) -> bytes:
     return b"".join(out)
 
 
-def _flags(parent: SpanContext | None) -> bytes:
-    flags = _HAS_IS_REMOTE | (_IS_REMOTE if parent is not None and parent.is_remote else 0)
-    return b"\x85\x01" + struct.pack("<I", flags)  # field 16, fixed32
+def attributes(tag: int, values: Mapping[str, types.AnyValue] | None) -> bytes:
+    """Each attribute as a ``KeyValue`` in the repeated field ``tag``. A whole set of
+    scalar attributes seen before comes from the cache in one look-up, keyed by its
+    items and their types (``1``, ``1.0`` and ``True`` are equal keys but different
+    values); each field of a new set is cached on its own."""
+    if not values:
+        return b""
+    items = tuple(values.items())
+    try:
+        cache_key = (tag, items, *map(type, values.values()))
+        found = _blocks.get(cache_key)
+    except TypeError:  # an unhashable value (a list): never cached as a set
+        return _each_attribute(tag, values)
+    if found is None:
+        if len(_blocks) >= _CACHE_LIMIT:
+            _blocks.clear()
+        found = _blocks[cache_key] = _each_attribute(tag, values)
+    return found
 
 
 def _event(event: Event) -> bytes:
@@ -123,34 +153,58 @@ def _link(link: Link) -> bytes:
     return field(0x6A, body)
 
 
+def _head(name: str, kind: SpanKind) -> bytes:
+    """The name and kind fields, cached: a process names its spans after a few routes,
+    commands and methods."""
+    # Keyed by the kind's number: an Enum member's own hash is computed in Python.
+    cache_key = (name, kind._value_)
+    found = _heads.get(cache_key)
+    if found is None:
+        if len(_heads) >= _CACHE_LIMIT:
+            _heads.clear()
+        # The API's SpanKind starts at INTERNAL = 0; OTLP's at UNSPECIFIED = 0, INTERNAL = 1.
+        encoded = field(0x2A, name.encode("utf-8", "replace")) + bytes((0x30, kind.value + 1))
+        found = _heads[cache_key] = encoded
+    return found
+
+
+def _trace_state(context: SpanContext) -> bytes:
+    state = context.trace_state
+    if state is DEFAULT_TRACE_STATE or not state:
+        return b""
+    return field(0x1A, state.to_header().encode())
+
+
 def span(recorded: RecordedSpan) -> bytes:
-    """One ``Span`` message's bytes (without its own tag and length)."""
+    """One ``Span`` message as an entry of ``ScopeSpans.spans``: its tag, its length and
+    its bytes, ready to be joined with others of its scope."""
     context = recorded.get_span_context()
-    parts = [
-        b"\x0a\x10" + context.trace_id.to_bytes(16, "big"),
-        b"\x12\x08" + context.span_id.to_bytes(8, "big"),
-    ]
-    if context.trace_state:
-        parts.append(field(0x1A, context.trace_state.to_header().encode()))
-    if recorded.parent is not None:
-        parts.append(b"\x22\x08" + recorded.parent.span_id.to_bytes(8, "big"))
-    parts.append(field(0x2A, recorded.name.encode("utf-8", "replace")))
-    # The API's SpanKind starts at INTERNAL = 0; OTLP's at UNSPECIFIED = 0, INTERNAL = 1.
-    parts.append(bytes((0x30, recorded.kind.value + 1)))
+    trace_id = context.trace_id
+    parent = recorded.parent
     end_ns = recorded.end_ns if recorded.end_ns is not None else recorded.start_ns
-    parts.append(b"\x39" + struct.pack("<Q", recorded.start_ns))
-    parts.append(b"\x41" + struct.pack("<Q", end_ns))
-    parts.append(attributes(0x4A, recorded.attributes))
-    parts.extend(_event(event) for event in recorded.events)
-    parts.extend(_link(link) for link in recorded.links)
+    parts = [
+        b"",  # the entry's tag and length, once the rest is known
+        _IDS.pack(0x0A10, trace_id >> 64, trace_id & _LOW_64, 0x1208, context.span_id),
+        _trace_state(context),
+        b"" if parent is None else _PARENT.pack(0x2208, parent.span_id),
+        _head(recorded.name, recorded.kind),
+        _TIMES.pack(0x39, recorded.start_ns, 0x41, end_ns),
+        attributes(0x4A, recorded.attributes),
+    ]
+    if recorded.events:
+        parts.extend(_event(event) for event in recorded.events)
+    if recorded.links:
+        parts.extend(_link(link) for link in recorded.links)
     if recorded.status_code is StatusCode.UNSET:
-        parts.append(b"\x7a\x00")  # an empty Status, as OpenTelemetry's encoder writes it
+        parts.append(_STATUS_UNSET)
     else:
         status = b"\x18" + varint(recorded.status_code.value)
         if recorded.status_message:
             status = field(0x12, recorded.status_message.encode()) + status
         parts.append(field(0x7A, status))
-    parts.append(_flags(recorded.parent))
+    parts.append(_FLAGS if parent is None or not parent.is_remote else _FLAGS_REMOTE_PARENT)
+    size = sum(map(len, parts))
+    parts[0] = b"\x12" + (_LENGTHS[size] if size < 4096 else varint(size))
     return b"".join(parts)
 
 
@@ -181,7 +235,7 @@ def export_encoded(by_scope: Mapping[Scope, Sequence[bytes]], encoded_resource: 
         field(
             0x12,
             field(0x0A, _scope(scope))
-            + b"".join(field(0x12, encoded) for encoded in spans)
+            + b"".join(spans)
             + (field(0x1A, scope.schema_url.encode()) if scope.schema_url else b""),
         )
         for scope, spans in by_scope.items()

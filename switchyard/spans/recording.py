@@ -14,6 +14,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from opentelemetry import trace
 from opentelemetry.context import Context, get_current
@@ -41,9 +42,9 @@ SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 
 
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """The instrumentation scope a tracer was named after (one per tracer)."""
+class Scope(NamedTuple):
+    """The instrumentation scope a tracer was named after (one per tracer). A tuple,
+    whose hash is computed in C: the span buffer looks each span's scope up."""
 
     name: str
     version: str | None = None
@@ -95,7 +96,7 @@ class RecordedSpan(trace.Span):
         self.scope = scope
         self._sink = sink
         self.attributes: dict[str, types.AnyValue] = dict(attributes) if attributes else {}
-        self.links: list[Link] = list(links)
+        self.links: list[Link] = list(links) if links else []
         self.events: list[Event] = []
         self.start_ns = time.time_ns() if start_ns is None else start_ns
         self.end_ns: int | None = None
@@ -214,16 +215,29 @@ class Tracer(trace.Tracer):
         set_status_on_exception: bool = True,
     ) -> trace.Span:
         parent = _parent_of(context)
-        trace_id = parent.trace_id if parent.is_valid else self._ids.generate_trace_id()
-        sampled, trace_state, added = self._sampler.decide(
-            parent, context, trace_id, name, kind, attributes, links
-        )
+        if not parent.is_valid:
+            trace_id = self._ids.generate_trace_id()
+            sampled, trace_state, added = self._sampler.decide(
+                parent, context, trace_id, name, kind, attributes, links
+            )
+        elif self._sampler.parent_based:  # what ``decide`` answers, without the call
+            trace_id, sampled, trace_state, added = (
+                parent.trace_id,
+                parent.trace_flags.sampled,
+                parent.trace_state,
+                None,
+            )
+        else:
+            trace_id = parent.trace_id
+            sampled, trace_state, added = self._sampler.decide(
+                parent, context, trace_id, name, kind, attributes, links
+            )
         span_context = SpanContext(
             trace_id,
             self._ids.generate_span_id(),
-            is_remote=False,
-            trace_flags=SAMPLED if sampled else NOT_SAMPLED,
-            trace_state=trace_state,
+            False,  # is_remote
+            SAMPLED if sampled else NOT_SAMPLED,
+            trace_state,
         )
         if not sampled:
             return NonRecordingSpan(span_context)

@@ -50,21 +50,16 @@ def _attributes_of(client: Redis, operation: str) -> dict[str, str | int]:
     return found
 
 
-async def _traced(
-    call: Command, client: Redis, operation: str, batch: int | None, *args: Any, **options: Any
-) -> Any:
+def _start(client: Redis, operation: str, batch: int | None = None) -> trace.Span:
     attributes = _attributes_of(client, operation)
     if batch is not None:
         attributes = {**attributes, "db.operation.batch.size": batch}
-    span = _tracer.start_span(operation, kind=SpanKind.CLIENT, attributes=attributes)
-    try:
-        return await call(client, *args, **options)
-    except BaseException as error:
-        span.set_attribute("error.type", type(error).__qualname__)
-        span.set_status(Status(StatusCode.ERROR, type(error).__qualname__))
-        raise
-    finally:
-        span.end()
+    return _tracer.start_span(operation, kind=SpanKind.CLIENT, attributes=attributes)
+
+
+def _failed(span: trace.Span, error: BaseException) -> None:
+    span.set_attribute("error.type", type(error).__qualname__)
+    span.set_status(Status(StatusCode.ERROR, type(error).__qualname__))
 
 
 _tracer: trace.Tracer = trace.NoOpTracer()
@@ -81,19 +76,34 @@ def instrument(provider: trace.TracerProvider | None = None) -> None:
     execute: Command = Pipeline.execute
     _originals.update(command=command, pipeline=execute)
 
+    # The span is made and ended here rather than in a shared coroutine: one more
+    # coroutine in the chain would be resumed on every read of the reply.
     async def execute_command(self: Redis, *args: Any, **options: Any) -> Any:
         if not recording_now():
             return await command(self, *args, **options)
         name = args[0] if args else "COMMAND"
         operation = name.decode() if isinstance(name, bytes) else str(name)
-        return await _traced(command, self, operation.upper(), None, *args, **options)
+        span = _start(self, operation.upper())
+        try:
+            return await command(self, *args, **options)
+        except BaseException as error:
+            _failed(span, error)
+            raise
+        finally:
+            span.end()
 
     async def execute_pipeline(self: Pipeline, raise_on_error: bool = True) -> Any:
         if not recording_now() or not self.command_stack:
             return await execute(self, raise_on_error)
         operation = "MULTI" if self.is_transaction else "PIPELINE"
-        size = len(self.command_stack)
-        return await _traced(execute, self, operation, size, raise_on_error)
+        span = _start(self, operation, len(self.command_stack))
+        try:
+            return await execute(self, raise_on_error)
+        except BaseException as error:
+            _failed(span, error)
+            raise
+        finally:
+            span.end()
 
     Redis.execute_command = execute_command  # type: ignore[method-assign]
     Pipeline.execute = execute_pipeline  # type: ignore[method-assign]
