@@ -32,7 +32,7 @@ from bench.process_cpu import process_cpu_seconds
 from bench.raw import TEXTS
 from switchyard.processes import GatewayProcess, free_port
 from switchyard.redis_server import local_redis
-from switchyard.spans.shipping import EXPORT_METHOD
+from switchyard.spans.grpc_export import EXPORT_METHOD
 
 CONCURRENCY = 32
 TARGET = {"ratio_on_off": 1.15}  # at most
@@ -152,7 +152,7 @@ SAMPLED_RATIO = "0.1"
 
 
 def run(quick: bool) -> dict[str, object]:
-    total, rounds = (600, 3) if quick else (2000, 9)
+    total, rounds = (600, 3) if quick else (1500, 15)
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         redis = stack.enter_context(local_redis(workdir))

@@ -59,6 +59,7 @@ from gateway.shadow.agreement import ShadowAgreement
 from gateway.shadow.mirror import ShadowMirror
 from gateway.state import GatewayState
 from gateway.stores import auth_throttle, bearer_tokens, generation_hub, shared_stores
+from switchyard import telemetry
 
 log = logging.getLogger(__name__)
 
@@ -196,9 +197,11 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
         if jwks is not None:
             await jwks.refresh()  # a failure is logged: tokens wait for a later fetch
             tasks.append(asyncio.create_task(jwks.run()))
+        telemetry.export_from_running_loop()
         try:
             yield
         finally:
+            await telemetry.stop_exporting_from_loop()
             for task in tasks:
                 task.cancel()
 

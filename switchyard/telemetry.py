@@ -18,6 +18,7 @@ Every Switchyard process calls ``setup`` once with its own default service name
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import logging
@@ -118,9 +119,10 @@ def setup(default_service_name: str, environ: Mapping[str, str] | None = None) -
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
+    from switchyard.spans.grpc_export import GrpcTransport
     from switchyard.spans.recording import TracerProvider
     from switchyard.spans.sampling import SpanSampler
-    from switchyard.spans.shipping import GrpcTransport, HttpTransport, SpanShipper, Transport
+    from switchyard.spans.shipping import HttpTransport, SpanShipper, Transport
 
     transport: Transport = GrpcTransport() if chosen == GRPC else HttpTransport()
     name = service_name(default_service_name, environ)
@@ -134,6 +136,20 @@ def setup(default_service_name: str, environ: Mapping[str, str] | None = None) -
     ENABLED = True
     log.info("traces exported over OTLP", extra={"otlp_protocol": chosen, "service": name})
     return True
+
+
+def export_from_running_loop() -> None:
+    """Make the OTLP/gRPC exports on the running event loop from now on, rather than as
+    blocking calls of the sending thread (``switchyard.spans.grpc_export`` says why).
+    Call once the loop serves, and ``stop_exporting_from_loop`` before it stops."""
+    if _shipper is not None:
+        _shipper.use_loop(asyncio.get_running_loop())
+
+
+async def stop_exporting_from_loop() -> None:
+    """Exports go back to the sending thread (the loop is about to stop)."""
+    if _shipper is not None:
+        await _shipper.leave_loop()
 
 
 def shutdown() -> None:

@@ -244,7 +244,15 @@ def run_service(definition: ServiceDefinition[In, Out], settings: ServiceSetting
     configure_logging(definition.name, settings.log_level)
     configure_torch(settings.torch_threads)
     telemetry.setup(f"{telemetry.SERVICE_NAME_PREFIX}{definition.name}")
+
+    async def serve() -> int:
+        telemetry.export_from_running_loop()
+        try:
+            return await serve_until_signalled(ModelServer(definition, settings))
+        finally:
+            await telemetry.stop_exporting_from_loop()
+
     try:
-        return asyncio.run(serve_until_signalled(ModelServer(definition, settings)))
+        return asyncio.run(serve())
     finally:
         telemetry.shutdown()  # the spans still buffered are exported before the exit

@@ -16,5 +16,6 @@ retries, all from the standard environment).
 - ``sampling``: which spans are recorded (``OTEL_TRACES_SAMPLER``);
 - ``otlp_wire``: spans to an ``ExportTraceServiceRequest``'s bytes;
 - ``shipping``: the buffer and the thread that sends batches through an OTLP exporter;
+- ``grpc_export``: the OTLP/gRPC exporter sending encoded bytes, on the event loop;
 - ``redis_calls``: a client span per Redis command made under a recorded span.
 """

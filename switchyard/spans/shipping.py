@@ -8,14 +8,16 @@ ends, on the thread that ends it, and only its bytes are queued: the span object
 at once, rather than living in the queue for seconds and being promoted to the old
 generation of Python's garbage collector, which then runs full collections over the
 whole heap more often (measured: in the gateway, that cost more than making the spans).
-The transports are the OTLP exporters of ``opentelemetry-exporter-otlp-proto-grpc`` and
-``-http``, given the encoded bytes instead of SDK spans, so their endpoint, headers, TLS,
+The transports are the OTLP exporters of ``opentelemetry-exporter-otlp-proto-grpc``
+(``grpc_export``, which makes its calls on the process's event loop) and ``-http``,
+given the encoded bytes instead of SDK spans, so their endpoint, headers, TLS,
 compression, timeout and retries come from the standard ``OTEL_EXPORTER_OTLP_*``
 environment as usual.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import os
@@ -24,11 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-import grpc
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-from opentelemetry.sdk.trace.export import SpanExportResult
 
 from switchyard.spans import otlp_wire
 from switchyard.spans.recording import RecordedSpan, Scope
@@ -47,45 +45,11 @@ class EncodedSpans:
 class Transport(Protocol):
     def send(self, batch: EncodedSpans) -> bool: ...
 
+    def use_loop(self, loop: asyncio.AbstractEventLoop) -> None: ...
+
+    async def leave_loop(self) -> None: ...
+
     def shutdown(self) -> None: ...
-
-
-EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-
-
-class _EncodedExportStub:
-    """The generated ``TraceServiceStub``'s one method, sending bytes already encoded as
-    they are (no request serializer) rather than a message object."""
-
-    def __init__(self, channel: grpc.Channel) -> None:
-        self.Export = channel.unary_unary(
-            EXPORT_METHOD,
-            request_serializer=None,
-            response_deserializer=ExportTraceServiceResponse.FromString,
-        )
-
-
-class GrpcTransport(GrpcExporter):
-    """OTLP/gRPC: the exporter's channel, metadata, deadline and retries, our bytes."""
-
-    # The exporter's generic ``_export`` makes its stub from the channel (again on each
-    # reconnection), asks ``_translate_data`` for the request and ``_count_data`` for its
-    # size: given EncodedSpans rather than SDK spans, the request is our bytes, sent as
-    # they are (parsing them into a message only to serialize it again was measured at
-    # as much per span as encoding the batch).
-    def _initialize_channel_and_stub(self) -> None:
-        super()._initialize_channel_and_stub()  # type: ignore[no-untyped-call]
-        assert self._channel is not None  # the call above made it
-        self._client = _EncodedExportStub(self._channel)
-
-    def _translate_data(self, data: EncodedSpans) -> bytes:  # type: ignore[override]
-        return data.payload
-
-    def _count_data(self, data: EncodedSpans) -> int:  # type: ignore[override]
-        return data.count
-
-    def send(self, batch: EncodedSpans) -> bool:
-        return bool(self._export(batch) is SpanExportResult.SUCCESS)  # type: ignore[arg-type]
 
 
 class HttpTransport(HttpExporter):
@@ -94,6 +58,13 @@ class HttpTransport(HttpExporter):
 
     def send(self, batch: EncodedSpans) -> bool:
         return bool(self._client.export(batch.payload).success)
+
+    # Nothing to do on a loop: HTTP requests are sent from the sending thread.
+    def use_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        pass
+
+    async def leave_loop(self) -> None:
+        pass
 
 
 def _setting(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -184,6 +155,14 @@ class SpanShipper:
                 self.sent += count
             else:
                 self.failed += count
+
+    def use_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Send from ``loop`` (the process's event loop, while it runs) if the transport
+        can (``leave_loop``, on that loop, before it stops)."""
+        self._transport.use_loop(loop)
+
+    async def leave_loop(self) -> None:
+        await self._transport.leave_loop()
 
     def shutdown(self) -> None:
         """Send what is queued (waiting at most ``OTEL_BSP_EXPORT_TIMEOUT``), then stop."""
