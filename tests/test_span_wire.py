@@ -4,6 +4,7 @@ own encoder makes of the same spans), and the buffer that sends them."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
@@ -223,6 +224,12 @@ class Transport:
         self.batches.append(request)
         self.sent.set()
         return not self.fail
+
+    def use_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        pass  # sent from the shipper's thread
+
+    async def leave_loop(self) -> None:
+        pass
 
     def shutdown(self) -> None:
         self.closed = True
