@@ -152,7 +152,7 @@ SAMPLED_RATIO = "0.1"
 
 
 def run(quick: bool) -> dict[str, object]:
-    total, rounds = (600, 3) if quick else (1500, 15)
+    total, rounds = (600, 3) if quick else (500, 45)
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         redis = stack.enter_context(local_redis(workdir))
