@@ -146,7 +146,7 @@ def test_equal_attribute_values_of_different_types_stay_apart() -> None:
     attribute sets must not hand one's bytes to another."""
     sink = Recorded()
     tracer = provider(sink).get_tracer("t")
-    for value in (1, True, 1.0, 1):
+    for value in (1, True, 1.0, 1, (1, 2), (True, 2)):
         tracer.start_span("s", attributes={"x": value}).end()
     spans = (
         ExportTraceServiceRequest.FromString(otlp_wire.export_request(sink, b""))
@@ -155,7 +155,11 @@ def test_equal_attribute_values_of_different_types_stay_apart() -> None:
         .spans
     )
     kinds = [span.attributes[0].value.WhichOneof("value") for span in spans]
-    assert kinds == ["int_value", "bool_value", "double_value", "int_value"]
+    assert kinds == ["int_value", "bool_value", "double_value", "int_value"] + ["array_value"] * 2
+    items = [
+        [v.WhichOneof("value") for v in s.attributes[0].value.array_value.values] for s in spans[4:]
+    ]
+    assert items == [["int_value", "int_value"], ["bool_value", "int_value"]]
 
 
 def test_the_default_sampler_follows_the_parent_and_drops_orphan_client_calls() -> None:

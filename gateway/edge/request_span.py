@@ -52,7 +52,8 @@ PROPAGATED_RAW = frozenset({b"traceparent", b"tracestate", b"baggage"})
 def traceparent(span: Span) -> str:
     """The W3C ``traceparent`` naming ``span``: what the backend continues."""
     ids = span.get_span_context()
-    # Bytes to hex rather than formatting the ints: a third of the time, on every request.
+    # Bytes to hex rather than formatting the ints: a third of the f-string's time, and
+    # this runs twice per request.
     trace_id = ids.trace_id.to_bytes(16, "big").hex()
     return f"00-{trace_id}-{ids.span_id.to_bytes(8, 'big').hex()}-{_FLAGS_HEX[ids.trace_flags]}"
 

@@ -77,14 +77,19 @@ class _LoopExport:
         self, request: bytes, metadata: Metadata, timeout: float
     ) -> ExportTraceServiceResponse:
         """Raises the call's ``grpc.RpcError`` as the blocking stub would, for the
-        exporter's retries; a loop that stopped meanwhile hands the call to ``fallback``."""
+        exporter's retries; a loop that closed or stopped meanwhile leaves the call to
+        the blocking channel."""
+        future: concurrent.futures.Future[ExportTraceServiceResponse] | None = None
         try:
             future = asyncio.run_coroutine_threadsafe(
                 self._export(request, metadata, timeout), self.loop
             )
             return future.result(timeout + 1.0)
         except (RuntimeError, concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
-            # The loop closed, or stopped with the call pending: send without it.
+            # The loop closed, or stopped with the call pending: send without it (and
+            # never twice, should the loop run again).
+            if future is not None:
+                future.cancel()
             response: ExportTraceServiceResponse = self._transport.blocking.Export(
                 request=request, metadata=metadata, timeout=timeout
             )

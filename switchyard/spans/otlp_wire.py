@@ -129,9 +129,13 @@ def attributes(tag: int, values: Mapping[str, types.AnyValue] | None) -> bytes:
     except TypeError:  # an unhashable value (a list): never cached as a set
         return _each_attribute(tag, values)
     if found is None:
-        if len(_blocks) >= _CACHE_LIMIT:
-            _blocks.clear()
-        found = _blocks[cache_key] = _each_attribute(tag, values)
+        found = _each_attribute(tag, values)
+        # Only sets of scalars are kept: (1, 2) and (True, 2) are equal keys too, and the
+        # types of a sequence's items are not in the key (so such a set never hits).
+        if _SCALARS.issuperset(cache_key[2:]):
+            if len(_blocks) >= _CACHE_LIMIT:
+                _blocks.clear()
+            _blocks[cache_key] = found
     return found
 
 
