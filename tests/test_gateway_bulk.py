@@ -108,16 +108,20 @@ def big_body() -> tuple[bytes, int]:
     line's id is long (and echoed), so the answer too is larger than the part of the spill
     buffer kept in memory (1 MiB); the texts stay short, so the model's work stays small."""
     lines = [
-        json.dumps({"id": f"{i:06d}-" + "i" * 760, "text": TEXTS[i % len(TEXTS)]}).encode() + b"\n"
-        for i in range(4_000)
+        json.dumps({"id": long_id(i), "text": TEXTS[i % len(TEXTS)]}).encode() + b"\n"
+        for i in range(1_200)
     ]
     body = b"".join(lines)
     assert len(body) > 3 * 1024 * 1024
     return body, len(lines)
 
 
+def long_id(number: int) -> str:
+    return f"{number:06d}-" + "i" * 2_700
+
+
 def ids_of(count: int) -> list[str]:
-    return [f"{i:06d}-" + "i" * 760 for i in range(count)]
+    return [long_id(i) for i in range(count)]
 
 
 def test_a_body_past_the_unary_limit_streams_through_sent_piece_by_piece(
