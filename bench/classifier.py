@@ -2,9 +2,9 @@
 it (over gRPC and through the gateway, the eager and the int8 version), and against the
 simplest batcher that works, all in one run.
 
-This machine's speed drifts by tens of percent from one minute to the next, so each round
-measures the raw limit and then every served system in turn, and each ratio is the median
-over the rounds of (served in a round) / (raw in the same round).
+This machine's speed drifts by tens of percent from one minute to the next, so every
+served window comes right after a short raw window at the raw limit's threads and batch
+size, and each ratio is the median over the rounds of (served) / (raw just before it).
 """
 
 from __future__ import annotations
