@@ -72,7 +72,8 @@ def end(started: Started, method: str, route: str, status: int, record: RequestR
     if not span.is_recording():
         return  # not sampled: nothing it is given would be kept
     span.update_name(f"{method} {route}")
-    # One call, not one per attribute: each call takes the span's lock.
+    # One call, not one per attribute: each is a call and a recording check (a lock too,
+    # on the OpenTelemetry SDK's own spans).
     attributes: dict[str, str | int] = {
         "http.request.method": method,
         "http.route": route,
