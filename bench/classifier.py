@@ -185,11 +185,12 @@ async def _measure(
             for name, system in systems.items():
                 reference = raw.rate(predict, limit.batch_size, RAW_WINDOW_S)
                 raws.append(reference)
-                single = raw.single_ms(predict) if concurrency == 1 else 0.0
+                latency_window = name == f"grpc_{EAGER}" and concurrency == 1
+                single = raw.single_ms(predict) if latency_window else 0.0
                 before = process_cpu_seconds(pid), children_cpu_seconds(pid)
                 result = await window(system, concurrency, total)
                 results[name].setdefault(concurrency, []).append((result, reference))
-                if name == f"grpc_{EAGER}" and concurrency == 1:
+                if latency_window:
                     singles.append(single)
                     c1_ratios.append(result.percentile_ms(0.5) / single)
                 if name == f"grpc_{EAGER}" and concurrency == 32:
