@@ -1,11 +1,13 @@
 """The summarizer: time to first piece and tokens per second of each runtime (transformers,
-the reference, and CTranslate2), with one and two threads, measured directly in this
-process, over the service's gRPC stream, and through the gateway's Server-Sent Events.
+the reference, the same weights with prompt lookup, and CTranslate2), with one and two
+threads, measured directly in this process, over the service's gRPC stream, and through
+the gateway's Server-Sent Events; then, per prompt, how much the speed-ups depend on what
+is asked (``bench.summarizer_texts``).
 
 This machine's speed drifts by tens of percent from one minute to the next, so every way
 of generating runs once per round, in an order that rotates from round to round; the
 figures are medians over rounds, and each speed-up is the median of the per-round ratios
-of CTranslate2 to transformers measured the same way, with the same threads.
+of each runtime to transformers measured the same way, with the same threads.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from pathlib import Path
 import grpc
 import torch
 
+from bench import summarizer_texts
+from bench.summarizer_texts import LOOKUP_TOKENS
 from services.summarizer.ctranslate2_model import Ctranslate2Summarizer, intra_threads
 from services.summarizer.generation import GenerationJob, GenerationOptions
 from services.summarizer.model import CausalLmSummarizer
@@ -35,8 +39,13 @@ TEXT = (
     "from 1887 to 1889 as the centrepiece of the 1889 World's Fair."
 )
 MAX_NEW_TOKENS = 64
-VERSIONS = {"transformers": "v1", "ctranslate2": "v1-ct2", "ctranslate2-int8": "v1-ct2-int8"}
-FASTER = ("ctranslate2", "ctranslate2-int8")
+VERSIONS = {
+    "transformers": "v1",
+    "transformers-lookup": "v1-lookup",
+    "ctranslate2": "v1-ct2",
+    "ctranslate2-int8": "v1-ct2-int8",
+}
+FASTER = ("transformers-lookup", "ctranslate2", "ctranslate2-int8")
 """The runtimes compared with transformers, the reference."""
 
 Measure = Callable[[], tuple[float, float]]
@@ -156,7 +165,7 @@ def _figures(results: dict[str, list[tuple[float, float]]]) -> dict[str, dict[st
 def _speedups(
     results: dict[str, list[tuple[float, float]]], transformers: str, ctranslate2: str
 ) -> dict[str, float]:
-    """CTranslate2 against transformers, round by round: how many times shorter its time
+    """A runtime against transformers, round by round: how many times shorter its time
     to first piece, and how many times higher its tokens per second."""
     pairs = list(zip(results[transformers], results[ctranslate2], strict=True))
     return {
@@ -176,10 +185,12 @@ def run(models_dir: Path, quick: bool, torch_threads: int) -> dict[str, object]:
     shipped_threads = intra_threads(torch_threads)
     folder = models_dir / "summarizer"
     transformers = CausalLmSummarizer(str(folder / VERSIONS["transformers"]))
+    lookup = CausalLmSummarizer(str(folder / VERSIONS["transformers"]), LOOKUP_TOKENS)
     measures: dict[str, Measure] = {}
     for threads in (1, 2):
         measures[f"direct transformers {threads}t"] = _direct(transformers, threads)
-        for runtime in FASTER:
+        measures[f"direct transformers-lookup {threads}t"] = _direct(lookup, threads)
+        for runtime in FASTER[1:]:
             converted = Ctranslate2Summarizer(str(folder / VERSIONS[runtime]), threads)
             measures[f"direct {runtime} {threads}t"] = _direct(converted, threads)
     with tempfile.TemporaryDirectory() as scratch, ExitStack() as stack:
@@ -220,4 +231,5 @@ def run(models_dir: Path, quick: bool, torch_threads: int) -> dict[str, object]:
         "runs": figures,
         "rounds": rounds,
         "max_new_tokens": MAX_NEW_TOKENS,
+        "by_prompt": summarizer_texts.run(models_dir),
     }

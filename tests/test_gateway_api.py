@@ -117,6 +117,7 @@ def test_models_lists_every_service_and_version(http: httpx.Client) -> None:
         ("summarizer", "summarizer", "v1", "ready"),
         ("summarizer", "summarizer", "v1-ct2", "ready"),
         ("summarizer", "summarizer", "v1-ct2-int8", "ready"),
+        ("summarizer", "summarizer", "v1-lookup", "ready"),
     }
     # The same models in OpenAI's list shape, for its SDKs.
     body = reply.json()

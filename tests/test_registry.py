@@ -76,3 +76,12 @@ def test_a_registry_naming_an_unknown_runtime_is_refused(tmp_path: Path) -> None
     spec = VersionSpec(weights="x", runtime="onnxruntime", quantization="int8", reference="v1")
     assert (spec.runtime, spec.quantization, spec.reference) == ("onnxruntime", "int8", "v1")
     assert VersionSpec(weights="x").runtime == "transformers"
+
+
+def test_prompt_lookup_is_refused_on_a_runtime_that_cannot_check_drafts() -> None:
+    with pytest.raises(ValidationError, match="prompt_lookup_tokens needs runtime"):
+        VersionSpec(weights="x", runtime="ctranslate2", prompt_lookup_tokens=10)
+    with pytest.raises(ValidationError, match="prompt_lookup_tokens"):
+        VersionSpec(weights="x", prompt_lookup_tokens=-1)
+    assert VersionSpec(weights="x", prompt_lookup_tokens=10).prompt_lookup_tokens == 10
+    assert VersionSpec(weights="x").prompt_lookup_tokens == 0

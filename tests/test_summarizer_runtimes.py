@@ -90,9 +90,9 @@ def test_the_converted_version_streams_the_reference_pieces(
     assert made.usage.time_to_first_token_s > 0
 
 
-def test_a_cancel_stops_the_converted_version_within_a_token(
-    converted: Ctranslate2Summarizer,
-) -> None:
+def cancelled_after_two_pieces(model: CausalLmSummarizer | Ctranslate2Summarizer) -> Usage:
+    """The usage of a long generation cancelled, from another thread as the event loop
+    does, once its second piece is out."""
     two_pieces = threading.Event()
     pieces: list[str] = []
 
@@ -103,12 +103,19 @@ def test_a_cancel_stops_the_converted_version_within_a_token(
 
     job = GenerationJob(EIFFEL, GenerationOptions(max_new_tokens=400), on_piece)
     finished: list[Usage] = []
-    worker = threading.Thread(target=lambda: finished.append(converted.generate(job)))
+    worker = threading.Thread(target=lambda: finished.append(model.generate(job)))
     worker.start()
     assert two_pieces.wait(120)
-    job.cancelled.set()  # from another thread, as the event loop does
+    job.cancelled.set()
     worker.join(120)
     (usage,) = finished
+    return usage
+
+
+def test_a_cancel_stops_the_converted_version_within_a_token(
+    converted: Ctranslate2Summarizer,
+) -> None:
+    usage = cancelled_after_two_pieces(converted)
     assert usage.finish_reason == "cancelled"
     assert usage.tokens_after_cancel <= 1
     assert usage.generated_tokens < 400
@@ -223,6 +230,7 @@ def test_a_missing_ctranslate2_fails_only_its_version(without_ctranslate2: Servi
             "v1": models_pb2.MODEL_STATUS_READY,
             "v1-ct2": models_pb2.MODEL_STATUS_FAILED,
             "v1-ct2-int8": models_pb2.MODEL_STATUS_FAILED,
+            "v1-lookup": models_pb2.MODEL_STATUS_READY,
         }
         options = pb.GenerationOptions(max_new_tokens=4)
         reply = stub.Summarize(pb.SummarizeRequest(text=EIFFEL, version="v1", options=options))

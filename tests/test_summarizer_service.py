@@ -57,7 +57,7 @@ def test_the_default_version_streams_the_pieces_of_the_reference(stub: Stub) -> 
         request = pb.SummarizeStreamRequest(text=EIFFEL, version=version, options=GREEDY)
         return [p.text for p in stub.SummarizeStream(request, timeout=120) if p.text]
 
-    assert pieces("v1-ct2") == pieces("v1")
+    assert pieces("v1-ct2") == pieces("v1") == pieces("v1-lookup")
     listed = stub.ListModels(pb.ListModelsRequest(), timeout=30).models[0]
     runtimes = {
         v.version: (v.annotations["runtime"], v.annotations["quantization"], v.is_default)
@@ -67,9 +67,12 @@ def test_the_default_version_streams_the_pieces_of_the_reference(stub: Stub) -> 
         "v1": ("transformers", "none", False),
         "v1-ct2": ("ctranslate2", "none", True),
         "v1-ct2-int8": ("ctranslate2", "int8", False),
+        "v1-lookup": ("transformers", "none", False),
     }
     figures = {v.version: dict(v.annotations) for v in listed.versions}
     assert "agreement_greedy_equal" not in figures["v1"], "the reference agrees with nothing"
+    assert figures["v1-lookup"]["prompt_lookup_tokens"] == "10"
+    assert "prompt_lookup_tokens" not in figures["v1"]
     assert figures["v1-ct2"]["agreement_greedy_equal"] == "1"
     assert float(figures["v1-ct2-int8"]["agreement_next_token"]) >= NEXT_TOKEN_FLOOR
 

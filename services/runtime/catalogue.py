@@ -42,6 +42,8 @@ def catalogue(
         annotations = {"description": spec.description} if spec.description else {}
         annotations["runtime"] = spec.runtime
         annotations["quantization"] = spec.quantization
+        if spec.prompt_lookup_tokens:
+            annotations["prompt_lookup_tokens"] = str(spec.prompt_lookup_tokens)
         if spec.reference:
             annotations["reference"] = spec.reference
             if models_dir is not None:

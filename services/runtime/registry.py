@@ -41,11 +41,26 @@ class VersionSpec(BaseModel):
         description="The version (of the same model) this one was made from; its output is"
         " what an optimized version must agree with before it serves.",
     )
+    prompt_lookup_tokens: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Generators on transformers: greedy decoding drafts up to this many"
+        " tokens per step from the text so far (prompt lookup) and the model checks them all"
+        " in one forward pass, keeping those it would have chosen; 0 decodes a token a step.",
+    )
 
     @model_validator(mode="after")
     def _queue_holds_a_batch(self) -> VersionSpec:
         if self.max_queue_size < self.max_batch_size:
             raise ValueError("max_queue_size must be at least max_batch_size")
+        return self
+
+    @model_validator(mode="after")
+    def _lookup_runs_on_transformers(self) -> VersionSpec:
+        # CTranslate2 and ONNX Runtime offer no step that checks several drafted tokens.
+        if self.prompt_lookup_tokens and self.runtime != "transformers":
+            raise ValueError('prompt_lookup_tokens needs runtime = "transformers"')
         return self
 
     def weights_location(self, models_dir: Path) -> str:

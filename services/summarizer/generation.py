@@ -101,8 +101,8 @@ class PieceStreamer(TextStreamer):
     a line at a time), hands each piece to the job, and counts the usage: the prompt's
     tokens, the generated ones, the time to the first, and those made after a cancel.
 
-    ``put`` takes the prompt's ids first, then each new token, as an array of shape
-    ``(n,)`` or ``(1, n)`` (a torch tensor or a numpy array).
+    ``put`` takes the prompt's ids first, then each new token or tokens, as an array of
+    shape ``(n,)`` or ``(1, n)`` (a torch tensor or a numpy array).
     """
 
     def __init__(self, tokenizer: Any, job: GenerationJob, usage: Usage, started: float) -> None:
@@ -126,6 +126,12 @@ class PieceStreamer(TextStreamer):
                 self._usage.tokens_after_cancel += len(tokens)
             for token in tokens:
                 self._job.on_token(token)
+            # Several tokens at once (drafts the model kept) are fed one by one, so that
+            # they break into the pieces they would make a token a step.
+            flat = value.reshape(-1)
+            for i in range(len(tokens)):
+                super().put(flat[i : i + 1])  # type: ignore[no-untyped-call]
+            return
         super().put(value)  # type: ignore[no-untyped-call]
 
     def on_finalized_text(self, text: str, stream_end: bool = False) -> None:

@@ -4,13 +4,23 @@ of the same weights must agree with.
 
 Generation runs on the service's worker thread. Each piece of text is handed to the
 job's ``on_piece`` as soon as it is decoded, and a stopping criterion checks the job's
-``cancelled`` event after every token, so a cancelled job stops within a token.
+``cancelled`` event after every step, so a cancelled job stops within a step: one token,
+or with prompt lookup the drafted tokens that step checked.
+
+Prompt lookup (``prompt_lookup_tokens``, greedy only) drafts the tokens that followed the
+last two generated ones where they appear earlier in the prompt or the output, and the
+model checks every draft in one forward pass, keeping them up to its first disagreement:
+the output is the model's own greedy output, and a summary that repeats its text's words
+takes several tokens a step for about the price of one. Versions of the same folder share
+one copy of the weights.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -40,15 +50,39 @@ class _StopWhenCancelled(StoppingCriteria):
         return torch.full((input_ids.shape[0],), self._cancelled.is_set(), dtype=torch.bool)
 
 
-class CausalLmSummarizer:
-    """Any Hugging Face causal LM with a chat template, from a folder or a hub id."""
+@dataclass(eq=False)
+class _Weights:
+    # Typed as Any: transformers' annotations of generate and chat templates are looser
+    # than what these calls return.
+    tokenizer: Any
+    model: Any
 
-    def __init__(self, location: str) -> None:
-        # Typed as Any: transformers' annotations of generate and chat templates are looser
-        # than what these calls return.
-        self.tokenizer: Any = AutoTokenizer.from_pretrained(location)
-        model: Any = AutoModelForCausalLM.from_pretrained(location, dtype=torch.float32)
-        self.model = model.eval()
+
+_loaded: weakref.WeakValueDictionary[str, _Weights] = weakref.WeakValueDictionary()
+_loading = threading.Lock()
+
+
+def _weights(location: str) -> _Weights:
+    """The tokenizer and model of a folder or hub id, shared by every version that names
+    it while any of them is loaded (generation only reads the weights)."""
+    with _loading:
+        weights = _loaded.get(location)
+        if weights is None:
+            model: Any = AutoModelForCausalLM.from_pretrained(location, dtype=torch.float32)
+            weights = _Weights(AutoTokenizer.from_pretrained(location), model.eval())
+            _loaded[location] = weights
+        return weights
+
+
+class CausalLmSummarizer:
+    """Any Hugging Face causal LM with a chat template, from a folder or a hub id;
+    ``prompt_lookup_tokens`` above 0 drafts that many tokens a step when decoding greedily."""
+
+    def __init__(self, location: str, prompt_lookup_tokens: int = 0) -> None:
+        self._weights = _weights(location)  # held, so that the shared copy stays loaded
+        self.tokenizer: Any = self._weights.tokenizer
+        self.model: Any = self._weights.model
+        self.prompt_lookup_tokens = prompt_lookup_tokens
 
     def prompt_ids(self, text: str) -> dict[str, torch.Tensor]:
         encoded = self.tokenizer.apply_chat_template(
@@ -62,6 +96,9 @@ class CausalLmSummarizer:
         started = start(job)
         options = job.options
         sampling: dict[str, Any] = {"do_sample": False}
+        # Drafts are checked against greedy choices: a sampled generation takes a token a step.
+        if self.prompt_lookup_tokens:
+            sampling["prompt_lookup_num_tokens"] = self.prompt_lookup_tokens
         if options.temperature > 0:
             sampling = {
                 "do_sample": True,

@@ -33,7 +33,7 @@ def load_summarizer(
     if spec.runtime == "transformers":
         from services.summarizer.model import CausalLmSummarizer
 
-        return CausalLmSummarizer(location)
+        return CausalLmSummarizer(location, spec.prompt_lookup_tokens)
     raise ValueError(f"the summarizer has no {spec.runtime} runtime (transformers, ctranslate2)")
 
 
