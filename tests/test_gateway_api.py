@@ -119,6 +119,10 @@ def test_models_lists_every_service_and_version(http: httpx.Client) -> None:
         ("summarizer", "summarizer", "v1-ct2-int8", "ready"),
         ("summarizer", "summarizer", "v1-lookup", "ready"),
     }
+    drafts = {v["version"]: v["prompt_lookup_tokens"]
+              for m in reply.json()["models"] if m["service"] == "summarizer"
+              for v in m["versions"]}  # fmt: skip
+    assert drafts == {"v1": 0, "v1-ct2": 0, "v1-ct2-int8": 0, "v1-lookup": 10}
     # The same models in OpenAI's list shape, for its SDKs.
     body = reply.json()
     assert body["object"] == "list"

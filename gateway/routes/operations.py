@@ -73,6 +73,7 @@ def hosted_models(state: GatewayState) -> list[ModelEntry]:
                     runtime=v.annotations.get("runtime", ""),
                     quantization=v.annotations.get("quantization", ""),
                     reference=v.annotations.get("reference", ""),
+                    prompt_lookup_tokens=_whole_number(v.annotations.get("prompt_lookup_tokens")),
                     agreement=agreement_figures(v.annotations),
                 )
                 for v in info.versions
@@ -91,6 +92,14 @@ def model_card(entry: ModelEntry) -> ModelCard:
         versions=[v.version for v in entry.versions],
         default_version=next((v.version for v in entry.versions if v.default), ""),
     )
+
+
+def _whole_number(annotation: str | None) -> int:
+    """An annotation that counts something, 0 when absent or not a whole number."""
+    try:
+        return int(annotation or 0)
+    except ValueError:
+        return 0
 
 
 def agreement_figures(annotations: Mapping[str, str]) -> dict[str, float]:

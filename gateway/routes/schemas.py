@@ -226,6 +226,12 @@ class VersionInfo(BaseModel):
         description="The version this one was made from (empty for a reference version).",
         examples=["v1"],
     )
+    prompt_lookup_tokens: int = Field(
+        0,
+        description="A generator's drafted tokens a greedy step checks (prompt lookup"
+        " decoding: the same output, faster where it repeats its prompt); 0 for none.",
+        examples=[10],
+    )
     agreement: dict[str, float] = Field(
         default_factory=dict,
         description="How closely it answers like its reference, measured on held-out data"
