@@ -41,11 +41,13 @@ TEXT = (
 MAX_NEW_TOKENS = 64
 VERSIONS = {
     "transformers": "v1",
-    "transformers-lookup": "v1-lookup",
+    "transformers-lookup": summarizer_texts.LOOKUP_VERSION,
     "ctranslate2": "v1-ct2",
     "ctranslate2-int8": "v1-ct2-int8",
 }
-FASTER = ("transformers-lookup", "ctranslate2", "ctranslate2-int8")
+CONVERTED = ("ctranslate2", "ctranslate2-int8")
+"""The runtimes whose versions prepare converts into folders of their own."""
+FASTER = ("transformers-lookup", *CONVERTED)
 """The runtimes compared with transformers, the reference."""
 
 Measure = Callable[[], tuple[float, float]]
@@ -190,7 +192,7 @@ def run(models_dir: Path, quick: bool, torch_threads: int) -> dict[str, object]:
     for threads in (1, 2):
         measures[f"direct transformers {threads}t"] = _direct(transformers, threads)
         measures[f"direct transformers-lookup {threads}t"] = _direct(lookup, threads)
-        for runtime in FASTER[1:]:
+        for runtime in CONVERTED:
             converted = Ctranslate2Summarizer(str(folder / VERSIONS[runtime]), threads)
             measures[f"direct {runtime} {threads}t"] = _direct(converted, threads)
     with tempfile.TemporaryDirectory() as scratch, ExitStack() as stack:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from services.runtime.registry import load_registry
+from services.runtime.settings import DEFAULT_REGISTRY
 from services.summarizer.agreement import read_heldout
 from services.summarizer.ctranslate2_model import Ctranslate2Summarizer
 from services.summarizer.generation import GenerationJob, GenerationOptions, Prompt, discard_piece
@@ -29,7 +31,13 @@ CHAT_QUESTIONS = (
     "Give three tips for learning a new language.",
 )
 MAX_NEW_TOKENS = 64
-LOOKUP_TOKENS = 10
+LOOKUP_VERSION = "v1-lookup"
+LOOKUP_TOKENS = (
+    load_registry(DEFAULT_REGISTRY, "summarizer")
+    .models["summarizer"]
+    .versions[LOOKUP_VERSION]
+    .prompt_lookup_tokens
+)
 """The drafts per step of the shipped ``v1-lookup``."""
 
 Runtime = CausalLmSummarizer | Ctranslate2Summarizer
@@ -51,7 +59,15 @@ def _timed(model: Runtime, prompt: str | tuple[tuple[str, str], ...]) -> tuple[f
 
 
 def run(models_dir: Path) -> dict[str, object]:
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    try:
+        return _compare(models_dir)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _compare(models_dir: Path) -> dict[str, object]:
     folder = models_dir / "summarizer"
     models: dict[str, Runtime] = {
         "transformers": CausalLmSummarizer(str(folder / "v1")),

@@ -69,6 +69,7 @@ def test_prompt_lookup_streams_the_reference_tokens_and_pieces(
     made = generate(lookup, text, options)
     assert made.ids == expected.ids
     assert made.pieces == expected.pieces, "drafts kept together still break into words"
+    assert made.counts == expected.counts, "each piece counts its own tokens, not its step's"
     assert (made.usage.generated_tokens, made.usage.finish_reason) == (
         expected.usage.generated_tokens,
         expected.usage.finish_reason,

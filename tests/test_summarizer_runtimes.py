@@ -48,6 +48,8 @@ GREEDY = GenerationOptions(max_new_tokens=40)
 @dataclass
 class Generation:
     pieces: list[str] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+    """The tokens generated so far as each piece went out."""
     ids: list[int] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
 
@@ -56,9 +58,13 @@ def generate(
     model: CausalLmSummarizer | Ctranslate2Summarizer, text: str, options: GenerationOptions
 ) -> Generation:
     made = Generation()
-    made.usage = model.generate(
-        GenerationJob(text, options, made.pieces.append, on_token=made.ids.append)
-    )
+
+    def on_piece(piece: str) -> None:
+        made.pieces.append(piece)
+        made.counts.append(job.generated_tokens)
+
+    job = GenerationJob(text, options, on_piece, on_token=made.ids.append)
+    made.usage = model.generate(job)
     return made
 
 
@@ -82,6 +88,7 @@ def test_the_converted_version_streams_the_reference_pieces(
     made = generate(converted, text, GREEDY)
     assert made.ids == expected.ids
     assert made.pieces == expected.pieces, "the same tokens make the same pieces"
+    assert made.counts == expected.counts
     assert (made.usage.prompt_tokens, made.usage.generated_tokens, made.usage.finish_reason) == (
         expected.usage.prompt_tokens,
         expected.usage.generated_tokens,

@@ -95,9 +95,9 @@ def model_card(entry: ModelEntry) -> ModelCard:
 
 
 def _whole_number(annotation: str | None) -> int:
-    """An annotation that counts something, 0 when absent or not a whole number."""
+    """An annotation that counts something, 0 when absent, negative or not a whole number."""
     try:
-        return int(annotation or 0)
+        return max(0, int(annotation or 0))
     except ValueError:
         return 0
 

@@ -228,6 +228,7 @@ class VersionInfo(BaseModel):
     )
     prompt_lookup_tokens: int = Field(
         0,
+        ge=0,
         description="A generator's drafted tokens a greedy step checks (prompt lookup"
         " decoding: the same output, faster where it repeats its prompt); 0 for none.",
         examples=[10],

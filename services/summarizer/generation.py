@@ -116,23 +116,21 @@ class PieceStreamer(TextStreamer):
         if not self._prompt_seen:
             self._prompt_seen = True
             self._usage.prompt_tokens = int(value.shape[-1])
-        else:
-            tokens = [int(t) for t in value.reshape(-1).tolist()]
-            if self._usage.generated_tokens == 0:
-                self._usage.time_to_first_token_s = time.perf_counter() - self._started
-            self._usage.generated_tokens += len(tokens)
+            super().put(value)  # type: ignore[no-untyped-call]
+            return
+        if self._usage.generated_tokens == 0:
+            self._usage.time_to_first_token_s = time.perf_counter() - self._started
+        # Several tokens at once (drafts the model kept) go through one by one, so that
+        # they break into the pieces, and count as the tokens of each piece, that they
+        # would make a token a step.
+        flat = value.reshape(-1)
+        for i, token in enumerate(int(t) for t in flat.tolist()):
+            self._usage.generated_tokens += 1
             self._job.generated_tokens = self._usage.generated_tokens
             if self._job.cancelled.is_set():
-                self._usage.tokens_after_cancel += len(tokens)
-            for token in tokens:
-                self._job.on_token(token)
-            # Several tokens at once (drafts the model kept) are fed one by one, so that
-            # they break into the pieces they would make a token a step.
-            flat = value.reshape(-1)
-            for i in range(len(tokens)):
-                super().put(flat[i : i + 1])  # type: ignore[no-untyped-call]
-            return
-        super().put(value)  # type: ignore[no-untyped-call]
+                self._usage.tokens_after_cancel += 1
+            self._job.on_token(token)
+            super().put(flat[i : i + 1])  # type: ignore[no-untyped-call]
 
     def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
         if text:

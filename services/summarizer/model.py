@@ -7,12 +7,12 @@ job's ``on_piece`` as soon as it is decoded, and a stopping criterion checks the
 ``cancelled`` event after every step, so a cancelled job stops within a step: one token,
 or with prompt lookup the drafted tokens that step checked.
 
-Prompt lookup (``prompt_lookup_tokens``, greedy only) drafts the tokens that followed the
-last two generated ones where they appear earlier in the prompt or the output, and the
-model checks every draft in one forward pass, keeping them up to its first disagreement:
-the output is the model's own greedy output, and a summary that repeats its text's words
-takes several tokens a step for about the price of one. Versions of the same folder share
-one copy of the weights.
+Prompt lookup (``prompt_lookup_tokens``, greedy only) drafts the tokens that follow an
+earlier occurrence, in the prompt or the output, of the last two tokens (or failing that
+the last one), and the model checks every draft in one forward pass, keeping them up to
+its first disagreement: each token kept is the model's own greedy choice, and a summary
+that repeats its text's words takes several tokens a step for little more than the price
+of one. Versions of the same folder share one copy of the weights.
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ _loading = threading.Lock()
 
 def _weights(location: str) -> _Weights:
     """The tokenizer and model of a folder or hub id, shared by every version that names
-    it while any of them is loaded (generation only reads the weights)."""
+    it while any of them is loaded (generation only reads the weights, and a service's
+    versions run on its one model thread anyway)."""
     with _loading:
         weights = _loaded.get(location)
         if weights is None:
@@ -96,8 +97,9 @@ class CausalLmSummarizer:
         started = start(job)
         options = job.options
         sampling: dict[str, Any] = {"do_sample": False}
-        # Drafts are checked against greedy choices: a sampled generation takes a token a step.
-        if self.prompt_lookup_tokens:
+        # A sampled generation takes a token a step: with drafts it would draw its random
+        # numbers in another order, and a seeded request would not repeat v1's sample.
+        if self.prompt_lookup_tokens and options.temperature == 0:
             sampling["prompt_lookup_num_tokens"] = self.prompt_lookup_tokens
         if options.temperature > 0:
             sampling = {
