@@ -25,7 +25,7 @@ import grpc
 import torch
 
 from bench import summarizer_texts
-from bench.summarizer_texts import LOOKUP_TOKENS
+from bench.shipped import LOOKUP, lookup_tokens
 from services.summarizer.ctranslate2_model import Ctranslate2Summarizer, intra_threads
 from services.summarizer.generation import GenerationJob, GenerationOptions
 from services.summarizer.model import CausalLmSummarizer
@@ -41,7 +41,7 @@ TEXT = (
 MAX_NEW_TOKENS = 64
 VERSIONS = {
     "transformers": "v1",
-    "transformers-lookup": summarizer_texts.LOOKUP_VERSION,
+    "transformers-lookup": LOOKUP,
     "ctranslate2": "v1-ct2",
     "ctranslate2-int8": "v1-ct2-int8",
 }
@@ -187,7 +187,7 @@ def run(models_dir: Path, quick: bool, torch_threads: int) -> dict[str, object]:
     shipped_threads = intra_threads(torch_threads)
     folder = models_dir / "summarizer"
     transformers = CausalLmSummarizer(str(folder / VERSIONS["transformers"]))
-    lookup = CausalLmSummarizer(str(folder / VERSIONS["transformers"]), LOOKUP_TOKENS)
+    lookup = CausalLmSummarizer(str(folder / VERSIONS["transformers"]), lookup_tokens())
     measures: dict[str, Measure] = {}
     for threads in (1, 2):
         measures[f"direct transformers {threads}t"] = _direct(transformers, threads)

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import torch
 
-from services.runtime.registry import load_registry
-from services.runtime.settings import DEFAULT_REGISTRY
+from bench.shipped import lookup_tokens
 from services.summarizer.agreement import read_heldout
 from services.summarizer.ctranslate2_model import Ctranslate2Summarizer
 from services.summarizer.generation import GenerationJob, GenerationOptions, Prompt, discard_piece
@@ -31,14 +30,6 @@ CHAT_QUESTIONS = (
     "Give three tips for learning a new language.",
 )
 MAX_NEW_TOKENS = 64
-LOOKUP_VERSION = "v1-lookup"
-LOOKUP_TOKENS = (
-    load_registry(DEFAULT_REGISTRY, "summarizer")
-    .models["summarizer"]
-    .versions[LOOKUP_VERSION]
-    .prompt_lookup_tokens
-)
-"""The drafts per step of the shipped ``v1-lookup``."""
 
 Runtime = CausalLmSummarizer | Ctranslate2Summarizer
 
@@ -69,9 +60,10 @@ def run(models_dir: Path) -> dict[str, object]:
 
 def _compare(models_dir: Path) -> dict[str, object]:
     folder = models_dir / "summarizer"
+    drafts = lookup_tokens()
     models: dict[str, Runtime] = {
         "transformers": CausalLmSummarizer(str(folder / "v1")),
-        "prompt lookup": CausalLmSummarizer(str(folder / "v1"), LOOKUP_TOKENS),
+        "prompt lookup": CausalLmSummarizer(str(folder / "v1"), drafts),
         "ctranslate2": Ctranslate2Summarizer(str(folder / "v1-ct2"), 1),
     }
     prompts: list[tuple[str, str | tuple[tuple[str, str], ...]]] = [
@@ -96,7 +88,7 @@ def _compare(models_dir: Path) -> dict[str, object]:
             row[f"{name}_speedup"] = measured[name][0] / reference_speed
             speedups.setdefault(f"{kind} {name}", []).append(measured[name][0] / reference_speed)
         rows.append(row)
-    summary: dict[str, object] = {"rows": rows, "prompt_lookup_tokens": LOOKUP_TOKENS}
+    summary: dict[str, object] = {"rows": rows, "prompt_lookup_tokens": drafts}
     for name, ratios in speedups.items():
         summary[name] = {
             "median": statistics.median(ratios),
