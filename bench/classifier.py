@@ -3,8 +3,9 @@ it (over gRPC and through the gateway, the eager and the int8 version), and agai
 simplest batcher that works, all in one run.
 
 This machine's speed drifts by tens of percent from one minute to the next, so every
-served window comes right after a short raw window at the raw limit's threads and batch
-size, and each ratio is the median over the rounds of (served) / (raw just before it).
+served window comes right after a short raw window at the raw limit's threads, batch
+size and loops, and each ratio is the median over the rounds of (served) / (raw just
+before it).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -29,6 +31,7 @@ from bench.process_cpu import children_cpu_seconds, process_cpu_seconds
 from bench.raw import TEXTS
 from bench.shipped import EAGER, INT8, sentiment_versions
 from services.classifier.model import SequenceClassifier
+from services.classifier.onnx_model import OnnxSequenceClassifier
 from services.runtime.settings import DEFAULT_REGISTRY
 from switchyard.classifier.v1 import classifier_pb2 as pb
 from switchyard.classifier.v1 import classifier_pb2_grpc
@@ -39,6 +42,11 @@ CONCURRENCY = ((1, 100), (8, 300), (32, 800), (64, 1000))
 """Concurrent callers, and calls per window."""
 RAW_WINDOW_S = 1.5
 """Seconds of the raw loop measured before each served window."""
+SIZES = (8, 16, 32, 64)
+"""Batch sizes of the raw limits."""
+ONNX_FP32 = f"{EAGER}-onnx"
+"""The float32 export that ``models prepare`` keeps beside its reference (int8 is
+quantized from it): measured raw only, since no shipped version serves it."""
 
 Call = Callable[[int], Awaitable[object]]
 System = tuple[Call, ConnectionPool | None]
@@ -123,29 +131,65 @@ def run(models_dir: Path, quick: bool, torch_threads: int) -> dict[str, object]:
         raw.torch_threads(threads)
         return eager.predict_batch
 
-    limit = raw.best_limit(eager_at, sorted({1, raw.cores()}), (8, 16, 32, 64), 1.5)
+    thread_counts = sorted({1, raw.cores()})
+    limit = raw.best_limit(eager_at, thread_counts, SIZES, 1.5)
     figures: dict[str, object] = {
         "cores": raw.cores(),
         "eager_raw_limit": vars(limit),
+        **onnx_limits(models_dir, thread_counts),
         "served_batching": sentiment_versions()[EAGER].model_dump(
             include={"max_batch_size", "max_queue_delay_ms", "max_queue_size"}
         ),
     }
-    predict = eager_at(limit.threads)
     rounds = 2 if quick else 5
-    figures.update(asyncio.run(_rounds(models_dir, predict, limit, rounds)))
+    figures.update(asyncio.run(_rounds(models_dir, eager_at, limit, rounds)))
     return figures
 
 
+def onnx_predictors(folder: Path, spinning: bool) -> raw.Predictors:
+    """ONNX Runtime sessions of ``folder``, one per thread count (loops side by side
+    share the one-thread session: its passes run on the calling thread)."""
+    sessions: dict[int, OnnxSequenceClassifier] = {}
+    lock = threading.Lock()
+
+    def at(threads: int) -> raw.BatchFn:
+        with lock:
+            if threads not in sessions:
+                sessions[threads] = OnnxSequenceClassifier(
+                    str(folder), threads=threads, spinning=spinning
+                )
+        return sessions[threads].predict_batch
+
+    return at
+
+
+def onnx_limits(models_dir: Path, thread_counts: list[int]) -> dict[str, object]:
+    """The raw limits of the float32 export and the int8 version under ONNX Runtime, the
+    best of thread counts, batch sizes, loops side by side and idle threads spinning or
+    not (the served sessions never spin: see services/runtime/onnx_runtime.py)."""
+    found: dict[str, object] = {}
+    for name, version in (("onnx_fp32_raw_limit", ONNX_FP32), ("onnx_int8_raw_limit", INT8)):
+        folder = models_dir / "sentiment" / version
+        if not (folder / "model.onnx").is_file():
+            continue
+        limits = [
+            (raw.best_limit(onnx_predictors(folder, spinning), thread_counts, SIZES, 1.5), spinning)
+            for spinning in (False, True)
+        ]
+        limit, spinning = max(limits, key=lambda pair: pair[0].texts_per_s)
+        found[name] = {**vars(limit), "spinning": spinning}
+    return found
+
+
 async def _rounds(
-    models_dir: Path, predict: raw.BatchFn, limit: raw.RawLimit, rounds: int
+    models_dir: Path, predictors: raw.Predictors, limit: raw.RawLimit, rounds: int
 ) -> dict[str, object]:
     """Every served system, measured in turn after a raw window, ``rounds`` times."""
     versions = [v for v in (EAGER, INT8) if v in sentiment_versions()]
     with (
         tempfile.TemporaryDirectory() as scratch,
         local_redis(Path(scratch) / "redis") as redis,
-        minimal_batcher(models_dir / "sentiment" / EAGER, limit.threads) as baseline_port,
+        minimal_batcher(models_dir / "sentiment" / EAGER, raw.cores()) as baseline_port,
         service_process("classifier", DEFAULT_REGISTRY, torch_threads="0") as service,
     ):
         key = await create_key(redis.url)
@@ -165,13 +209,17 @@ async def _rounds(
                 await wait_answering(systems["minimal_batcher"])
                 for system in systems.values():  # warm every path
                     await window(system, 8, 64)
-                return await _measure(systems, service.process.pid, predict, limit, rounds)
+                return await _measure(systems, service.process.pid, predictors, limit, rounds)
         finally:
             gateway.terminate()
 
 
 async def _measure(
-    systems: dict[str, System], pid: int, predict: raw.BatchFn, limit: raw.RawLimit, rounds: int
+    systems: dict[str, System],
+    pid: int,
+    predictors: raw.Predictors,
+    limit: raw.RawLimit,
+    rounds: int,
 ) -> dict[str, object]:
     """Each served window right after a raw one, so that every ratio divides two figures
     measured seconds apart (this machine's speed drifts from one minute to the next)."""
@@ -183,10 +231,11 @@ async def _measure(
     for _ in range(rounds):
         for concurrency, total in CONCURRENCY:
             for name, system in systems.items():
-                reference = raw.rate(predict, limit.batch_size, RAW_WINDOW_S)
+                reference = raw.limit_rate(predictors, limit, RAW_WINDOW_S)
                 raws.append(reference)
                 latency_window = name == f"grpc_{EAGER}" and concurrency == 1
-                single = raw.single_ms(predict) if latency_window else 0.0
+                threads = sorted({1, raw.cores()})
+                single = raw.best_single_ms(predictors, threads) if latency_window else 0.0
                 before = process_cpu_seconds(pid), children_cpu_seconds(pid)
                 result = await window(system, concurrency, total)
                 results[name].setdefault(concurrency, []).append((result, reference))

@@ -19,9 +19,18 @@ class OnnxSequenceClassifier:
     """A sequence-classification model folder holding ``model.onnx``, its tokenizer and
     its config (for the labels)."""
 
-    def __init__(self, location: str, max_tokens: int = 256, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        location: str,
+        max_tokens: int = 256,
+        threads: int | None = None,
+        *,
+        spinning: bool = False,
+    ) -> None:
         folder = Path(location)
-        self.session = OnnxSession(folder, intra_op_threads() if threads is None else threads)
+        self.session = OnnxSession(
+            folder, intra_op_threads() if threads is None else threads, spinning=spinning
+        )
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         id2label: dict[int, str] = AutoConfig.from_pretrained(folder).id2label
         self.labels = [id2label[i] for i in range(len(id2label))]

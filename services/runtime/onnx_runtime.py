@@ -40,7 +40,7 @@ def intra_op_threads() -> int:
 class OnnxSession:
     """One exported model, run by ONNX Runtime on the CPU with full graph optimizations."""
 
-    def __init__(self, folder: Path, threads: int) -> None:
+    def __init__(self, folder: Path, threads: int, *, spinning: bool = False) -> None:
         try:
             import onnxruntime
         except ImportError as error:
@@ -56,7 +56,8 @@ class OnnxSession:
         # Idle pool threads would otherwise spin between passes, taking the cores that the
         # gRPC event loop and the other versions' workers share: spinning gained ~15% on a
         # quiet machine, and lost about half the throughput while other processes ran.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # (A raw loop with nothing else running may spin: see bench/raw.py.)
+        options.add_session_config_entry("session.intra_op.allow_spinning", str(int(spinning)))
         self._session: Any = onnxruntime.InferenceSession(
             str(path), options, providers=["CPUExecutionProvider"]
         )
