@@ -9,12 +9,12 @@ also kept in this process, so that a report right after its answer needs no roun
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections import OrderedDict
 
 import redis.asyncio as redis
+
+from switchyard.flush_loop import flush_every
 
 log = logging.getLogger(__name__)
 
@@ -80,17 +80,10 @@ class AnswerLog:
                 self._pending = batch | self._pending
 
     async def run(self, interval_s: float = 1.0) -> None:
-        try:
-            while True:
-                await asyncio.sleep(interval_s)
-                try:
-                    await self.flush()
-                except Exception:
-                    log.exception("answer log: flush failed; its answers are dropped")
-        finally:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(2.0):
-                    await self.flush()
+        """Flush every ``interval_s`` until cancelled, then once more if Redis lets."""
+        await flush_every(
+            self.flush, interval_s, log, "answer log: flush failed; its answers are dropped"
+        )
 
     def _key(self, caller: str, request_id: str) -> str:
         return f"{self._prefix}{caller}:{request_id}"

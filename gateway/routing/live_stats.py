@@ -34,7 +34,6 @@ and window over one process's traffic.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import math
@@ -55,11 +54,9 @@ from gateway.routing.live_figures import (
     figures_of,
 )
 from gateway.routing.memory import MemoryLiveCounts
+from switchyard.flush_loop import flush_every
 
 log = logging.getLogger(__name__)
-
-# A final flush on shutdown must not hold the shutdown up for long when Redis hangs.
-FINAL_FLUSH_TIMEOUT_S = 2.0
 
 _Counts = defaultdict[str, int]
 
@@ -183,17 +180,9 @@ class LiveStats:
 
     async def run(self, interval_s: float = 1.0) -> None:
         """Flush every ``interval_s`` until cancelled, then flush once more if Redis lets."""
-        try:
-            while True:
-                await asyncio.sleep(interval_s)
-                try:
-                    await self.flush()
-                except Exception:
-                    log.exception("live stats: flush failed; its counts are dropped")
-        finally:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(FINAL_FLUSH_TIMEOUT_S):
-                    await self.flush()
+        await flush_every(
+            self.flush, interval_s, log, "live stats: flush failed; its counts are dropped"
+        )
 
     async def figures(
         self,

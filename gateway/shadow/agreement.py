@@ -11,7 +11,6 @@ the counters are kept for the next flush that succeeds, as ``LiveStats`` keeps i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
@@ -21,13 +20,12 @@ import redis.asyncio
 from gateway.shadow.interfaces import AgreementStorage, Pair
 from gateway.shadow.memory import MemoryAgreementCounts
 from gateway.shadow.store import RedisAgreementCounts
+from switchyard.flush_loop import flush_every
 
 log = logging.getLogger(__name__)
 
 AGREEMENT_TTL_S = 7 * 86_400
 """How long a pair's counters outlive its last comparison."""
-
-FINAL_FLUSH_TIMEOUT_S = 2.0
 
 
 def _add(
@@ -78,17 +76,12 @@ class ShadowAgreement:
 
     async def run(self, interval_s: float = 1.0) -> None:
         """Flush every ``interval_s`` until cancelled, then once more if Redis lets."""
-        try:
-            while True:
-                await asyncio.sleep(interval_s)
-                try:
-                    await self.flush()
-                except Exception:
-                    log.exception("shadow agreement: flush failed; its counters are dropped")
-        finally:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(FINAL_FLUSH_TIMEOUT_S):
-                    await self.flush()
+        await flush_every(
+            self.flush,
+            interval_s,
+            log,
+            "shadow agreement: flush failed; its counters are dropped",
+        )
 
     async def counts(self, pair: Pair) -> dict[str, float]:
         """The pair's counters from every replica, this one's unflushed ones included."""
