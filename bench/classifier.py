@@ -131,12 +131,11 @@ def run(models_dir: Path, quick: bool, torch_threads: int) -> dict[str, object]:
         raw.torch_threads(threads)
         return eager.predict_batch
 
-    thread_counts = sorted({1, raw.cores()})
-    limit = raw.best_limit(eager_at, thread_counts, SIZES, 1.5)
+    limit = raw.best_limit(eager_at, raw.thread_counts(), SIZES, 1.5)
     figures: dict[str, object] = {
         "cores": raw.cores(),
         "eager_raw_limit": vars(limit),
-        **onnx_limits(models_dir, thread_counts),
+        **onnx_limits(models_dir),
         "served_batching": sentiment_versions()[EAGER].model_dump(
             include={"max_batch_size", "max_queue_delay_ms", "max_queue_size"}
         ),
@@ -163,7 +162,7 @@ def onnx_predictors(folder: Path, spinning: bool) -> raw.Predictors:
     return at
 
 
-def onnx_limits(models_dir: Path, thread_counts: list[int]) -> dict[str, object]:
+def onnx_limits(models_dir: Path) -> dict[str, object]:
     """The raw limits of the float32 export and the int8 version under ONNX Runtime, the
     best of thread counts, batch sizes, loops side by side and idle threads spinning or
     not (the served sessions never spin: see services/runtime/onnx_runtime.py)."""
@@ -173,7 +172,10 @@ def onnx_limits(models_dir: Path, thread_counts: list[int]) -> dict[str, object]
         if not (folder / "model.onnx").is_file():
             continue
         limits = [
-            (raw.best_limit(onnx_predictors(folder, spinning), thread_counts, SIZES, 1.5), spinning)
+            (
+                raw.best_limit(onnx_predictors(folder, spinning), raw.thread_counts(), SIZES, 1.5),
+                spinning,
+            )
             for spinning in (False, True)
         ]
         limit, spinning = max(limits, key=lambda pair: pair[0].texts_per_s)
@@ -234,8 +236,7 @@ async def _measure(
                 reference = raw.limit_rate(predictors, limit, RAW_WINDOW_S)
                 raws.append(reference)
                 latency_window = name == f"grpc_{EAGER}" and concurrency == 1
-                threads = sorted({1, raw.cores()})
-                single = raw.best_single_ms(predictors, threads) if latency_window else 0.0
+                single = raw.best_single_ms(predictors) if latency_window else 0.0
                 before = process_cpu_seconds(pid), children_cpu_seconds(pid)
                 result = await window(system, concurrency, total)
                 results[name].setdefault(concurrency, []).append((result, reference))

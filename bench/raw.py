@@ -49,6 +49,11 @@ def cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
+def thread_counts() -> list[int]:
+    """The torch thread counts a raw limit tries for one loop: one, and every core."""
+    return sorted({1, cores()})
+
+
 def rate(predict: BatchFn, size: int, seconds: float) -> float:
     """Texts per second of forward passes of ``size`` texts in a tight loop."""
     batch = [TEXTS[i % len(TEXTS)] for i in range(size)]
@@ -97,9 +102,9 @@ def single_ms(predict: BatchFn, calls: int = 30) -> float:
     return 1000 * statistics.median(times)
 
 
-def best_single_ms(predictors: Predictors, thread_counts: Sequence[int]) -> float:
+def best_single_ms(predictors: Predictors) -> float:
     """One text's forward pass at the thread count that makes it quickest."""
-    return min(single_ms(predictors(threads)) for threads in thread_counts)
+    return min(single_ms(predictors(threads)) for threads in thread_counts())
 
 
 def best_limit(

@@ -96,12 +96,10 @@ class CausalLmSummarizer:
         usage = Usage()
         started = start(job)
         options = job.options
-        sampling: dict[str, Any] = {"do_sample": False}
-        # A sampled generation takes a token a step: with drafts it would draw its random
-        # numbers in another order, and a seeded request would not repeat v1's sample.
-        if self.prompt_lookup_tokens and options.temperature == 0:
-            sampling["prompt_lookup_num_tokens"] = self.prompt_lookup_tokens
+        sampling: dict[str, Any]
         if options.temperature > 0:
+            # A token a step, never drafts: with drafts a sample would draw its random
+            # numbers in another order, and a seeded request would not repeat v1's sample.
             sampling = {
                 "do_sample": True,
                 "temperature": options.temperature,
@@ -109,6 +107,10 @@ class CausalLmSummarizer:
             }
             if options.seed is not None:
                 torch.manual_seed(options.seed)
+        else:
+            sampling = {"do_sample": False}
+            if self.prompt_lookup_tokens:
+                sampling["prompt_lookup_num_tokens"] = self.prompt_lookup_tokens
         try:
             ids = torch.tensor([prompt_token_ids(self.tokenizer, job)])
             with torch.inference_mode():
