@@ -214,11 +214,13 @@ def test_a_ratio_sampler_keeps_about_its_share() -> None:
 
 
 class Transport:
-    """Records the batches it is given; can be told to fail them."""
+    """Records the batches it is given; can be told to fail them, and to hold each send
+    until ``release`` is set."""
 
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: bool = False, release: threading.Event | None = None) -> None:
         self.batches: list[ExportTraceServiceRequest] = []
         self.fail = fail
+        self.release = release
         self.sent = threading.Event()
         self.closed = False
 
@@ -227,6 +229,8 @@ class Transport:
         assert batch.count == sum(len(s.spans) for s in request.resource_spans[0].scope_spans)
         self.batches.append(request)
         self.sent.set()
+        if self.release is not None:
+            assert self.release.wait(60), "the test never released the send"
         return not self.fail
 
     def use_loop(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -260,15 +264,22 @@ def test_the_shipper_sends_full_batches_at_once_and_the_rest_at_shutdown() -> No
 
 
 def test_the_shipper_drops_beyond_its_queue_and_counts_failures() -> None:
-    transport = Transport(fail=True)
+    release = threading.Event()
+    transport = Transport(fail=True, release=release)
     environ = {"OTEL_BSP_SCHEDULE_DELAY": "600000", "OTEL_BSP_MAX_QUEUE_SIZE": "3"}
     shipper = SpanShipper(transport, RESOURCE, environ)
     tracer = shipped_to(shipper).get_tracer("t")
+    # A full queue is a full batch (a batch is at most the queue): the sending thread takes
+    # it and is held inside send, so nothing drains the queue while it fills again.
+    for number in range(3):
+        tracer.start_span(f"first{number}").end()
+    assert transport.sent.wait(60), "a full batch waits for the schedule"
     for number in range(5):
         tracer.start_span(f"s{number}").end()
     assert shipper.dropped == 2
+    release.set()
     shipper.shutdown()
-    assert shipper.failed == 3 and shipper.sent == 0
+    assert shipper.failed == 6 and shipper.sent == 0
 
 
 def test_the_global_api_reaches_these_spans() -> None:
