@@ -1,7 +1,8 @@
 """Prompt lookup on the real SmolLM2-135M weights: the version that drafts tokens from its
 text gives the reference's greedy tokens and pieces, takes fewer forward passes than
-tokens on a summary that quotes its text, shares the reference's weights, stops on a
-cancel within a step, and samples a token a step."""
+tokens on a summary that quotes its text, runs its linear layers on packed oneDNN
+weights (and every lookup version of a folder on one copy of them), starts drafting only
+after its first piece, stops on a cancel within a step, and samples a token a step."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from services.summarizer.agreement import read_heldout
-from services.summarizer.generation import GenerationOptions
+from services.summarizer.generation import GenerationJob, GenerationOptions
+from services.summarizer.lookup import drafts_for
 from services.summarizer.model import CausalLmSummarizer
+from services.summarizer.packed import PackedLinear
 from tests.test_summarizer_runtimes import TEXTS, cancelled_after_two_pieces, generate
 
 DRAFTS = 10
@@ -54,10 +58,23 @@ def forwards(lookup: CausalLmSummarizer) -> Iterator[_Forwards]:
         yield counted
 
 
-def test_versions_of_one_folder_share_its_weights(
-    reference: CausalLmSummarizer, lookup: CausalLmSummarizer
+def test_lookup_versions_share_packed_weights_and_the_reference_keeps_its_own(
+    prepared_models: Path, reference: CausalLmSummarizer, lookup: CausalLmSummarizer
 ) -> None:
-    assert lookup.model is reference.model and lookup.tokenizer is reference.tokenizer
+    other = CausalLmSummarizer(str(prepared_models / "summarizer" / "v1"), DRAFTS // 2)
+    assert other.model is lookup.model, "one packed copy per folder"
+    assert lookup.model is not reference.model
+    assert isinstance(lookup.model.lm_head, PackedLinear)
+    assert isinstance(reference.model.lm_head, torch.nn.Linear)
+    assert not any(isinstance(m, torch.nn.Linear) for m in lookup.model.modules())
+
+
+def test_drafts_follow_the_first_earlier_occurrence_of_the_last_tokens() -> None:
+    tokens = [1, 2, 3, 4, 9, 2, 3, 5, 6, 2, 3]
+    assert drafts_for(tokens, 2) == [4, 9], "the last two tokens first appear before 4"
+    assert drafts_for([7, 8, 5, 1, 8], 3) == [5, 1, 8], "failing two, the last one"
+    assert drafts_for([1, 2, 3], 3) == []
+    assert drafts_for(tokens, 0) == []
 
 
 @pytest.mark.parametrize("text", [*TEXTS, QUOTING])
@@ -82,6 +99,26 @@ def test_a_quoting_summary_takes_several_tokens_a_forward_pass(
     made = generate(lookup, QUOTING, GenerationOptions(max_new_tokens=40))
     assert made.usage.generated_tokens == 40
     assert forwards.count <= 20, f"{forwards.count} forward passes for 40 tokens"
+
+
+def test_drafts_start_once_the_first_piece_is_out(lookup: CausalLmSummarizer) -> None:
+    pieces: list[str] = []
+    fed: list[tuple[int, int]] = []  # (pieces out before the pass, tokens it was fed)
+
+    def seen(module: object, args: object, kwargs: dict[str, torch.Tensor]) -> None:
+        fed.append((len(pieces), int(kwargs["input_ids"].shape[-1])))
+
+    hook = lookup.model.register_forward_pre_hook(seen, with_kwargs=True)
+    try:
+        options = GenerationOptions(max_new_tokens=40)
+        lookup.generate(GenerationJob(QUOTING, options, pieces.append))
+    finally:
+        hook.remove()
+    prompt_pass, *steps = fed
+    assert prompt_pass[1] > 20
+    before = [tokens for out, tokens in steps if out == 0]
+    assert before and all(tokens == 1 for tokens in before), "plain steps until a piece"
+    assert any(tokens > 1 for out, tokens in steps if out > 0), "drafts checked after it"
 
 
 def test_a_sampled_generation_takes_a_token_a_forward_pass(

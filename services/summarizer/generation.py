@@ -111,6 +111,8 @@ class PieceStreamer(TextStreamer):
         self._usage = usage
         self._started = started
         self._prompt_seen = False
+        self.pieces = 0
+        """Pieces handed to the job so far."""
 
     def put(self, value: Any) -> None:
         if not self._prompt_seen:
@@ -134,6 +136,7 @@ class PieceStreamer(TextStreamer):
 
     def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
         if text:
+            self.pieces += 1
             self._job.on_piece(text)
 
 

@@ -7,12 +7,15 @@ job's ``on_piece`` as soon as it is decoded, and a stopping criterion checks the
 ``cancelled`` event after every step, so a cancelled job stops within a step: one token,
 or with prompt lookup the drafted tokens that step checked.
 
-Prompt lookup (``prompt_lookup_tokens``, greedy only) drafts the tokens that follow an
-earlier occurrence, in the prompt or the output, of the last two tokens (or failing that
-the last one), and the model checks every draft in one forward pass, keeping them up to
-its first disagreement: each token kept is the model's own greedy choice, and a summary
-that repeats its text's words takes several tokens a step for little more than the price
-of one. Versions of the same folder share one copy of the weights.
+Prompt lookup (``prompt_lookup_tokens``, greedy only; ``services.summarizer.lookup``)
+drafts the tokens that follow an earlier occurrence, in the prompt or the output, of the
+last two tokens (or failing that the last one), and the model checks every draft in one
+forward pass, keeping them up to its first disagreement: each token kept is the model's
+own greedy choice, and a summary that repeats its text's words takes several tokens a
+step for the price of one. Such versions run their linear layers on oneDNN with weights
+laid out once (``services.summarizer.packed``), where a pass of a few rows costs what one
+row's does; the others on PyTorch's own. Versions of the same folder and kind share one
+copy of the weights.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from services.summarizer.generation import (
     prompt_token_ids,
     start,
 )
+from services.summarizer.lookup import greedy_with_lookup
+from services.summarizer.packed import can_pack, pack_linears
 
 
 class _StopWhenCancelled(StoppingCriteria):
@@ -58,20 +63,23 @@ class _Weights:
     model: Any
 
 
-_loaded: weakref.WeakValueDictionary[str, _Weights] = weakref.WeakValueDictionary()
+_loaded: weakref.WeakValueDictionary[tuple[str, bool], _Weights] = weakref.WeakValueDictionary()
 _loading = threading.Lock()
 
 
-def _weights(location: str) -> _Weights:
-    """The tokenizer and model of a folder or hub id, shared by every version that names
-    it while any of them is loaded (generation only reads the weights, and a service's
-    versions run on its one model thread anyway)."""
+def _weights(location: str, packed: bool) -> _Weights:
+    """The tokenizer and model of a folder or hub id, with its linear layers packed for
+    oneDNN or not, shared by every version that asks for the same while any of them is
+    loaded (generation only reads the weights, and a service's versions run on its one
+    model thread anyway)."""
     with _loading:
-        weights = _loaded.get(location)
+        weights = _loaded.get((location, packed))
         if weights is None:
             model: Any = AutoModelForCausalLM.from_pretrained(location, dtype=torch.float32)
+            if packed:
+                pack_linears(model)
             weights = _Weights(AutoTokenizer.from_pretrained(location), model.eval())
-            _loaded[location] = weights
+            _loaded[(location, packed)] = weights
         return weights
 
 
@@ -80,10 +88,13 @@ class CausalLmSummarizer:
     ``prompt_lookup_tokens`` above 0 drafts that many tokens a step when decoding greedily."""
 
     def __init__(self, location: str, prompt_lookup_tokens: int = 0) -> None:
-        self._weights = _weights(location)  # held, so that the shared copy stays loaded
+        # Held, so that the shared copy stays loaded.
+        self._weights = _weights(location, packed=prompt_lookup_tokens > 0 and can_pack())
         self.tokenizer: Any = self._weights.tokenizer
         self.model: Any = self._weights.model
         self.prompt_lookup_tokens = prompt_lookup_tokens
+        eos = self.model.generation_config.eos_token_id
+        self._end_ids = {int(i) for i in (eos if isinstance(eos, list) else [eos])}
 
     def prompt_ids(self, text: str) -> dict[str, torch.Tensor]:
         encoded = self.tokenizer.apply_chat_template(
@@ -95,11 +106,29 @@ class CausalLmSummarizer:
         """Run one generation to its end (or its cancel), streaming pieces to the job."""
         usage = Usage()
         started = start(job)
+        try:
+            prompt = prompt_token_ids(self.tokenizer, job)
+            streamer = PieceStreamer(self.tokenizer, job, usage, started)
+            with torch.inference_mode():
+                if self.prompt_lookup_tokens and job.options.temperature == 0:
+                    streamer.put(torch.tensor(prompt))
+                    greedy_with_lookup(
+                        self.model, prompt, job, streamer, self.prompt_lookup_tokens, self._end_ids
+                    )
+                    streamer.end()  # type: ignore[no-untyped-call]
+                else:
+                    self._generate(job, prompt, streamer)
+        finally:
+            finish(job, usage, started)
+        return usage
+
+    def _generate(self, job: GenerationJob, prompt: list[int], streamer: PieceStreamer) -> None:
+        """A token a step, with transformers' ``generate``."""
         options = job.options
-        sampling: dict[str, Any]
+        sampling: dict[str, Any] = {"do_sample": False}
         if options.temperature > 0:
-            # A token a step, never drafts: with drafts a sample would draw its random
-            # numbers in another order, and a seeded request would not repeat v1's sample.
+            # Never drafts: with drafts a sample would draw its random numbers in another
+            # order, and a seeded request would not repeat v1's sample.
             sampling = {
                 "do_sample": True,
                 "temperature": options.temperature,
@@ -107,25 +136,16 @@ class CausalLmSummarizer:
             }
             if options.seed is not None:
                 torch.manual_seed(options.seed)
-        else:
-            sampling = {"do_sample": False}
-            if self.prompt_lookup_tokens:
-                sampling["prompt_lookup_num_tokens"] = self.prompt_lookup_tokens
-        try:
-            ids = torch.tensor([prompt_token_ids(self.tokenizer, job)])
-            with torch.inference_mode():
-                self.model.generate(
-                    input_ids=ids,
-                    attention_mask=torch.ones_like(ids),
-                    max_new_tokens=options.max_new_tokens,
-                    streamer=PieceStreamer(self.tokenizer, job, usage, started),
-                    stopping_criteria=StoppingCriteriaList([_StopWhenCancelled(job.cancelled)]),
-                    pad_token_id=self.tokenizer.eos_token_id,
-                    **sampling,
-                )
-        finally:
-            finish(job, usage, started)
-        return usage
+        ids = torch.tensor([prompt])
+        self.model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=options.max_new_tokens,
+            streamer=streamer,
+            stopping_criteria=StoppingCriteriaList([_StopWhenCancelled(job.cancelled)]),
+            pad_token_id=self.tokenizer.eos_token_id,
+            **sampling,
+        )
 
     def predict_batch(self, jobs: Sequence[GenerationJob]) -> list[Usage]:
         """Generations run one at a time: a streamer serves one sequence, and seed and
