@@ -2,10 +2,10 @@
 
 PyTorch's float32 linear layer (MKL's sgemm here) lays the weight matrix out afresh on
 every call of more than one row: measured on SmolLM2-135M on one core of this CPU, a pass
-of 2 to 11 rows (the last token and its drafts) cost 1.7 to 2.3 times a one-row pass, and
-a pass that checks drafts gains only when most of them are kept. oneDNN's linear on
+of 2 to 11 rows (the last token and its drafts) cost 1.5 to 2.2 times a one-row pass, and
+a pass that checks drafts gained only when most of them were kept. oneDNN's linear on
 weights reordered once (the layout PyTorch's own compiler gives a frozen CPU model) cost
-about one row's for up to 11 rows, no more for one row, and 1.2 to 1.5 times less for
+about one row's for up to 11 rows, no more for one row, and 1.1 to 1.5 times less for
 the prompt's pass. Its sums run in another order, so logits differ from the reference's
 in the last bits (below 1e-4 here): the greedy tokens are checked against the reference's
 by the tests and the benchmark.
