@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+from transformers import AutoModelForSequenceClassification
 
 from services.classifier import training
 from services.classifier.model import SequenceClassifier
+from services.runtime.packed_linear import PackedLinear
 
 MARGIN = 0.05
 
@@ -42,3 +45,26 @@ def test_the_starter_model_reads_plain_sentiment(prepared_models: Path, version:
     assert classifier.labels == ["negative", "positive"]
     results = classifier.predict_batch(["I love this", "I hate this"])
     assert [r[0].label for r in results] == ["positive", "negative"]
+
+
+def test_the_eager_models_run_on_packed_linear_layers_with_plain_pytorchs_scores(
+    prepared_models: Path, heldout: list[training.Example]
+) -> None:
+    """Packed for oneDNN at load, every linear layer; the scores stay PyTorch's own but
+    for the order of their sums."""
+    folder = prepared_models / "sentiment" / "v1"
+    packed = SequenceClassifier(str(folder))
+    assert any(isinstance(m, PackedLinear) for m in packed.model.modules())
+    assert not any(isinstance(m, torch.nn.Linear) for m in packed.model.modules())
+    plain = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32)
+    texts = [e.text for e in heldout[:32]]
+    encoded = packed.tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        expected = plain.eval()(**encoded).logits.softmax(dim=-1)
+    got = packed.predict_batch(texts)
+    for row, scores in zip(expected.tolist(), got, strict=True):
+        by_label = {s.label: s.score for s in scores}
+        assert (
+            max(abs(by_label[label] - p) for label, p in zip(packed.labels, row, strict=True))
+            < 1e-5
+        )

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from services.runtime.packed_linear import PackedLinear
 from services.summarizer.agreement import read_heldout
 from services.summarizer.generation import GenerationJob, GenerationOptions
 from services.summarizer.lookup import drafts_for
 from services.summarizer.model import CausalLmSummarizer
-from services.summarizer.packed import PackedLinear
 from tests.test_summarizer_runtimes import TEXTS, cancelled_after_two_pieces, generate
 
 DRAFTS = 10

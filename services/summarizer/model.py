@@ -13,7 +13,7 @@ last two tokens (or failing that the last one), and the model checks every draft
 forward pass, keeping them up to its first disagreement: each token kept is the model's
 own greedy choice, and a summary that repeats its text's words takes several tokens a
 step for the price of one. Such versions run their linear layers on oneDNN with weights
-laid out once (``services.summarizer.packed``), where a pass of a few rows costs what one
+laid out once (``services.runtime.packed_linear``), where a pass of a few rows costs what one
 row's does; the others on PyTorch's own. Versions of the same folder and kind share one
 copy of the weights.
 """
@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
 
+from services.runtime.packed_linear import can_pack, pack_linears
 from services.summarizer.generation import (
     WARM_UP_TEXT,
     GenerationJob,
@@ -42,7 +43,6 @@ from services.summarizer.generation import (
     start,
 )
 from services.summarizer.lookup import greedy_with_lookup
-from services.summarizer.packed import can_pack, pack_linears
 
 
 class _StopWhenCancelled(StoppingCriteria):
