@@ -6,7 +6,7 @@ against PyTorch's own, in the same interleaved runs, oneDNN's linear on weights 
 once (the layout PyTorch's own compiler gives a frozen CPU model):
 
 - SmolLM2-135M, a pass of 2 to 11 rows (the last token and its drafts): 1.5 to 2.2 times
-  a one-row pass on PyTorch's own, about one row's on oneDNN; the prompt's pass (100
+  a one-row pass on PyTorch's own, 1.0 to 1.3 times on oneDNN; the prompt's pass (100
   tokens) 1.1 to 1.5 times less;
 - the MiniLM sentiment classifier, tokenization included: one text 1.42 times the texts
   per second, batches of 8 to 64 1.09 to 1.32 times, on one and two threads.
