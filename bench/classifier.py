@@ -145,7 +145,7 @@ def run(models_dir: Path, quick: bool, torch_threads: int) -> dict[str, object]:
     return figures
 
 
-def onnx_predictors(folder: Path, spinning: bool) -> raw.Predictors:
+def onnx_predictors(folder: Path) -> raw.Predictors:
     """ONNX Runtime sessions of ``folder``, one per thread count (loops side by side
     share the one-thread session: its passes run on the calling thread)."""
     sessions: dict[int, OnnxSequenceClassifier] = {}
@@ -154,9 +154,7 @@ def onnx_predictors(folder: Path, spinning: bool) -> raw.Predictors:
     def at(threads: int) -> raw.BatchFn:
         with lock:
             if threads not in sessions:
-                sessions[threads] = OnnxSequenceClassifier(
-                    str(folder), threads=threads, spinning=spinning
-                )
+                sessions[threads] = OnnxSequenceClassifier(str(folder), threads=threads)
         return sessions[threads].predict_batch
 
     return at
@@ -164,22 +162,15 @@ def onnx_predictors(folder: Path, spinning: bool) -> raw.Predictors:
 
 def onnx_limits(models_dir: Path) -> dict[str, object]:
     """The raw limits of the float32 export and the int8 version under ONNX Runtime, the
-    best of thread counts, batch sizes, loops side by side and idle threads spinning or
-    not (the served sessions never spin: see services/runtime/onnx_runtime.py)."""
+    best of thread counts (a batch split into that many one-thread runs, as served: see
+    services/runtime/onnx_runtime.py), batch sizes and loops side by side."""
     found: dict[str, object] = {}
     for name, version in (("onnx_fp32_raw_limit", ONNX_FP32), ("onnx_int8_raw_limit", INT8)):
         folder = models_dir / "sentiment" / version
         if not (folder / "model.onnx").is_file():
             continue
-        limits = [
-            (
-                raw.best_limit(onnx_predictors(folder, spinning), raw.thread_counts(), SIZES, 1.5),
-                spinning,
-            )
-            for spinning in (False, True)
-        ]
-        limit, spinning = max(limits, key=lambda pair: pair[0].texts_per_s)
-        found[name] = {**vars(limit), "spinning": spinning}
+        limit = raw.best_limit(onnx_predictors(folder), raw.thread_counts(), SIZES, 1.5)
+        found[name] = vars(limit)
     return found
 
 

@@ -7,8 +7,10 @@ floors; a version below a floor is refused at prepare time and nothing of it is 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,6 +75,35 @@ def test_the_float32_export_gives_the_eager_scores(prepared_models: Path) -> Non
         "agreement_label": 1.0,
         "agreement_max_score_diff": pytest.approx(0, abs=1e-4),
     }
+
+
+def test_a_batch_split_into_one_thread_runs_gives_one_runs_answers(
+    prepared_models: Path,
+) -> None:
+    folder = prepared_models / "sentiment" / "v1-onnx"
+    whole = OnnxSequenceClassifier(str(folder), threads=1)
+    split = OnnxSequenceClassifier(str(folder), threads=3)
+    runs: list[tuple[str, int]] = []
+    run = split.session._run
+
+    def noting_thread(feeds: Mapping[str, Any]) -> Any:
+        runs.append((threading.current_thread().name, len(feeds["input_ids"])))
+        return run(feeds)
+
+    split.session._run = noting_thread  # type: ignore[method-assign]
+    texts = [*TEXTS, "Fine.", "A long and winding review of a film that never quite lands"]
+    for batch, slices in ((texts, [2, 2, 2]), (texts[:2], [1, 1]), (texts[:1], [1])):
+        runs.clear()
+        got = split.predict_batch(batch)
+        assert sorted(rows for _, rows in runs) == slices
+        # The caller runs one slice itself; the others run on helper threads.
+        assert [name for name, _ in runs].count(threading.current_thread().name) == 1
+        assert [[s.label for s in row] for row in got] == [
+            [s.label for s in row] for row in whole.predict_batch(batch)
+        ]
+        assert [s.score for row in got for s in row] == pytest.approx(
+            [s.score for row in whole.predict_batch(batch) for s in row], abs=1e-6
+        )
 
 
 @pytest.mark.parametrize("version", ["v1-onnx", "v1-int8"])

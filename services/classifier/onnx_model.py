@@ -24,13 +24,9 @@ class OnnxSequenceClassifier:
         location: str,
         max_tokens: int = 256,
         threads: int | None = None,
-        *,
-        spinning: bool = False,
     ) -> None:
         folder = Path(location)
-        self.session = OnnxSession(
-            folder, intra_op_threads() if threads is None else threads, spinning=spinning
-        )
+        self.session = OnnxSession(folder, intra_op_threads() if threads is None else threads)
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         id2label: dict[int, str] = AutoConfig.from_pretrained(folder).id2label
         self.labels = [id2label[i] for i in range(len(id2label))]
