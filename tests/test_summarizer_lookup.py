@@ -2,7 +2,7 @@
 text gives the reference's greedy tokens and pieces, takes fewer forward passes than
 tokens on a summary that quotes its text, runs its linear layers on packed oneDNN
 weights (and every lookup version of a folder on one copy of them), starts drafting only
-after its first piece, stops on a cancel within a step, and samples a token a step."""
+after its first piece, stops on a cancel within a token, and samples a token a step."""
 
 from __future__ import annotations
 
@@ -129,8 +129,28 @@ def test_a_sampled_generation_takes_a_token_a_forward_pass(
     assert forwards.count == made.usage.generated_tokens
 
 
-def test_a_cancel_stops_prompt_lookup_within_a_step(lookup: CausalLmSummarizer) -> None:
+def test_a_cancel_stops_prompt_lookup_within_a_token(lookup: CausalLmSummarizer) -> None:
     usage = cancelled_after_two_pieces(lookup)
     assert usage.finish_reason == "cancelled"
-    assert usage.tokens_after_cancel <= DRAFTS + 1, "the step under way, no more"
+    # The drafts the step under way kept are not handed out after the cancel.
+    assert usage.tokens_after_cancel <= 1, "no more than plain decoding's token under way"
     assert usage.generated_tokens < 400
+
+
+def test_drafts_kept_after_a_cancel_are_not_handed_out(lookup: CausalLmSummarizer) -> None:
+    # Cancelled as its sixth piece comes out, in the middle of a step that kept several
+    # drafts of this quoting summary: the rest of that step is dropped.
+    pieces: list[str] = []
+    job = GenerationJob(QUOTING, GenerationOptions(max_new_tokens=40), pieces.append)
+
+    def cancel_at_the_sixth(piece: str) -> None:
+        pieces.append(piece)
+        if len(pieces) == 6:
+            job.cancelled.set()
+
+    job.on_piece = cancel_at_the_sixth
+    usage = lookup.generate(job)
+    assert usage.finish_reason == "cancelled"
+    assert usage.tokens_after_cancel == 0
+    # At most the word under way, already handed out, is flushed as a last piece.
+    assert len(pieces) <= 7

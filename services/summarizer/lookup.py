@@ -52,8 +52,9 @@ def greedy_with_lookup(
     end_ids: set[int],
 ) -> None:
     """Decode ``job`` greedily from ``prompt``, putting each step's kept tokens into
-    ``streamer``, until an end token, ``max_new_tokens`` or a cancel; at most ``drafts``
-    drafts a step, and none before the first piece."""
+    ``streamer`` one by one, until an end token, ``max_new_tokens`` or a cancel (no token
+    is handed out once it is cancelled); at most ``drafts`` drafts a step, and none before
+    the first piece."""
     limit = job.options.max_new_tokens
     cache = DynamicCache(config=model.config)
     tokens = list(prompt)
@@ -65,9 +66,15 @@ def greedy_with_lookup(
         end = next((i for i, token in enumerate(new) if token in end_ids), None)
         if end is not None:
             new = new[: end + 1]
+        for token in new:
+            # A cancel (or a stop sequence) that came while the pass ran ends the hand-out
+            # at once: the kept drafts after it are dropped, so a cancel stops within one
+            # token here as in plain decoding.
+            if job.cancelled.is_set():
+                return
+            streamer.put(torch.tensor([token]))
         tokens += new
         made += len(new)
-        streamer.put(torch.tensor(new))
         if end is not None or made >= limit or job.cancelled.is_set():
             return
         # A pass checking drafts costs more than a one-token pass (1.1-1.3 times on

@@ -4,8 +4,8 @@ of the same weights must agree with.
 
 Generation runs on the service's worker thread. Each piece of text is handed to the
 job's ``on_piece`` as soon as it is decoded, and the job's ``cancelled`` event is checked
-after every step, so a cancelled job stops within a step: one token, or with prompt
-lookup the drafted tokens that step checked.
+after every step (and with prompt lookup before each kept token is handed out), so a
+cancelled job stops within one token.
 
 Prompt lookup (``prompt_lookup_tokens``, greedy only; ``services.summarizer.lookup``)
 drafts the tokens that follow an earlier occurrence, in the prompt or the output, of the
