@@ -48,10 +48,10 @@ class OnnxSession:
     once, and a run on one thread never waits for another between its kernels. Measured
     with the int8 sentiment model on two cores, in the same run: batches of 8 to 32 at
     1.2-1.4 times the texts per second of one two-thread run, with less CPU per text; one
-    text 1.1-1.2 times sooner on one thread than on two; served at c=32, 1.15 times the texts
-    per second (6-round interleaved A/B). A single row runs on one core: for a model much
-    larger than these, whose single rows would gain from several cores, this is the
-    trade-off to revisit.
+    text 1.1-1.2 times sooner on one thread than on two; served, 1.08 and 1.15 times the
+    texts per second at c=32 and a c=1 p50 0.89-0.91 times as long (two interleaved A/Bs
+    of 7 and 6 rounds). A single row runs on one core: for a model much larger than these,
+    whose single rows would gain from several cores, this is the trade-off to revisit.
     """
 
     def __init__(self, folder: Path, threads: int) -> None:
