@@ -86,7 +86,7 @@ class OnnxSession:
         rows = len(feeds[self._inputs[0]])
         bounds = [rows * i // self.slices for i in range(self.slices + 1)]
         parts = [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
-        if len(parts) == 1 or self._helpers is None:
+        if len(parts) <= 1 or self._helpers is None:
             return self._run(feeds)
         helpers = self._helpers
         others = [
