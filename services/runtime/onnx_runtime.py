@@ -88,13 +88,9 @@ class OnnxSession:
         parts = [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
         if len(parts) <= 1 or self._helpers is None:
             return self._run(feeds)
-        helpers = self._helpers
-        others = [
-            helpers.submit(self._run, {k: v[a:b] for k, v in feeds.items()}) for a, b in parts[1:]
-        ]
-        a, b = parts[0]
-        first = self._run({k: v[a:b] for k, v in feeds.items()})
-        return np.concatenate([first, *(f.result() for f in others)])
+        slices = [{k: v[a:b] for k, v in feeds.items()} for a, b in parts]
+        others = [self._helpers.submit(self._run, rows) for rows in slices[1:]]
+        return np.concatenate([self._run(slices[0]), *(f.result() for f in others)])
 
     def _run(self, feeds: Mapping[str, npt.NDArray[np.int64]]) -> Logits:
         (logits,) = self._session.run(["logits"], dict(feeds))

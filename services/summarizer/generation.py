@@ -101,8 +101,8 @@ class PieceStreamer(TextStreamer):
     a line at a time), hands each piece to the job, and counts the usage: the prompt's
     tokens, the generated ones, the time to the first, and those made after a cancel.
 
-    ``put`` takes the prompt's ids first, then each new token or tokens, as an array of
-    shape ``(n,)`` or ``(1, n)`` (a torch tensor or a numpy array).
+    ``put`` takes the prompt's ids first, as an array of shape ``(n,)`` or ``(1, n)``,
+    then each new token on its own, as an array of one (a torch tensor or a numpy array).
     """
 
     def __init__(self, tokenizer: Any, job: GenerationJob, usage: Usage, started: float) -> None:
@@ -122,17 +122,14 @@ class PieceStreamer(TextStreamer):
             return
         if self._usage.generated_tokens == 0:
             self._usage.time_to_first_token_s = time.perf_counter() - self._started
-        # Several tokens at once (drafts the model kept) go through one by one, so that
-        # they break into the pieces, and count as the tokens of each piece, that they
-        # would make a token a step.
         flat = value.reshape(-1)
-        for i, token in enumerate(int(t) for t in flat.tolist()):
-            self._usage.generated_tokens += 1
-            self._job.generated_tokens = self._usage.generated_tokens
-            if self._job.cancelled.is_set():
-                self._usage.tokens_after_cancel += 1
-            self._job.on_token(token)
-            super().put(flat[i : i + 1])  # type: ignore[no-untyped-call]
+        (token,) = flat.tolist()
+        self._usage.generated_tokens += 1
+        self._job.generated_tokens = self._usage.generated_tokens
+        if self._job.cancelled.is_set():
+            self._usage.tokens_after_cancel += 1
+        self._job.on_token(int(token))
+        super().put(flat)  # type: ignore[no-untyped-call]
 
     def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
         if text:
