@@ -53,7 +53,9 @@ class S3Server:
 
     def pending_uploads(self, prefix: str) -> list[str]:
         """Keys of multipart uploads begun and neither completed nor aborted."""
-        reply = httpx.get(f"{self.endpoint}/{BUCKET}", params={"uploads": "", "prefix": prefix})
+        reply = httpx.get(
+            f"{self.endpoint}/{BUCKET}", params={"uploads": "", "prefix": prefix}, timeout=60
+        )
         reply.raise_for_status()
         return [
             el.text or "" for el in ET.fromstring(reply.content).iter() if el.tag.endswith("}Key")
@@ -72,19 +74,20 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 60
+        # moto loads its S3 backend on the first S3 request, which takes seconds on a loaded
+        # machine: the bucket's creation doubles as the readiness probe, with room to wait.
+        deadline = time.monotonic() + 120
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"the moto server exited:\n{log.read_text(errors='replace')}")
             try:
-                if httpx.get(f"{endpoint}/moto-api/", timeout=1).status_code == 200:
-                    break
+                httpx.put(f"{endpoint}/{BUCKET}", timeout=60).raise_for_status()
+                break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("the moto server did not answer within 60 s")
+                raise RuntimeError("the moto server did not create the bucket within 120 s")
             time.sleep(0.05)
-        httpx.put(f"{endpoint}/{BUCKET}").raise_for_status()
         yield S3Server(endpoint)
     finally:
         process.terminate()
