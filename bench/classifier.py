@@ -24,7 +24,7 @@ from pathlib import Path
 
 import grpc
 
-from bench import raw
+from bench import grpc_floor, raw
 from bench.gateway import ConnectionPool, create_key, start_gateway
 from bench.load import LoadResult, closed_loop
 from bench.process_cpu import children_cpu_seconds, process_cpu_seconds
@@ -142,7 +142,38 @@ def run(models_dir: Path, quick: bool, torch_threads: int) -> dict[str, object]:
     }
     rounds = 2 if quick else 5
     figures.update(asyncio.run(_rounds(models_dir, eager_at, limit, rounds)))
+    figures["grpc_floor"] = asyncio.run(_floor(eager_at, limit, figures, 2 if quick else 3))
     return figures
+
+
+async def _floor(
+    predictors: raw.Predictors, limit: raw.RawLimit, figures: dict[str, object], rounds: int
+) -> dict[str, object]:
+    """The gRPC floor per call (``bench/grpc_floor.py``), each window right after a raw
+    one, and the ceiling it puts on the eager and int8 versions' served ratios."""
+    int8 = figures.get("onnx_int8_raw_limit")
+    int8_speedup = int8["texts_per_s"] / limit.texts_per_s if isinstance(int8, dict) else None
+    costs: list[grpc_floor.CallCost] = []
+    ceilings: dict[str, list[float]] = {EAGER: [], INT8: []}
+    port = free_port()
+    with grpc_floor.empty_classifier(port) as pid:
+        for _ in range(rounds):
+            reference = raw.limit_rate(predictors, limit, RAW_WINDOW_S)
+            cost = await grpc_floor.call_cost(
+                f"127.0.0.1:{port}", pid, lambda stub: grpc_caller(stub, EAGER)
+            )
+            costs.append(cost)
+            cores = raw.cores()
+            ceilings[EAGER].append(grpc_floor.ceiling(cores, reference, cost) / reference)
+            if int8_speedup is not None:
+                model = reference * int8_speedup
+                ceilings[INT8].append(grpc_floor.ceiling(cores, model, cost) / reference)
+    return {
+        **grpc_floor.medians(costs),
+        "ceiling_ratio_to_eager_raw": {
+            version: statistics.median(found) for version, found in ceilings.items() if found
+        },
+    }
 
 
 def onnx_predictors(folder: Path) -> raw.Predictors:
