@@ -155,7 +155,7 @@ async def _floor(
     int8_speedup = int8["texts_per_s"] / limit.texts_per_s if isinstance(int8, dict) else None
     costs: list[grpc_floor.CallCost] = []
     ceilings: dict[str, list[float]] = {EAGER: [], INT8: []}
-    port = free_port()
+    port, cores = free_port(), raw.cores()
     with grpc_floor.empty_classifier(port) as pid:
         for _ in range(rounds):
             reference = raw.limit_rate(predictors, limit, RAW_WINDOW_S)
@@ -163,7 +163,6 @@ async def _floor(
                 f"127.0.0.1:{port}", pid, lambda stub: grpc_caller(stub, EAGER)
             )
             costs.append(cost)
-            cores = raw.cores()
             ceilings[EAGER].append(grpc_floor.ceiling(cores, reference, cost) / reference)
             if int8_speedup is not None:
                 model = reference * int8_speedup

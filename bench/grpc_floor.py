@@ -40,7 +40,7 @@ CALLS = 2000
 """Calls per window: long enough for the CPU clocks' 10 ms ticks to count."""
 
 
-SERVICE = "switchyard.classifier.v1.ClassifierService"
+SERVICE = pb.DESCRIPTOR.services_by_name["ClassifierService"].full_name
 
 
 async def _classify(
@@ -87,23 +87,18 @@ class CallCost:
     """CPU time of this process (the load generator) per call."""
 
 
-def _own_cpu_seconds() -> float:
-    times = os.times()
-    return times.user + times.system
-
-
 async def call_cost(address: str, pid: int, make_call: CallFactory) -> CallCost:
     """One closed-loop window against the empty server at ``address`` (process ``pid``)."""
     async with aio.insecure_channel(address) as channel:
         await asyncio.wait_for(channel.channel_ready(), timeout=60)
         call = make_call(classifier_pb2_grpc.ClassifierServiceStub(channel))
         await closed_loop(call, CONCURRENCY, CALLS // 4)  # warm the connection and the server
-        server, client = process_cpu_seconds(pid), _own_cpu_seconds()
+        server, client = process_cpu_seconds(pid), process_cpu_seconds(os.getpid())
         result = await closed_loop(call, CONCURRENCY, CALLS)
         return CallCost(
             calls_per_s=result.per_second,
             server_cpu_ms=1000 * (process_cpu_seconds(pid) - server) / CALLS,
-            client_cpu_ms=1000 * (_own_cpu_seconds() - client) / CALLS,
+            client_cpu_ms=1000 * (process_cpu_seconds(os.getpid()) - client) / CALLS,
         )
 
 
