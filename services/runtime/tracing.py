@@ -39,16 +39,22 @@ _tracer = telemetry.tracer("switchyard.service")
 _batch_ids = itertools.count(1)
 
 
-@contextlib.contextmanager
+_NO_SPAN: contextlib.nullcontext[None] = contextlib.nullcontext()
+
+
 def rpc_span(
     method: str, metadata: Callable[[], Iterable[tuple[str, Any]] | None]
-) -> Iterator[Span | None]:
+) -> contextlib.AbstractContextManager[Span | None]:
     """The current span of one RPC (``method``: its full gRPC path), continuing the
     caller's trace (``metadata``: the call's, read only while traces are on); None while
-    traces are off."""
-    if not telemetry.ENABLED:
-        yield None
-        return
+    traces are off (a shared no-op, so an untraced call builds nothing)."""
+    return _traced_rpc(method, metadata) if telemetry.ENABLED else _NO_SPAN
+
+
+@contextlib.contextmanager
+def _traced_rpc(
+    method: str, metadata: Callable[[], Iterable[tuple[str, Any]] | None]
+) -> Iterator[Span | None]:
     carrier = {key: str(value) for key, value in metadata() or ()}
     service, _, name = method.lstrip("/").rpartition("/")
     with _tracer.start_as_current_span(
