@@ -87,6 +87,9 @@ class DynamicBatcher(Generic[In, Out]):
         self._waiting = WaitingItems[In, Out](policy)
         self._low_in_flight = False
         self._wake = asyncio.Event()
+        self._wake_from = 1
+        """Interactive items waiting from which an arrival wakes the gathering task: 1
+        (any arrival) unless it waits for a handover, which only a full batch hastens."""
         self._flushing = False
         self._closed = False
         self._task: asyncio.Task[None] | None = None
@@ -155,7 +158,8 @@ class DynamicBatcher(Generic[In, Out]):
             for item in items
         ]
         self._waiting.add(pending)
-        self._wake.set()
+        if low_priority or self._waiting.interactive >= self._wake_from:
+            self._wake.set()
         try:
             return list(await asyncio.gather(*(p.future for p in pending)))
         except BaseException:
@@ -288,11 +292,16 @@ class DynamicBatcher(Generic[In, Out]):
             if remaining <= 0:
                 return True
             self._wake.clear()
+            # Arrivals short of a full batch change nothing here: waking for each one
+            # cost the event loop a step and a timer per call.
+            self._wake_from = self.policy.max_batch_size
             try:
                 async with asyncio.timeout(None if math.isinf(remaining) else remaining):
                     await self._wake.wait()
             except TimeoutError:
                 return True
+            finally:
+                self._wake_from = 1
         return self._waiting.interactive > 0
 
     async def _wait_for_batch(self, low: bool) -> None:
