@@ -161,6 +161,8 @@ class DynamicBatcher(Generic[In, Out]):
         if low_priority or self._waiting.interactive >= self._wake_from:
             self._wake.set()
         try:
+            if len(pending) == 1:  # the usual call: no gathering future to build
+                return [await pending[0].future]
             return list(await asyncio.gather(*(p.future for p in pending)))
         except BaseException:
             # A cancelled or failed caller gives its remaining slots back at once.
