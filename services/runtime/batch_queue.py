@@ -16,7 +16,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from services.runtime.errors import DeadlineExpired
+from services.runtime.errors import DeadlineExpired, InvalidInput, Overloaded
 from services.runtime.tracing import ItemTrace
 
 In = TypeVar("In")
@@ -100,6 +100,24 @@ class WaitingItems(Generic[In, Out]):
     def free(self, low_priority: bool) -> int:
         """Slots left in the queue of that priority."""
         return self._policy.max_queue_size - self.count(low_priority)
+
+    def admit(self, count: int, low_priority: bool, retry_after_s: float) -> None:
+        """Refuse ``count`` items of that priority that could never fit (``InvalidInput``)
+        or do not fit now (``Overloaded``, retry after ``retry_after_s``); admitted all
+        together or not at all."""
+        size = self._policy.max_queue_size
+        if count > size:
+            # Could never fit, however long the caller waited: not an overload.
+            raise InvalidInput(
+                f"{count} items in one request; this model's queue holds at most"
+                f" {size} (max_queue_size)"
+            )
+        if count > self.free(low_priority):
+            which = "low-priority queue" if low_priority else "queue"
+            raise Overloaded(
+                f"the {which} is full ({self.count(low_priority)} of {size} waiting); retry later",
+                retry_after_s=retry_after_s,
+            )
 
     def add(self, pending: list[Pending[In, Out]]) -> None:
         for p in pending:

@@ -34,7 +34,7 @@ from typing import Generic, Protocol, TypeVar
 from services.runtime import tracing
 from services.runtime.batch_queue import BatchPolicy, Pending, WaitingItems
 from services.runtime.batch_run import WORKER_STOPPED, run_and_answer
-from services.runtime.errors import InvalidInput, Overloaded, Unavailable
+from services.runtime.errors import Unavailable
 from services.runtime.lanes import PIPELINED, Flight, Lane, idle, next_free
 
 # BatchPolicy is named here too: whoever makes a batcher gives it one.
@@ -137,19 +137,7 @@ class DynamicBatcher(Generic[In, Out]):
             raise Unavailable("the service is shutting down; retry on another replica")
         if self.broken:
             raise Unavailable(WORKER_STOPPED)
-        if len(items) > self.policy.max_queue_size:
-            # Could never fit, however long the caller waited: not an overload.
-            raise InvalidInput(
-                f"{len(items)} items in one request; this model's queue holds at most"
-                f" {self.policy.max_queue_size} (max_queue_size)"
-            )
-        if len(items) > self._waiting.free(low_priority):
-            which = "low-priority queue" if low_priority else "queue"
-            raise Overloaded(
-                f"the {which} is full ({self._waiting.count(low_priority)} of"
-                f" {self.policy.max_queue_size} waiting); retry later",
-                retry_after_s=self._retry_hint_s(),
-            )
+        self._waiting.admit(len(items), low_priority, self._retry_hint_s())
         loop = asyncio.get_running_loop()
         now = time.monotonic()
         traced = tracing.item_trace()
