@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -101,10 +102,10 @@ class WaitingItems(Generic[In, Out]):
         """Slots left in the queue of that priority."""
         return self._policy.max_queue_size - self.count(low_priority)
 
-    def admit(self, count: int, low_priority: bool, retry_after_s: float) -> None:
+    def admit(self, count: int, low_priority: bool, retry_after_s: Callable[[], float]) -> None:
         """Refuse ``count`` items of that priority that could never fit (``InvalidInput``)
-        or do not fit now (``Overloaded``, retry after ``retry_after_s``); admitted all
-        together or not at all."""
+        or do not fit now (``Overloaded``, with the hint ``retry_after_s`` gives only
+        then); admitted all together or not at all."""
         size = self._policy.max_queue_size
         if count > size:
             # Could never fit, however long the caller waited: not an overload.
@@ -116,7 +117,7 @@ class WaitingItems(Generic[In, Out]):
             which = "low-priority queue" if low_priority else "queue"
             raise Overloaded(
                 f"the {which} is full ({self.count(low_priority)} of {size} waiting); retry later",
-                retry_after_s=retry_after_s,
+                retry_after_s=retry_after_s(),
             )
 
     def add(self, pending: list[Pending[In, Out]]) -> None:

@@ -137,7 +137,7 @@ class DynamicBatcher(Generic[In, Out]):
             raise Unavailable("the service is shutting down; retry on another replica")
         if self.broken:
             raise Unavailable(WORKER_STOPPED)
-        self._waiting.admit(len(items), low_priority, self._retry_hint_s())
+        self._waiting.admit(len(items), low_priority, self._retry_hint_s)
         loop = asyncio.get_running_loop()
         now = time.monotonic()
         traced = tracing.item_trace()
