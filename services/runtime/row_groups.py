@@ -16,8 +16,11 @@ import numpy.typing as npt
 
 MIN_GROUP_ROWS = 8
 """Fewest rows worth a run of their own once a batch has more runs than threads: in
-tight loops (int8 sentiment, two threads), runs of 4 rows gave 0.77-0.94 times the texts
-per second of runs of 8 or more, the fixed cost of a run outweighing the padding saved."""
+tight loops (int8 sentiment, two threads), runs of 1 to 4 rows gave 0.77-0.97 times the
+texts per second of two equal halves, runs of 8 rows about as much as one run per thread
+(1.05 and 1.03 times at a batch of 32); served at c=32, runs of at least 4 rows rather
+than 8 gave 0.945 times the texts per second (6-round A/B): the fixed cost of a run
+outweighs the evener finish."""
 
 Group = tuple[npt.NDArray[np.intp], int]
 """The rows of one run (indices into the batch) and how many columns they need."""
