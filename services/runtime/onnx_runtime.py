@@ -54,11 +54,12 @@ class OnnxSession:
     times the texts per second of one two-thread run, with less CPU per text; one text
     1.1-1.2 times sooner on one thread than on two; served, 1.08 and 1.15 times the texts
     per second at c=32 and a c=1 p50 0.89-0.91 times as long (two interleaved A/Bs of 7
-    and 6 rounds). Runs cut to length rather than equal slices of the padded batch: 1.05
-    times the texts per second in a 6-round A/B at c=32 (texts of 10 to 13 tokens, whose
-    padding is a tenth of a batch; texts of mixed lengths save more). A single row runs on
-    one core: for a model much larger than these, whose single rows would gain from
-    several cores, this is the trade-off to revisit.
+    and 6 rounds). Runs cut to length rather than equal slices of the padded batch: in
+    tight loops 1.01-1.14 times the texts per second at batches of 4 to 32; served at c=32
+    (6-round A/Bs), 1.06 times with texts of 10 to 13 tokens and 1.01 times with the
+    held-out reviews, within this machine's drift. A single row runs on one core: for a
+    model much larger than these, whose single rows would gain from several cores, this
+    is the trade-off to revisit.
     """
 
     def __init__(self, folder: Path, threads: int) -> None:
