@@ -17,10 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from services.runtime.row_groups import length_groups, scatter
-
 ONNX_FILE = "model.onnx"
-ATTENTION_MASK = "attention_mask"
 NOT_INSTALLED = "runtime onnxruntime is not installed: pip install onnxruntime"
 
 Logits = npt.NDArray[np.float32]
@@ -45,21 +42,16 @@ def intra_op_threads() -> int:
 class OnnxSession:
     """One exported model, run by ONNX Runtime on the CPU with full graph optimizations.
 
-    A batch's rows are cut into runs of similar length (``row_groups``), each as wide as
-    its longest row, which ``threads`` threads (the caller's and helpers') take in turn,
-    each run on one thread, rather than one run on ``threads`` intra-op threads. ONNX
-    Runtime lets go of the GIL for a whole run, so the runs really go on at once, and a
-    run on one thread never waits for another between its kernels. Measured with the
-    int8 sentiment model on two cores, in the same run: batches of 8 to 32 at 1.2-1.4
-    times the texts per second of one two-thread run, with less CPU per text; one text
-    1.1-1.2 times sooner on one thread than on two; served, 1.08 and 1.15 times the texts
-    per second at c=32 and a c=1 p50 0.89-0.91 times as long (two interleaved A/Bs of 7
-    and 6 rounds). Runs cut to length rather than equal slices of the padded batch: in
-    tight loops 1.01-1.14 times the texts per second at batches of 4 to 32; served at c=32
-    (6-round A/Bs), 1.06 times with texts of 10 to 13 tokens and 1.01 times with the
-    held-out reviews, within this machine's drift. A single row runs on one core: for a
-    model much larger than these, whose single rows would gain from several cores, this
-    is the trade-off to revisit.
+    A batch's rows are split into ``threads`` slices run side by side, each on one thread
+    (the caller's and helper threads'), rather than one run on ``threads`` intra-op
+    threads. ONNX Runtime lets go of the GIL for a whole run, so the slices really run at
+    once, and a run on one thread never waits for another between its kernels. Measured
+    with the int8 sentiment model on two cores, in the same run: batches of 8 to 32 at
+    1.2-1.4 times the texts per second of one two-thread run, with less CPU per text; one
+    text 1.1-1.2 times sooner on one thread than on two; served, 1.08 and 1.15 times the
+    texts per second at c=32 and a c=1 p50 0.89-0.91 times as long (two interleaved A/Bs
+    of 7 and 6 rounds). A single row runs on one core: for a model much larger than these,
+    whose single rows would gain from several cores, this is the trade-off to revisit.
     """
 
     def __init__(self, folder: Path, threads: int) -> None:
@@ -81,7 +73,7 @@ class OnnxSession:
         )
         self._inputs: list[str] = [i.name for i in self._session.get_inputs()]
         self.slices = max(1, threads)
-        """How many threads run one batch's runs."""
+        """How many runs one batch is split into, at most (one per row at least)."""
         self._helpers = (
             ThreadPoolExecutor(self.slices - 1, thread_name_prefix="onnx-slice")
             if self.slices > 1
@@ -89,27 +81,16 @@ class OnnxSession:
         )
 
     def logits(self, encoded: Mapping[str, Any]) -> Logits:
-        """The model's logits for a tokenizer's numpy encoding (extra fields ignored), one
-        row per text, as wide as the encoding for a per-token model."""
+        """The model's logits for a tokenizer's numpy encoding (extra fields ignored)."""
         feeds = {name: np.asarray(encoded[name], dtype=np.int64) for name in self._inputs}
         rows = len(feeds[self._inputs[0]])
-        if self._helpers is None or rows <= 1:
+        bounds = [rows * i // self.slices for i in range(self.slices + 1)]
+        parts = [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+        if len(parts) <= 1 or self._helpers is None:
             return self._run(feeds)
-        width = feeds[self._inputs[0]].shape[1]
-        groups = length_groups(feeds.get(ATTENTION_MASK), rows, width, self.slices)
-        results: list[Logits | None] = [None] * len(groups)
-        taken = itertools.count()  # next() on a count is atomic: each group runs once
-
-        def take_groups() -> None:
-            while (index := next(taken)) < len(groups):
-                rows_of, extent = groups[index]
-                results[index] = self._run({k: v[rows_of, :extent] for k, v in feeds.items()})
-
-        helpers = [self._helpers.submit(take_groups) for _ in range(self.slices - 1)]
-        take_groups()
-        for helper in helpers:
-            helper.result()
-        return scatter(groups, results, rows, width)
+        slices = [{k: v[a:b] for k, v in feeds.items()} for a, b in parts]
+        others = [self._helpers.submit(self._run, rows) for rows in slices[1:]]
+        return np.concatenate([self._run(slices[0]), *(f.result() for f in others)])
 
     def _run(self, feeds: Mapping[str, npt.NDArray[np.int64]]) -> Logits:
         (logits,) = self._session.run(["logits"], dict(feeds))
