@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.optimize import agreement
@@ -44,6 +44,7 @@ class OptimizedFamily:
     measure: Measure
     data: Path
     floors: Mapping[str, float]
+    ceilings: Mapping[str, float] = field(default_factory=dict)
 
 
 def optimized_families() -> tuple[OptimizedFamily, ...]:
@@ -58,6 +59,7 @@ def optimized_families() -> tuple[OptimizedFamily, ...]:
             agreement.measure_classifier,
             HELDOUT_FILE,
             agreement.CLASSIFIER_FLOORS,
+            agreement.CLASSIFIER_CEILINGS,
         ),
         OptimizedFamily(
             "ner", "token-classification", agreement.measure_ner, TEST_FILE, agreement.NER_FLOORS
@@ -138,7 +140,14 @@ def prepare_version(
     export_label = f"{spec.model} {reference.version} exported to ONNX"
     export_floors = own_floors if exported == out else family.floors
     figures = _gated_build(
-        exported, export_fingerprint, export, export_label, reference, export_floors, force
+        exported,
+        export_fingerprint,
+        export,
+        export_label,
+        reference,
+        export_floors,
+        family.ceilings,
+        force,
     )
     if spec.quantization == "none":
         return figures
@@ -154,7 +163,9 @@ def prepare_version(
         **measured_on,
     }
     label = f"{spec.model} {spec.version}"
-    return _gated_build(out, quantize_fingerprint, quantize, label, reference, own_floors, force)
+    return _gated_build(
+        out, quantize_fingerprint, quantize, label, reference, own_floors, family.ceilings, force
+    )
 
 
 def _gated_build(
@@ -164,17 +175,18 @@ def _gated_build(
     label: str,
     reference: VersionSpec,
     floors: Mapping[str, float],
+    ceilings: Mapping[str, float],
     force: bool,
 ) -> dict[str, float]:
     def gated(scratch: Path) -> dict[str, float]:
         figures = build(scratch)
         # Refused inside the build: the scratch folder is removed and nothing is kept.
-        agreement.refuse_below_floor(label, reference.version, figures, floors)
+        agreement.refuse_below_floor(label, reference.version, figures, floors, ceilings)
         return figures
 
     figures = build_version(out, dict(fingerprint), gated, force)
     # A version kept from an earlier run is judged again: the floors may have been raised.
-    agreement.refuse_below_floor(label, reference.version, figures, floors)
+    agreement.refuse_below_floor(label, reference.version, figures, floors, ceilings)
     return figures
 
 
