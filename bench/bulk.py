@@ -60,7 +60,7 @@ from bench.bulk_client import (
     lines_of,
 )
 from bench.echo_backend import echo_backend
-from bench.gateway import create_key, start_gateway
+from bench.gateway_process import create_key, start_gateway
 from bench.load import closed_loop
 from bench.process_cpu import process_cpu_seconds
 from bench.raw import TEXTS

@@ -25,7 +25,8 @@ from pathlib import Path
 import grpc
 
 from bench import grpc_floor, raw
-from bench.gateway import ConnectionPool, create_key, start_gateway
+from bench.gateway_process import create_key, start_gateway
+from bench.http_client import ConnectionPool
 from bench.load import LoadResult, closed_loop
 from bench.process_cpu import children_cpu_seconds, process_cpu_seconds
 from bench.raw import TEXTS

@@ -28,7 +28,8 @@ from typing import Any
 
 import httpx
 
-from bench.gateway import ConnectionPool, create_key, post_json, start_gateway
+from bench.gateway_process import create_key, start_gateway
+from bench.http_client import ConnectionPool, post_json
 from bench.load import closed_loop
 from bench.raw import TEXTS
 from bench.shipped import shipped_batching

@@ -23,6 +23,12 @@ class LoadResult:
         return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The same nearest-rank percentile as ``LoadResult.percentile_ms``."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 async def closed_loop(
     call: Callable[[int], Awaitable[object]], concurrency: int, total: int
 ) -> LoadResult:

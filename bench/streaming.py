@@ -31,7 +31,8 @@ from pathlib import Path
 import httpx
 from openai import AsyncOpenAI
 
-from bench.gateway import create_key, percentile
+from bench.gateway_process import create_key
+from bench.load import percentile
 from bench.stream_paths import (
     MAX_NEW_TOKENS,
     RESUME_AFTER,

@@ -93,7 +93,7 @@ def _over_grpc(stub: summarizer_pb2_grpc.SummarizerServiceStub, version: str) ->
 
 
 def _over_sse(gateway: GatewayProcess, key: str, version: str) -> Measure:
-    from bench.gateway import HttpConnection
+    from bench.http_client import HttpConnection
 
     query = urllib.parse.urlencode({"text": TEXT, "max_new_tokens": MAX_NEW_TOKENS})
     request = (
@@ -179,7 +179,7 @@ def _speedups(
 def run(models_dir: Path, quick: bool, torch_threads: int) -> dict[str, object]:
     """Every runtime, thread count and path in alternation; the shipped service (both
     versions in one process) serves the gRPC and SSE sides."""
-    from bench.gateway import create_key
+    from bench.gateway_process import create_key
     from switchyard.redis_server import local_redis
 
     rounds = 3 if quick else 7

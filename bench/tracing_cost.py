@@ -26,7 +26,8 @@ import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as collector_pb
 
 from bench.echo_backend import echo_backend
-from bench.gateway import ConnectionPool, classify_body, create_key, post_json, start_gateway
+from bench.gateway_process import create_key, start_gateway
+from bench.http_client import ConnectionPool, classify_body, post_json
 from bench.load import closed_loop
 from bench.process_cpu import process_cpu_seconds
 from bench.raw import TEXTS
