@@ -10,6 +10,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from gateway.access.keys import key_hash
+from gateway.backends.coalescer import CoalescingSettings
 from gateway.backends.tls import BackendTlsSettings
 from gateway.edge.https import HttpsSettings
 from gateway.jobs.files import FileStorage, LocalFileStorage
@@ -21,7 +22,7 @@ from switchyard.service_table import model_service
 Addresses = Annotated[list[str], NoDecode]
 
 
-class GatewaySettings(HttpsSettings, BackendTlsSettings):  # their fields, this prefix
+class GatewaySettings(HttpsSettings, BackendTlsSettings, CoalescingSettings):  # their fields
     model_config = SettingsConfigDict(env_prefix="SWITCHYARD_GATEWAY_", extra="ignore", frozen=True)
 
     host: str = Field("0.0.0.0", description="Address the HTTP server binds.")
@@ -42,9 +43,7 @@ class GatewaySettings(HttpsSettings, BackendTlsSettings):  # their fields, this 
     request_timeout_s: float = Field(
         10.0, gt=0, description="Longest time budget of a unary request (its gRPC deadline)."
     )
-    stream_timeout_s: float = Field(
-        300.0, gt=0, description="Longest time budget of a streamed summary."
-    )
+    stream_timeout_s: float = Field(300.0, gt=0, description="Longest time budget of a stream.")
     max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest request body; larger ones get 413."
     )

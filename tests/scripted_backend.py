@@ -50,6 +50,10 @@ class Script:
     """Labels for particular texts (the others get ``label``)."""
     hold_classify: bool = False
     """Keep each Classify call waiting until ``release`` is set."""
+    seen_texts: list[list[str]] = field(default_factory=list)
+    """The texts of each Classify call, in the order the calls came."""
+    invalid_texts: frozenset[str] = frozenset()
+    """A Classify call with any of these texts fails with INVALID_ARGUMENT."""
 
 
 def _models(script: Script) -> list[models_pb2.ModelInfo]:
@@ -69,6 +73,7 @@ class ScriptedClassifier(classifier_pb2_grpc.ClassifierServiceServicer):
     ) -> classifier_pb2.ClassifyResponse:
         script = self.script
         script.seen_metadata.append(dict(context.invocation_metadata() or ()))
+        script.seen_texts.append(list(request.texts))
         version = request.version or script.versions[0]
         if request.model not in ("", script.model) or version not in script.versions:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no {request.model} {version}")
@@ -76,6 +81,8 @@ class ScriptedClassifier(classifier_pb2_grpc.ClassifierServiceServicer):
             await asyncio.sleep(script.classify_delay_s)
         if script.hold_classify:
             await asyncio.get_running_loop().run_in_executor(None, script.release.wait, 60)
+        if script.invalid_texts.intersection(request.texts):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a scripted invalid text")
         if script.classify_code is not grpc.StatusCode.OK:
             context.set_trailing_metadata(script.trailing_metadata)
             await context.abort(script.classify_code, script.classify_message)

@@ -4,6 +4,7 @@ and HTTP/protobuf) to a real receiver, from real processes."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +147,46 @@ def test_one_trace_runs_from_the_gateway_to_the_forward_pass(
         (forward,) = [f for f in forwards if f.parent_id == batch.span_id]
         assert batch.span.start_time_unix_nano <= forward.span.start_time_unix_nano
         assert forward.span.end_time_unix_nano <= batch.span.end_time_unix_nano
+
+
+@pytest.mark.timeout(240)
+def test_concurrent_sampled_requests_each_reach_the_forward_pass_in_their_own_trace(
+    traced: Traced,
+) -> None:
+    """The gateway shares a backend call among requests that wait for one, but not
+    those whose traces are recorded: each of these calls alone, so that the service's
+    spans join its own trace."""
+    trace_ids = [f"{n:02x}" * 16 for n in range(1, 13)]
+
+    async def send_all() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=traced.gateway.url, timeout=60) as http:
+            return await asyncio.gather(
+                *(
+                    http.post(
+                        "/v1/classify",
+                        json={"texts": [f"text {n} of a traced burst"]},
+                        headers={
+                            "Authorization": f"Bearer {traced.key}",
+                            "traceparent": f"00-{trace_id}-{CALLER_SPAN}-01",
+                        },
+                    )
+                    for n, trace_id in enumerate(trace_ids)
+                )
+            )
+
+    replies = asyncio.run(send_all())
+    assert all(reply.status_code == 200 for reply in replies), [r.text for r in replies]
+
+    def reached(spans: list[ReceivedSpan], trace_id: str) -> bool:
+        names = one_trace(spans, trace_id)
+        return "forward" in names and len(names.get(RPC, [])) == 2
+
+    spans = traced.sink.wait_for(lambda got: all(reached(got, t) for t in trace_ids))
+    for trace_id in trace_ids:
+        calls = one_trace(spans, trace_id)[RPC]
+        (client,) = [s for s in calls if s.service == "switchyard-gateway"]
+        (server,) = [s for s in calls if s.service == "switchyard-classifier"]
+        assert server.parent_id == client.span_id
 
 
 @pytest.mark.timeout(240)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from gateway.backends.coalescer import Coalescer
 from gateway.backends.settings import BackendSettings
 from gateway.errors.refusals import Unavailable
 from switchyard.client.aio import AsyncClassifierClient, AsyncNerClient, AsyncSummarizerClient
@@ -46,6 +47,8 @@ class Endpoint:
     service: str
     address: str
     client: ServiceClient
+    coalescer: Coalescer
+    """Shares this backend's unary calls among the requests waiting for one."""
     added: bool = False
     """Registered by an operator at run time (else from the settings)."""
     models: list[models_pb2.ModelInfo] = field(default_factory=list)
@@ -60,7 +63,8 @@ class Endpoint:
             stream_timeout_s=settings.stream_timeout_s,
             tls=settings.backend_tls(),
         )
-        return cls(service, address, client, added)
+        coalescer = Coalescer(settings.coalesce_max_in_flight, settings.coalesce_max_texts)
+        return cls(service, address, client, coalescer, added)
 
     @property
     def name(self) -> str:

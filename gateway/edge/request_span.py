@@ -116,6 +116,15 @@ def client_metadata(rpc: str, address: str, metadata: Metadata) -> Metadata:
     return tuple([(key, sent if key == "traceparent" else value) for key, value in metadata])
 
 
+def recorded_call() -> bool:
+    """Whether the request's latest backend call has a recorded client span (traces on,
+    the request sampled)."""
+    if not telemetry.ENABLED:
+        return False
+    spans = request_context.current().backend_spans
+    return bool(spans) and spans is not None and spans[-1].is_recording()
+
+
 @functools.lru_cache(maxsize=256)  # the same few per backend, made once (spans copy them)
 def _call_attributes(rpc: str, address: str) -> dict[str, str | int]:
     service, _, method = rpc.rpartition("/")

@@ -29,8 +29,21 @@ from gateway.routes.schemas import (
     NerAnswer,
     NerBody,
 )
+from gateway.routes.shared_calls import (
+    Answered,
+    Metadata,
+    Reply,
+    per_text,
+    shared_call,
+    version_of,
+)
+from switchyard.classifier.v1 import classifier_pb2
+from switchyard.ner.v1 import ner_pb2
 
 router = APIRouter(prefix="/v1", tags=["models"])
+
+Classified = Answered[classifier_pb2.Classification]
+Found = Answered[ner_pb2.EntityList]
 
 REFUSALS = refusals(*CALLER, *JSON_BODY, *MODEL_CALL)
 
@@ -66,20 +79,20 @@ async def classify(request: Request, state: State) -> object:
     call = ModelCall("classifier", model, version_pin(request), texts, f"top_k={body.top_k}")
     plan = await plan_call(request, state, call)
 
+    async def send(texts: list[str], timeout_s: float, metadata: Metadata) -> list[Classified]:
+        classifier = plan.endpoint.classifier
+        reply = await classifier.classify(
+            texts, top_k=body.top_k, timeout_s=timeout_s, metadata=metadata, **version_of(plan)
+        )
+        return per_text(reply)
+
     async def compute(positions: list[int] | None) -> tuple[list[Classification], str]:
         wanted = texts if positions is None else [texts[p] for p in positions]
-        reply = await call_backend(
+        answered = await call_backend(
             "classifier",
-            plan.endpoint.classifier.classify(
-                wanted,
-                model=plan.target.model,
-                version=plan.target.version,
-                top_k=body.top_k,
-                request_id=plan.request_id,
-                timeout_s=plan.timeout_s,
-                metadata=plan.call_metadata(rpc_names.CLASSIFY),
-            ),
+            shared_call(plan, rpc_names.CLASSIFY, body.top_k, wanted, send),
         )
+        reply = Reply(answered)
         request_context.current().answered_by(reply.model, reply.version)
         shadow = stable_call(plan, "classifier", reply.version)
         plan.state.shadow.classify(shadow, wanted, reply.results)
@@ -121,19 +134,19 @@ async def ner(request: Request, state: State) -> object:
     texts = body.all_texts()
     plan = await plan_call(request, state, ModelCall("ner", model, version_pin(request), texts))
 
+    async def send(texts: list[str], timeout_s: float, metadata: Metadata) -> list[Found]:
+        ner = plan.endpoint.ner
+        reply = await ner.extract_entities(
+            texts, timeout_s=timeout_s, metadata=metadata, **version_of(plan)
+        )
+        return per_text(reply)
+
     async def compute(positions: list[int] | None) -> tuple[list[EntityList], str]:
         wanted = texts if positions is None else [texts[p] for p in positions]
-        reply = await call_backend(
-            "ner",
-            plan.endpoint.ner.extract_entities(
-                wanted,
-                model=plan.target.model,
-                version=plan.target.version,
-                request_id=plan.request_id,
-                timeout_s=plan.timeout_s,
-                metadata=plan.call_metadata(rpc_names.EXTRACT_ENTITIES),
-            ),
+        answered = await call_backend(
+            "ner", shared_call(plan, rpc_names.EXTRACT_ENTITIES, 0, wanted, send)
         )
+        reply = Reply(answered)
         results = [
             EntityList(
                 entities=[
