@@ -68,9 +68,10 @@ def request(
     texts: Sequence[str],
     timeout_s: float = 60.0,
     metadata: Metadata = (),
+    joined: Callable[[Metadata], None] | None = None,
 ) -> asyncio.Task[list[str]]:
     send: Callable[[list[str], float, Metadata], Awaitable[Sequence[str]]] = backend.send
-    return asyncio.ensure_future(coalescer.call(KEY, texts, timeout_s, metadata, send))
+    return asyncio.ensure_future(coalescer.call(KEY, texts, timeout_s, metadata, send, joined))
 
 
 async def in_one_call(
@@ -93,8 +94,21 @@ async def test_requests_that_wait_share_the_next_call_each_getting_its_own_resul
     backend, coalescer = Backend(), Coalescer(max_in_flight=1, max_texts=32)
     first = request(coalescer, backend, ["a"], metadata=(("x-request-id", "first"),))
     await until(lambda: len(backend.calls) == 1)
-    second = request(coalescer, backend, ["b1", "b2"], metadata=(("x-request-id", "second"),))
-    third = request(coalescer, backend, ["c"], metadata=(("x-request-id", "third"),))
+    told: dict[str, Metadata] = {}
+    second = request(
+        coalescer,
+        backend,
+        ["b1", "b2"],
+        metadata=(("x-request-id", "second"),),
+        joined=lambda carrier: told.update(second=carrier),
+    )
+    third = request(
+        coalescer,
+        backend,
+        ["c"],
+        metadata=(("x-request-id", "third"),),
+        joined=lambda carrier: told.update(third=carrier),
+    )
     await until(lambda: coalescer.waiting() == 2)
     assert len(backend.calls) == 1  # they wait for the call in flight
 
@@ -104,6 +118,7 @@ async def test_requests_that_wait_share_the_next_call_each_getting_its_own_resul
     shared = backend.calls[1]
     assert shared.texts == ["b1", "b2", "c"]
     assert shared.metadata == (("x-request-id", "second"),)  # the first request's in it
+    assert told == {"third": (("x-request-id", "second"),)}  # told whose call carries it
     backend.answer(1)
     assert await second == ["B1", "B2"]
     assert await third == ["C"]

@@ -23,7 +23,7 @@ from switchyard.redis_server import LocalRedis
 from switchyard.service_table import SERVICES
 from switchyard.summarizer.v1 import summarizer_pb2, summarizer_pb2_grpc
 from tests.conftest import STANDARD_BATCHING, make_key
-from tests.otlp_receiver import ReceivedSpan, SpanSink, grpc_receiver, http_receiver
+from tests.otlp_receiver import ReceivedSpan, SpanSink, grpc_receiver, http_receiver, plain
 from tests.support import GatewayProcess, classifier_process, gateway_process, service_process
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -150,12 +150,12 @@ def test_one_trace_runs_from_the_gateway_to_the_forward_pass(
 
 
 @pytest.mark.timeout(240)
-def test_concurrent_sampled_requests_each_reach_the_forward_pass_in_their_own_trace(
+def test_a_request_that_shared_another_requests_call_links_its_trace_to_that_call(
     traced: Traced,
 ) -> None:
-    """The gateway shares a backend call among requests that wait for one, but not
-    those whose traces are recorded: each of these calls alone, so that the service's
-    spans join its own trace."""
+    """Concurrent requests share backend calls: the service's spans of a shared call are
+    in the trace of the request whose call it is, and the gateway's client span of every
+    other request in it links to that request's client span."""
     trace_ids = [f"{n:02x}" * 16 for n in range(1, 13)]
 
     async def send_all() -> list[httpx.Response]:
@@ -177,16 +177,45 @@ def test_concurrent_sampled_requests_each_reach_the_forward_pass_in_their_own_tr
     replies = asyncio.run(send_all())
     assert all(reply.status_code == 200 for reply in replies), [r.text for r in replies]
 
-    def reached(spans: list[ReceivedSpan], trace_id: str) -> bool:
-        names = one_trace(spans, trace_id)
-        return "forward" in names and len(names.get(RPC, [])) == 2
+    def client_of(spans: list[ReceivedSpan], trace_id: str) -> ReceivedSpan | None:
+        calls = one_trace(spans, trace_id).get(RPC, [])
+        return next((s for s in calls if s.service == "switchyard-gateway"), None)
 
-    spans = traced.sink.wait_for(lambda got: all(reached(got, t) for t in trace_ids))
-    for trace_id in trace_ids:
-        calls = one_trace(spans, trace_id)[RPC]
-        (client,) = [s for s in calls if s.service == "switchyard-gateway"]
-        (server,) = [s for s in calls if s.service == "switchyard-classifier"]
-        assert server.parent_id == client.span_id
+    def served(spans: list[ReceivedSpan], client: ReceivedSpan) -> bool:
+        """The service continued ``client``'s call, and its forward pass was recorded."""
+        names = one_trace(spans, client.trace_id)
+        return "forward" in names and any(
+            s.service == "switchyard-classifier" and s.parent_id == client.span_id
+            for s in names.get(RPC, [])
+        )
+
+    def carrier(spans: list[ReceivedSpan], client: ReceivedSpan) -> ReceivedSpan | None:
+        """The client span of the call that carried ``client``'s request."""
+        if served(spans, client):
+            return client
+        linked = {(link.trace_id.hex(), link.span_id.hex()) for link in client.span.links}
+        return next(
+            (
+                s
+                for s in spans
+                if (s.trace_id, s.span_id) in linked
+                and s.service == "switchyard-gateway"
+                and served(spans, s)
+            ),
+            None,
+        )
+
+    def all_carried(spans: list[ReceivedSpan]) -> bool:
+        clients = [client_of(spans, t) for t in trace_ids]
+        return all(c is not None and carrier(spans, c) is not None for c in clients)
+
+    spans = traced.sink.wait_for(all_carried)
+    clients = [client_of(spans, t) for t in trace_ids]
+    for client in clients:
+        assert client is not None
+        if not served(spans, client):  # its request shared another's call
+            (link,) = client.span.links
+            assert plain(link.attributes[0].value) is True
 
 
 @pytest.mark.timeout(240)

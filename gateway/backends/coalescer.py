@@ -20,7 +20,8 @@ waiting; the shared call is cancelled once every request in it has left). A fail
 the shared call is every request's, except INVALID_ARGUMENT, which one request's texts
 may have caused: then each request is sent again alone and gets its own answer. The
 shared call carries the first request's metadata (request id and trace context), so the
-service's span and log lines of a shared call belong to the first request's trace.
+service's spans and log lines of a shared call are the first request's; the others are
+told that metadata (``joined``), and link their traces to the call's.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class _Request(Generic[R]):
     metadata: Metadata
     send: Send[R]
     answer: asyncio.Future[list[R]]
+    joined: Callable[[Metadata], None] | None
+    """Told the metadata of the call carrying this request when it is another's."""
     call: asyncio.Task[None] | None = None
     """The shared call carrying this request, once it is sent."""
     group: list[_Request[R]] = field(default_factory=list)
@@ -90,6 +93,7 @@ class Coalescer:
         timeout_s: float,
         metadata: Metadata,
         send: Send[R],
+        joined: Callable[[Metadata], None] | None = None,
     ) -> list[R]:
         """The results of ``texts``, from a call of their own or one shared with the other
         requests of the same ``key`` waiting now; a failure is the ``AioRpcError`` of the
@@ -104,7 +108,8 @@ class Coalescer:
             finally:
                 self._done(key, lane)
         loop = asyncio.get_running_loop()
-        request = _Request(texts, loop.time() + timeout_s, metadata, send, loop.create_future())
+        answer: asyncio.Future[list[R]] = loop.create_future()
+        request = _Request(texts, loop.time() + timeout_s, metadata, send, answer, joined)
         lane.waiting.append(request)
         try:
             return await asyncio.wait_for(asyncio.shield(request.answer), timeout_s)
@@ -161,6 +166,9 @@ async def _answer(group: list[_Request[R]]) -> None:
     timeout_s = max(r.deadline for r in group) - asyncio.get_running_loop().time()
     if timeout_s <= 0:  # every request in it has stopped waiting
         return
+    for request in group[1:]:
+        if request.joined is not None:
+            request.joined(group[0].metadata)
     try:
         results = list(await group[0].send(texts, timeout_s, group[0].metadata))
         if len(results) != len(texts):

@@ -14,6 +14,7 @@ which changes how a stream is cancelled when its caller leaves, and costs more.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from contextvars import Token
 
 from opentelemetry import context, propagate, trace
@@ -116,13 +117,22 @@ def client_metadata(rpc: str, address: str, metadata: Metadata) -> Metadata:
     return tuple([(key, sent if key == "traceparent" else value) for key, value in metadata])
 
 
-def recorded_call() -> bool:
-    """Whether the request's latest backend call has a recorded client span (traces on,
-    the request sampled)."""
+def call_linker() -> Callable[[Metadata], None] | None:
+    """For a request whose backend call has a recorded client span: what links that span
+    to the call that carries the request when the call is another request's (whose
+    ``traceparent`` it sends, so that the service's spans are in that trace)."""
     if not telemetry.ENABLED:
-        return False
+        return None
     spans = request_context.current().backend_spans
-    return bool(spans) and spans is not None and spans[-1].is_recording()
+    if not spans or not spans[-1].is_recording():
+        return None
+    span = spans[-1]
+
+    def link(carrier: Metadata) -> None:
+        context = trace.get_current_span(propagate.extract(dict(carrier))).get_span_context()
+        span.add_link(context, {"switchyard.call.shared": True})
+
+    return link
 
 
 @functools.lru_cache(maxsize=256)  # the same few per backend, made once (spans copy them)

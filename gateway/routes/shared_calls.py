@@ -60,13 +60,10 @@ def shared_call(
     send: Callable[[list[str], float, Metadata], Awaitable[list[Answered[T]]]],
 ) -> Awaitable[list[Answered[T]]]:
     """``send`` of ``texts``, alone or with other requests for the same method, version
-    and ``options`` (what else of the request changes the answer), at the same priority;
-    a request whose trace is recorded goes alone."""
+    and ``options`` (what else of the request changes the answer), at the same priority.
+    A recorded trace of a request another request's call carries links to that call."""
     metadata = plan.call_metadata(rpc)
-    if request_span.recorded_call():
-        # A sampled request's call is its own, so that the service's spans (its queue
-        # wait, batch and forward pass) join its trace, as the call's traceparent says.
-        return send(list(texts), plan.timeout_s, metadata)
     low_priority = any(key == PRIORITY_METADATA for key, _ in plan.metadata)
     key = (rpc, plan.target.model, plan.target.version, options, low_priority)
-    return plan.endpoint.coalescer.call(key, texts, plan.timeout_s, metadata, send)
+    joined = request_span.call_linker()
+    return plan.endpoint.coalescer.call(key, texts, plan.timeout_s, metadata, send, joined)
