@@ -236,3 +236,12 @@ async def test_any_other_failure_of_a_shared_call_is_every_requests() -> None:
             await task
         assert failure.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
     assert len(backend.calls) == 2
+
+
+async def test_a_shared_call_that_fails_without_a_status_fails_each_request_alike() -> None:
+    backend = Backend()
+    _, shared = await in_one_call(backend, ["b", "c"])
+    backend.calls[1].answer.set_exception(RuntimeError("the channel broke"))
+    for task in shared:
+        with pytest.raises(RuntimeError, match="the channel broke"):
+            await task

@@ -172,20 +172,22 @@ async def _answer(group: list[_Request[R]]) -> None:
     try:
         results = list(await group[0].send(texts, timeout_s, group[0].metadata))
         if len(results) != len(texts):
-            raise aio.AioRpcError(
-                grpc.StatusCode.INTERNAL,
-                aio.Metadata(),
-                aio.Metadata(),
-                f"{len(results)} results for {len(texts)} texts",
-                None,
+            raise _status(
+                grpc.StatusCode.INTERNAL, f"{len(results)} results for {len(texts)} texts"
             )
     except aio.AioRpcError as error:
         if error.code() is grpc.StatusCode.INVALID_ARGUMENT and len(group) > 1:
             await asyncio.gather(*(_answer([request]) for request in group))
             return
-        for request in group:
-            if not request.answer.done():
-                request.answer.set_exception(error)
+        _fail(group, error)
+        return
+    except asyncio.CancelledError:
+        # Every request in it left (``_forget``), or the gateway is stopping: any still
+        # waiting is told the call did not complete.
+        _fail(group, _status(grpc.StatusCode.UNAVAILABLE, "the shared call was cancelled"))
+        raise
+    except Exception as error:  # not a gRPC status: still each request's failure
+        _fail(group, error)
         return
     start = 0
     for request in group:
@@ -203,12 +205,16 @@ def _forget(request: _Request[R]) -> None:
         call.cancel()
 
 
+def _fail(group: list[_Request[R]], error: BaseException) -> None:
+    for request in group:
+        if not request.answer.done():
+            request.answer.set_exception(error)
+
+
 def _deadline_exceeded() -> aio.AioRpcError:
     """The error a call of the request's own would have ended with."""
-    return aio.AioRpcError(
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        aio.Metadata(),
-        aio.Metadata(),
-        "Deadline Exceeded",
-        None,
-    )
+    return _status(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+
+
+def _status(code: grpc.StatusCode, details: str) -> aio.AioRpcError:
+    return aio.AioRpcError(code, aio.Metadata(), aio.Metadata(), details, None)
