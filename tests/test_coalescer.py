@@ -91,7 +91,8 @@ async def in_one_call(
 
 
 async def test_requests_that_wait_share_the_next_call_each_getting_its_own_results() -> None:
-    backend, coalescer = Backend(), Coalescer(max_in_flight=1, max_texts=32)
+    carried: list[int] = []
+    backend, coalescer = Backend(), Coalescer(max_in_flight=1, max_texts=32, observe=carried.append)
     first = request(coalescer, backend, ["a"], metadata=(("x-request-id", "first"),))
     await until(lambda: len(backend.calls) == 1)
     told: dict[str, Metadata] = {}
@@ -123,6 +124,7 @@ async def test_requests_that_wait_share_the_next_call_each_getting_its_own_resul
     assert await second == ["B1", "B2"]
     assert await third == ["C"]
     assert coalescer.waiting() == 0
+    assert carried == [1, 2]  # requests per call, as the gateway's metrics count them
 
 
 async def test_a_request_that_finds_a_free_call_goes_at_once() -> None:

@@ -95,6 +95,12 @@ async def test_requests_that_arrive_while_calls_run_share_the_next_call(
     assert sorted(seen[2]) == sorted(t for ts in texts[2:] for t in ts)
     start = seen[2].index(texts[3][0])
     assert seen[2][start : start + 2] == texts[3]
+    # The gateway's metrics count requests per backend call: two alone, three together.
+    metrics = (await http.get("/metrics")).text
+    family = "switchyard_gateway_backend_call_requests"
+    assert f'{family}_count{{service="classifier"}} 3.0' in metrics
+    assert f'{family}_sum{{service="classifier"}} 5.0' in metrics
+    assert f'{family}_bucket{{le="2.0",service="classifier"}} 2.0' in metrics
 
 
 async def test_an_invalid_text_fails_its_own_request_not_those_it_shared_a_call_with(

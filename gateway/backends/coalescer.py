@@ -81,9 +81,16 @@ class _Lane(Generic[R]):
 class Coalescer:
     """The lanes of one backend: one per kind of call (``key``)."""
 
-    def __init__(self, max_in_flight: int, max_texts: int) -> None:
+    def __init__(
+        self,
+        max_in_flight: int,
+        max_texts: int,
+        observe: Callable[[int], None] | None = None,
+    ) -> None:
+        """``observe``: told how many requests each call carries."""
         self.max_in_flight = max_in_flight
         self.max_texts = max_texts
+        self.observe = observe
         self._lanes: dict[Hashable, _Lane[Any]] = {}
 
     async def call(
@@ -99,9 +106,11 @@ class Coalescer:
         requests of the same ``key`` waiting now; a failure is the ``AioRpcError`` of the
         call that carried them."""
         if self.max_in_flight == 0 or len(texts) >= self.max_texts:
+            self._observe(1)
             return list(await send(list(texts), timeout_s, metadata))
         lane = self._lanes.setdefault(key, _Lane())
         if lane.in_flight < self.max_in_flight and not lane.waiting:
+            self._observe(1)
             lane.in_flight += 1
             try:
                 return list(await send(list(texts), timeout_s, metadata))
@@ -119,6 +128,10 @@ class Coalescer:
             if not request.answer.done():
                 request.answer.cancel()  # the caller left or its deadline passed
                 _forget(request)
+
+    def _observe(self, requests: int) -> None:
+        if self.observe is not None:
+            self.observe(requests)
 
     def waiting(self) -> int:
         """Requests waiting for a call now, in every lane."""
@@ -154,12 +167,12 @@ class Coalescer:
 
     async def _shared(self, key: Hashable, lane: _Lane[R], group: list[_Request[R]]) -> None:
         try:
-            await _answer(group)
+            await _answer(group, self._observe)
         finally:
             self._done(key, lane)
 
 
-async def _answer(group: list[_Request[R]]) -> None:
+async def _answer(group: list[_Request[R]], observe: Callable[[int], None]) -> None:
     """Send the group's texts as one call; each request gets its own slice of the
     results, or the call's failure."""
     texts = [text for request in group for text in request.texts]
@@ -169,6 +182,7 @@ async def _answer(group: list[_Request[R]]) -> None:
     for request in group[1:]:
         if request.joined is not None:
             request.joined(group[0].metadata)
+    observe(len(group))
     try:
         results = list(await group[0].send(texts, timeout_s, group[0].metadata))
         if len(results) != len(texts):
@@ -177,7 +191,7 @@ async def _answer(group: list[_Request[R]]) -> None:
             )
     except aio.AioRpcError as error:
         if error.code() is grpc.StatusCode.INVALID_ARGUMENT and len(group) > 1:
-            await asyncio.gather(*(_answer([request]) for request in group))
+            await asyncio.gather(*(_answer([request], observe) for request in group))
             return
         _fail(group, error)
         return

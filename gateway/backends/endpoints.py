@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import grpc
@@ -32,6 +33,8 @@ from switchyard.service_table import FULL_NAMES, SERVICE_NAMES
 log = logging.getLogger(__name__)
 
 SERVICES = SERVICE_NAMES
+SharedCallObserver = Callable[[str, int], None]
+"""Told a backend call's service and how many requests it carries."""
 ServiceClient = AsyncClassifierClient | AsyncNerClient | AsyncSummarizerClient
 _CLIENTS: dict[str, type[ServiceClient]] = {
     "classifier": AsyncClassifierClient,
@@ -56,14 +59,25 @@ class Endpoint:
     healthy: bool = False
 
     @classmethod
-    def open(cls, service: str, address: str, settings: BackendSettings, added: bool) -> Endpoint:
+    def open(
+        cls,
+        service: str,
+        address: str,
+        settings: BackendSettings,
+        added: bool,
+        shared: SharedCallObserver | None = None,
+    ) -> Endpoint:
         client = _CLIENTS[service](
             address,
             timeout_s=settings.request_timeout_s,
             stream_timeout_s=settings.stream_timeout_s,
             tls=settings.backend_tls(),
         )
-        coalescer = Coalescer(settings.coalesce_max_in_flight, settings.coalesce_max_texts)
+        coalescer = Coalescer(
+            settings.coalesce_max_in_flight,
+            settings.coalesce_max_texts,
+            None if shared is None else functools.partial(shared, service),
+        )
         return cls(service, address, client, coalescer, added)
 
     @property
@@ -120,10 +134,13 @@ class Endpoint:
 class Backends:
     """Every backend address the gateway calls, made in the app's lifespan."""
 
-    def __init__(self, settings: BackendSettings) -> None:
+    def __init__(self, settings: BackendSettings, shared: SharedCallObserver | None = None) -> None:
+        """``shared``: told the service and the number of requests of every classify or
+        NER call sent (for metrics)."""
         self.settings = settings
+        self.shared = shared
         self.endpoints: dict[str, list[Endpoint]] = {
-            service: [Endpoint.open(service, a, settings, False) for a in addresses]
+            service: [Endpoint.open(service, a, settings, False, shared) for a in addresses]
             for service in SERVICES
             for addresses in [settings.backends(service)]
         }
@@ -164,7 +181,7 @@ class Backends:
             present = {e.address for e in kept}
             for s, address in added:
                 if s == service and address not in present:
-                    endpoint = Endpoint.open(service, address, self.settings, True)
+                    endpoint = Endpoint.open(service, address, self.settings, True, self.shared)
                     kept.append(endpoint)
                     opened.append(endpoint)
                     present.add(address)

@@ -71,8 +71,19 @@ class GatewayMetrics:
             ["model", "version", "outcome"],
             registry=self.registry,
         )
+        self.shared_calls = Histogram(
+            "switchyard_gateway_backend_call_requests",
+            "Requests each classify or NER backend call carried: more than one when requests"
+            " waited for a call and shared it.",
+            ["service"],
+            buckets=(1, 2, 4, 8, 16, 32),
+            registry=self.registry,
+        )
         self.routing_revision = Gauge(
             "switchyard_gateway_routing_revision",
             "Revision of the routing tables this replica routes with.",
             registry=self.registry,
         )
+
+    def observe_shared_call(self, service: str, requests: int) -> None:
+        self.shared_calls.labels(service).observe(requests)
