@@ -106,7 +106,7 @@ def create_app(settings: GatewaySettings | None = None, drain: Drain | None = No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        backends = Backends(settings, metrics.observe_shared_call)
+        backends = Backends(settings, lambda service: metrics.shared_calls.labels(service).observe)
         stores, client = shared_stores(settings)
         internal = InternalCallers()
         tokens_accepted = bearer_tokens(settings, client, jwt_verifier(settings))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import itertools
 import logging
 from collections.abc import Callable, Iterator
@@ -33,8 +32,8 @@ from switchyard.service_table import FULL_NAMES, SERVICE_NAMES
 log = logging.getLogger(__name__)
 
 SERVICES = SERVICE_NAMES
-SharedCallObserver = Callable[[str, int], None]
-"""Told a backend call's service and how many requests it carries."""
+SharedCallObserver = Callable[[str], Callable[[int], None]]
+"""For a service, what is told how many requests each of its backend calls carries."""
 ServiceClient = AsyncClassifierClient | AsyncNerClient | AsyncSummarizerClient
 _CLIENTS: dict[str, type[ServiceClient]] = {
     "classifier": AsyncClassifierClient,
@@ -76,7 +75,7 @@ class Endpoint:
         coalescer = Coalescer(
             settings.coalesce_max_in_flight,
             settings.coalesce_max_texts,
-            None if shared is None else functools.partial(shared, service),
+            None if shared is None else shared(service),
         )
         return cls(service, address, client, coalescer, added)
 
@@ -135,8 +134,8 @@ class Backends:
     """Every backend address the gateway calls, made in the app's lifespan."""
 
     def __init__(self, settings: BackendSettings, shared: SharedCallObserver | None = None) -> None:
-        """``shared``: told the service and the number of requests of every classify or
-        NER call sent (for metrics)."""
+        """``shared``: for a service, what is told the number of requests of every
+        classify or NER call sent to it (for metrics)."""
         self.settings = settings
         self.shared = shared
         self.endpoints: dict[str, list[Endpoint]] = {

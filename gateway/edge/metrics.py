@@ -84,6 +84,3 @@ class GatewayMetrics:
             "Revision of the routing tables this replica routes with.",
             registry=self.registry,
         )
-
-    def observe_shared_call(self, service: str, requests: int) -> None:
-        self.shared_calls.labels(service).observe(requests)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from gateway.backends import rpc_names
+from gateway.backends.coalescer import Metadata
 from gateway.cache.prediction import cached_results
 from gateway.edge import request_context
 from gateway.pipeline import ModelCall, PlannedCall, call_backend, plan_call, stable_call
@@ -31,7 +32,6 @@ from gateway.routes.schemas import (
 )
 from gateway.routes.shared_calls import (
     Answered,
-    Metadata,
     Reply,
     per_text,
     shared_call,

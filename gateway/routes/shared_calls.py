@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, Protocol, TypeVar
 
+from gateway.backends.coalescer import Metadata
 from gateway.edge import request_span
 from gateway.pipeline import PRIORITY_METADATA, PlannedCall
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
-Metadata = tuple[tuple[str, str], ...]
 Answered = tuple[T, str, str]
 """One text's result, with the model and the version that answered the call carrying it."""
 
